@@ -1,0 +1,56 @@
+/**
+ * The host seams every OS-touching component receives: the Executor that runs programs and
+ * the host root under which `/sys`, `/dev`, `/etc` and `/run` are read, plus the logger and
+ * the lock manager. Unit tests pass a {@link RecordingExecutor} and a fixture tree; the lab and
+ * production pass a {@link ProcessExecutor} and `/`.
+ *
+ * @module
+ */
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { Executor } from '../exec/executor.js';
+import { ProcessExecutor } from '../exec/executor.js';
+import { silentLogger, type Logger } from '../log.js';
+import { LockManager } from './lock.js';
+
+/** The injected seams. */
+export interface HostContext {
+  /** Runs programs. */
+  executor: Executor;
+  /** Filesystem root for `/sys`, `/dev`, `/etc`, `/run` reads and sysfs writes. `/` in production. */
+  hostRoot: string;
+  /** Structured logger (secrets redacted). */
+  logger: Logger;
+  /** Named cross-process locks. */
+  locks: LockManager;
+}
+
+/** Options for {@link createHostContext}; every field defaults to the real host. */
+export interface HostContextOptions {
+  executor?: Executor;
+  rootHelper?: readonly string[];
+  hostRoot?: string;
+  logger?: Logger;
+  /** Lock directory; default `$TMPDIR/brick-locks` (os-brick's `lock_path` plays this role). */
+  lockPath?: string;
+  locks?: LockManager;
+}
+
+/** A {@link HostContext} with real defaults for whatever is not given. */
+export function createHostContext(options: HostContextOptions = {}): HostContext {
+  const logger = options.logger ?? silentLogger;
+  return {
+    executor: options.executor ?? new ProcessExecutor({ rootHelper: options.rootHelper ?? [], logger }),
+    hostRoot: options.hostRoot ?? '/',
+    logger,
+    locks: options.locks ?? new LockManager(options.lockPath ?? join(tmpdir(), 'brick-locks')),
+  };
+}
+
+/**
+ * The path of absolute host path `p` under `hostRoot`: `hostPath('/fixture', '/sys/class')` is
+ * `/fixture/sys/class`; with root `/` it is `p` itself.
+ */
+export function hostPath(hostRoot: string, p: string): string {
+  return hostRoot === '/' || hostRoot === '' ? p : join(hostRoot, p);
+}

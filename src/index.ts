@@ -1,0 +1,23 @@
+/**
+ * Brick's public API.
+ *
+ * @module
+ */
+export * from './errors.js';
+export * from './log.js';
+export * from './exec/executor.js';
+export * from './exec/recording.js';
+export * from './exec/mask.js';
+export * from './host/context.js';
+export * from './host/lock.js';
+export * from './host/retry.js';
+export * from './host/loop.js';
+export * from './host/blockdev.js';
+export * from './initiator/connector.js';
+export * from './initiator/factory.js';
+export * from './initiator/properties.js';
+export * from './initiator/connectors/index.js';
+export * from './drivers/driver.js';
+export * from './drivers/registry.js';
+export * from './persistence/store.js';
+export * from './persistence/memory.js';

@@ -1,0 +1,7 @@
+/**
+ * Imports every connector module so that each registers itself with the factory.
+ * Add one line per protocol.
+ *
+ * @module
+ */
+import './local.js';

@@ -1,0 +1,65 @@
+/**
+ * The connector factory: os-brick's `InitiatorConnector.factory(protocol, root_helper, ...)`.
+ *
+ * Protocols are keyed by os-brick's upper-case names. Each connector module registers itself
+ * here with {@link registerConnector}; `connectors/index.ts` imports them all, so importing the
+ * package makes every protocol available.
+ *
+ * @module
+ */
+import { ProtocolNotSupportedError } from '../errors.js';
+import { createHostContext, type HostContext } from '../host/context.js';
+import type { Connector, ConnectorOptions } from './connector.js';
+
+/** Builds a connector from resolved options and host seams. */
+export type ConnectorConstructor = (options: ResolvedConnectorOptions, host: HostContext) => Connector;
+
+/** {@link ConnectorOptions} with defaults applied. */
+export interface ResolvedConnectorOptions extends ConnectorOptions {
+  useMultipath: boolean;
+  deviceScanAttempts: number;
+  protocol: string;
+}
+
+const registry = new Map<string, ConnectorConstructor>();
+const aliases = new Map<string, string>();
+
+/**
+ * Register `ctor` for protocol `name` (upper case) and its aliases (e.g. `NVME` for `NVMEOF`).
+ * Registering a name twice replaces the earlier one (tests use this to inject fakes).
+ */
+export function registerConnector(name: string, ctor: ConnectorConstructor, aliasNames: readonly string[] = []): void {
+  registry.set(name.toUpperCase(), ctor);
+  for (const a of aliasNames) aliases.set(a.toUpperCase(), name.toUpperCase());
+}
+
+/** The protocol names (and aliases) the factory knows, sorted. */
+export function knownProtocols(): string[] {
+  return [...registry.keys(), ...aliases.keys()].sort();
+}
+
+/** The canonical protocol for `name` (alias resolved, upper case), or undefined. */
+export function canonicalProtocol(name: string): string | undefined {
+  const up = name.toUpperCase();
+  if (registry.has(up)) return up;
+  const a = aliases.get(up);
+  return a && registry.has(a) ? a : undefined;
+}
+
+/**
+ * A connector for `protocol` (case-insensitive, aliases accepted).
+ * @param protocol os-brick protocol name: `LOCAL`, `ISCSI`, `ISER`, `FIBRE_CHANNEL`, `NVMEOF`/`NVME`, `AOE`, ...
+ * @throws {@link ProtocolNotSupportedError} (field `protocol`) for an unknown name
+ * @throws {@link InvalidInputError} for a bad `deviceScanAttempts`
+ */
+export function connectorFor(protocol: string, options: ConnectorOptions = {}): Connector {
+  const canonical = typeof protocol === 'string' ? canonicalProtocol(protocol) : undefined;
+  if (!canonical) throw new ProtocolNotSupportedError('protocol', String(protocol), knownProtocols());
+  const attempts = options.deviceScanAttempts ?? 3;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new ProtocolNotSupportedError('deviceScanAttempts', String(attempts), ['a positive integer']);
+  }
+  const host = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.host });
+  const resolved: ResolvedConnectorOptions = { ...options, useMultipath: options.useMultipath ?? false, deviceScanAttempts: attempts, protocol: canonical };
+  return registry.get(canonical)!(resolved, host);
+}
