@@ -1,0 +1,7 @@
+/**
+ * Imports every driver module so that each registers itself with the driver registry.
+ * Add one line per driver.
+ *
+ * @module
+ */
+export {};
