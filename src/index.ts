@@ -21,3 +21,7 @@ export * from './drivers/driver.js';
 export * from './drivers/registry.js';
 export * from './persistence/store.js';
 export * from './persistence/memory.js';
+export * from './drivers/index.js';
+export * from './drivers/file/driver.js';
+export * from './host/copy.js';
+export * from './library/index.js';

@@ -4,4 +4,4 @@
  *
  * @module
  */
-export {};
+import './file/driver.js';

@@ -1,0 +1,7 @@
+/**
+ * The cinderlib-shaped object API.
+ *
+ * @module
+ */
+export * from './context.js';
+export * from './objects.js';
