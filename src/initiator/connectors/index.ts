@@ -5,3 +5,4 @@
  * @module
  */
 import './local.js';
+import './nvmeof.js';

@@ -1,0 +1,510 @@
+/**
+ * The `NVMEOF` connector (alias `NVME`): NVMe over Fabrics (TCP, RDMA) through nvme-cli and sysfs.
+ *
+ * Follows os-brick's `NVMeOFConnector` (`connectors/nvmeof.py`):
+ * - connection properties in the new form (`target_nqn`, `portals` as `[address, port,
+ *   transport]`, `vol_uuid`, `volume_nguid`, `ns_id`, `host_nqn`) or the legacy single-portal
+ *   form (`nqn`, `target_portal`, `target_port`, `transport_type`); transport `rdma` or
+ *   `RoCEv2` means RDMA, anything else TCP;
+ * - portals already live are rescanned (`nvme ns-rescan`, targets may not send an AER),
+ *   missing ones connected with `nvme connect ... -Q 128 -l -1`;
+ * - with multipath requested and native NVMe multipath on (`nvme_core multipath=Y`) every
+ *   portal is connected (in parallel here); without multipath the first portal that connects is
+ *   enough; with multipath requested but native multipath off every portal is connected and the
+ *   device-mapper map multipathd builds over the namespace paths is returned;
+ * - the namespace is found in sysfs by `uuid`, then `nguid`, then `nsid`;
+ * - disconnect flushes the device and disconnects only the controllers that carry no other
+ *   namespace (os-brick bug 1961102).
+ *
+ * Differences from os-brick: the lock is per subsystem NQN (`nvmeof-<nqn>`), not one host-wide
+ * `connect_volume` lock; controllers this call created are disconnected again when the
+ * namespace does not show up; replicated (MD RAID) volumes are refused rather than assembled.
+ *
+ * @module
+ */
+import { realpath, readdir, readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import {
+  BrickError,
+  InvalidInputError,
+  TargetPortalLoginError,
+  VolumeDeviceNotFoundError,
+  VolumePathNotRemovedError,
+  ExtendError,
+} from '../../errors.js';
+import type { HostContext } from '../../host/context.js';
+import { hostPath } from '../../host/context.js';
+import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
+import { waitFor } from '../../host/retry.js';
+import {
+  controllerMatches,
+  dmHolderOf,
+  dmNameOf,
+  listNvmeControllers,
+  namespacesOf,
+  namespaceHeadName,
+  nativeNvmeMultipathEnabled,
+  normaliseNvmeId,
+  nvmeConnect,
+  nvmeDisconnectController,
+  nvmeNsRescan,
+  parseIdNsSize,
+  selectNamespace,
+  type NvmeController,
+  type NvmeNamespace,
+  type NvmePortal,
+} from '../../host/nvme.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
+
+/** Validated NVMe-oF connection properties. */
+export interface NvmeofTarget {
+  /** Subsystem NQN (`target_nqn`, legacy `nqn`). */
+  nqn: string;
+  portals: NvmePortal[];
+  /** `vol_uuid`: the namespace UUID. */
+  volUuid?: string;
+  /** `volume_nguid`: the namespace GUID (32 hex digits, dashes allowed). */
+  volumeNguid?: string;
+  /** `ns_id`: the namespace id. */
+  nsId?: number;
+  /** `host_nqn`: the host NQN to connect as. */
+  hostNqn?: string;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+function optString(props: ConnectionProperties, key: string): string | undefined {
+  const v = props[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new InvalidInputError(key, `must be a string, got ${typeof v}`);
+  return v;
+}
+
+function parsePort(field: string, v: unknown): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidInputError(field, `must be a port number 1-65535, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function parseTransport(field: string, v: unknown): 'tcp' | 'rdma' {
+  if (v === undefined || v === null) return 'tcp';
+  if (typeof v !== 'string') throw new InvalidInputError(field, `must be a string, got ${typeof v}`);
+  // os-brick: 'rdma' and 'RoCEv2' mean RDMA; anything else ('tcp', 'TCP', 'nvmeof') means TCP.
+  return /^(rdma|rocev2)$/i.test(v) ? 'rdma' : 'tcp';
+}
+
+function parseAddress(field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.trim() === '' || /[\s,]/.test(v.trim())) throw new InvalidInputError(field, `must be a host address, got ${JSON.stringify(v)}`);
+  return v.trim();
+}
+
+/**
+ * Validate NVMe-oF connection properties (new or legacy form) without touching the host.
+ * @throws {@link InvalidInputError} naming the offending key (`target_nqn`, `portals[1][1]`, `vol_uuid`, ...)
+ */
+export function parseNvmeofProperties(props: ConnectionProperties): NvmeofTarget {
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) throw new InvalidInputError('connection_properties', 'must be an object');
+  const replicas = props.volume_replicas;
+  if ((Array.isArray(replicas) && replicas.length > 1) || (typeof props.replica_count === 'number' && props.replica_count > 1)) {
+    throw new InvalidInputError('volume_replicas', 'replicated (MD RAID) NVMe-oF volumes are not supported');
+  }
+  const single = Array.isArray(replicas) && replicas.length === 1 && replicas[0] && typeof replicas[0] === 'object' ? { ...props, ...(replicas[0] as object) } : props;
+  let nqn: string | undefined;
+  let portals: NvmePortal[];
+  if (single.target_nqn !== undefined || single.portals !== undefined) {
+    nqn = optString(single, 'target_nqn');
+    if (!nqn) throw new InvalidInputError('target_nqn', 'is required');
+    const raw = single.portals;
+    if (!Array.isArray(raw) || raw.length === 0) throw new InvalidInputError('portals', 'must be a non-empty list of [address, port, transport]');
+    portals = raw.map((p, i) => {
+      if (!Array.isArray(p) || p.length < 2) throw new InvalidInputError(`portals[${i}]`, 'must be [address, port, transport]');
+      return { address: parseAddress(`portals[${i}][0]`, p[0]), port: parsePort(`portals[${i}][1]`, p[1]), transport: parseTransport(`portals[${i}][2]`, p[2]) };
+    });
+  } else {
+    nqn = optString(single, 'nqn');
+    if (!nqn) throw new InvalidInputError('target_nqn', 'is required (or the legacy nqn)');
+    portals = [{
+      address: parseAddress('target_portal', single.target_portal),
+      port: parsePort('target_port', single.target_port ?? 4420),
+      transport: parseTransport('transport_type', single.transport_type),
+    }];
+  }
+  if (!/^nqn\.\d{4}-\d{2}\.[^:\s]+(:\S+)?$/.test(nqn) || nqn.length > 223) throw new InvalidInputError(single.target_nqn !== undefined ? 'target_nqn' : 'nqn', `${JSON.stringify(nqn)} is not an NVMe qualified name`);
+  const seen = new Set<string>();
+  portals = portals.filter((p) => {
+    const k = `${p.transport}|${p.address}|${p.port}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  const out: NvmeofTarget = { nqn, portals };
+  const uuid = optString(single, 'vol_uuid');
+  if (uuid !== undefined) {
+    if (!UUID_RE.test(uuid)) throw new InvalidInputError('vol_uuid', `${JSON.stringify(uuid)} is not a UUID`);
+    out.volUuid = uuid.toLowerCase();
+  }
+  const nguid = optString(single, 'volume_nguid');
+  if (nguid !== undefined) {
+    if (!/^[0-9a-f]{32}$/i.test(normaliseNvmeId(nguid))) throw new InvalidInputError('volume_nguid', `${JSON.stringify(nguid)} is not a 32-hex-digit NGUID`);
+    out.volumeNguid = normaliseNvmeId(nguid);
+  }
+  const nsid = single.ns_id;
+  if (nsid !== undefined && nsid !== null && nsid !== '') {
+    const n = typeof nsid === 'string' && /^\d+$/.test(nsid) ? Number(nsid) : nsid;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 0xfffffffe) throw new InvalidInputError('ns_id', `must be a namespace id 1-4294967294, got ${JSON.stringify(nsid)}`);
+    out.nsId = n;
+  }
+  const hostNqn = optString(single, 'host_nqn');
+  if (hostNqn !== undefined) {
+    if (!/^nqn\.\S+$/.test(hostNqn)) throw new InvalidInputError('host_nqn', `${JSON.stringify(hostNqn)} is not an NVMe qualified name`);
+    out.hostNqn = hostNqn;
+  }
+  return out;
+}
+
+/** Tunables of the NVMe-oF connector (ms). */
+export interface NvmeofTimings {
+  /** How long one scan attempt waits for the namespace before rescanning. Default 4 000. */
+  namespaceWaitMs: number;
+  /** How long to wait for a reconnecting controller to go live (os-brick: 10 s + reconnect_delay). Default 20 000. */
+  reconnectWaitMs: number;
+  /** How long to wait for dm-multipath to build a map over the paths (native multipath off). Default 10 000. */
+  dmWaitMs: number;
+}
+
+/** Connector for NVMe over Fabrics volumes. */
+export class NvmeofConnector implements Connector {
+  readonly protocol = 'NVMEOF';
+  private readonly timings: NvmeofTimings;
+
+  constructor(
+    private readonly host: HostContext,
+    private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<NvmeofTimings> },
+  ) {
+    this.timings = { namespaceWaitMs: 4_000, reconnectWaitMs: 20_000, dmWaitMs: 10_000, ...(options.timings ?? {}) };
+  }
+
+  private lockName(t: NvmeofTarget): string {
+    return `nvmeof-${t.nqn}`;
+  }
+
+  private async ourControllers(t: NvmeofTarget): Promise<NvmeController[]> {
+    return (await listNvmeControllers(this.host)).filter((c) => t.portals.some((p) => controllerMatches(c, t.nqn, p)));
+  }
+
+  private async hostNqnFor(t: NvmeofTarget): Promise<string | undefined> {
+    if (t.hostNqn) return t.hostNqn;
+    try {
+      const v = (await readFile(hostPath(this.host.hostRoot, '/etc/nvme/hostnqn'), 'utf8')).trim();
+      return v || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Connect the target's portals and return `{ type: 'block', path: '/dev/nvmeXnY', nqn, nsid, uuid?, nguid? }`
+   * (or the dm-multipath device with `multipath_id` when native multipath is off and multipath is on).
+   * @throws {@link InvalidInputError} for bad properties, before anything runs
+   * @throws {@link TargetPortalLoginError} when no portal connects
+   * @throws {@link VolumeDeviceNotFoundError} when the namespace does not appear (controllers this call created are disconnected first)
+   */
+  async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
+    const t = parseNvmeofProperties(properties);
+    return this.host.locks.withLock(this.lockName(t), () => this.connectLocked(t));
+  }
+
+  private async connectLocked(t: NvmeofTarget): Promise<DeviceInfo> {
+    const log = this.host.logger;
+    const native = await nativeNvmeMultipathEnabled(this.host);
+    const connectAll = this.options.useMultipath;
+    const hostnqn = await this.hostNqnFor(t);
+    const before = await this.ourControllers(t);
+    const beforeNames = new Set(before.map((c) => c.name));
+    const portalErrors: { portal: string; error: string }[] = [];
+    const connectOne = async (p: NvmePortal): Promise<boolean> => {
+      const existing = before.find((c) => controllerMatches(c, t.nqn, p));
+      if (existing) {
+        if (existing.state === 'live') {
+          await nvmeNsRescan(this.host, existing.name).catch((e: unknown) => log.debug({ err: (e as Error).message, controller: existing.name }, 'ns-rescan failed'));
+          return true;
+        }
+        return false; // connecting / resetting: the kernel is already reconnecting it
+      }
+      try {
+        await nvmeConnect(this.host, t.nqn, p, hostnqn ? { hostnqn } : {});
+        return true;
+      } catch (e) {
+        portalErrors.push({ portal: `${p.address}:${p.port}`, error: (e as Error).message });
+        log.warn({ portal: `${p.address}:${p.port}`, nqn: t.nqn, err: (e as Error).message }, 'nvme connect failed');
+        return false;
+      }
+    };
+    let anyUp = false;
+    if (connectAll) {
+      const results = await Promise.all(t.portals.map(connectOne));
+      anyUp = results.some(Boolean);
+    } else {
+      for (const p of t.portals) {
+        if (await connectOne(p)) {
+          anyUp = true;
+          break;
+        }
+      }
+    }
+    const created = async () => (await this.ourControllers(t)).filter((c) => !beforeNames.has(c.name)).map((c) => c.name);
+    const cleanup = async () => {
+      for (const name of await created()) {
+        await nvmeDisconnectController(this.host, name).catch((e: unknown) => log.warn({ controller: name, err: (e as Error).message }, 'cleanup: nvme disconnect failed'));
+      }
+    };
+    try {
+      if (!anyUp) {
+        // Only reconnecting controllers (os-brick bug 2035695): give one of them time to come back.
+        if (before.some((c) => c.state !== 'live' && c.state !== 'deleting')) {
+          await waitFor(async () => (await this.ourControllers(t)).some((c) => c.state === 'live'), {
+            timeoutMs: this.timings.reconnectWaitMs,
+            description: `a reconnecting controller of ${t.nqn} to go live`,
+          }).catch(() => undefined);
+        }
+        if (!(await this.ourControllers(t)).some((c) => c.state === 'live')) {
+          throw new TargetPortalLoginError(`no portal of ${t.nqn} could be connected`, { field: 'portals', details: { nqn: t.nqn, portals: portalErrors } });
+        }
+      }
+      const ns = await this.waitForNamespace(t);
+      const info: DeviceInfo = { type: 'block', path: `/dev/${ns.name}`, nqn: t.nqn };
+      if (ns.nsid !== undefined) info.nsid = ns.nsid;
+      if (ns.uuid) info.uuid = ns.uuid;
+      if (ns.nguid) info.nguid = ns.nguid;
+      if (this.options.useMultipath && !native) {
+        const dm = await this.waitForDm(t, ns);
+        if (dm) {
+          info.path = `/dev/${dm.dm}`;
+          info.multipath_id = dm.name;
+        } else {
+          log.warn({ nqn: t.nqn, device: ns.name }, 'no dm-multipath map appeared over the NVMe paths; using a single path');
+        }
+      }
+      log.info({ nqn: t.nqn, path: info.path, native_multipath: native }, 'NVMe-oF volume connected');
+      return info;
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  private selector(t: NvmeofTarget) {
+    return { ...(t.volUuid ? { uuid: t.volUuid } : {}), ...(t.volumeNguid ? { nguid: t.volumeNguid } : {}), ...(t.nsId !== undefined ? { nsid: t.nsId } : {}) };
+  }
+
+  private async findNamespace(t: NvmeofTarget): Promise<{ ns?: NvmeNamespace; all: NvmeNamespace[]; controllers: NvmeController[] }> {
+    const controllers = await this.ourControllers(t);
+    const all = await namespacesOf(this.host, controllers);
+    const ns = selectNamespace(all, this.selector(t));
+    if (ns && !(await this.exists(`/dev/${ns.name}`))) return { all, controllers };
+    return ns ? { ns, all, controllers } : { all, controllers };
+  }
+
+  private async exists(p: string): Promise<boolean> {
+    try {
+      await realpath(hostPath(this.host.hostRoot, p));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async waitForNamespace(t: NvmeofTarget): Promise<NvmeNamespace> {
+    const attempts = Math.max(1, this.options.deviceScanAttempts);
+    let seen: NvmeNamespace[] = [];
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        return await waitFor(async () => {
+          const r = await this.findNamespace(t);
+          seen = r.all;
+          return r.ns;
+        }, { timeoutMs: this.timings.namespaceWaitMs, description: `namespace of ${t.nqn}` });
+      } catch {
+        if (attempt < attempts) {
+          for (const c of await this.ourControllers(t)) {
+            if (c.state === 'live') await nvmeNsRescan(this.host, c.name).catch(() => undefined);
+          }
+        }
+      }
+    }
+    const wanted = this.selector(t);
+    throw new VolumeDeviceNotFoundError(`no namespace of ${t.nqn} matches ${JSON.stringify(wanted)} (seen: ${seen.map((n) => `${n.name} nsid=${n.nsid} uuid=${n.uuid ?? '-'}`).join(', ') || 'none'})`, {
+      field: t.volUuid ? 'vol_uuid' : t.volumeNguid ? 'volume_nguid' : 'ns_id',
+      details: { nqn: t.nqn, wanted, seen: seen.map((n) => n.name) },
+    });
+  }
+
+  /** With native multipath off: every path of the volume is its own nvmeXnY; wait for multipathd's map over them. */
+  private async waitForDm(t: NvmeofTarget, ns: NvmeNamespace): Promise<{ dm: string; name: string } | undefined> {
+    try {
+      return await waitFor(async () => {
+        const r = await this.findNamespace(t);
+        const same = r.all.filter((n) => n.name === ns.name || (ns.wwid !== undefined && n.wwid === ns.wwid) || (ns.uuid !== undefined && n.uuid === ns.uuid));
+        for (const n of same) {
+          const dm = await dmHolderOf(this.host, n.name);
+          if (dm) return { dm, name: (await dmNameOf(this.host, dm)) ?? dm };
+        }
+        return undefined;
+      }, { timeoutMs: this.timings.dmWaitMs, description: `a dm-multipath map over ${ns.name}` });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Flush the volume's device and disconnect the controllers of this subsystem (on the given
+   * portals) that carry no other namespace. Succeeds when nothing is connected.
+   * With `force`, a failed flush does not stop the disconnect; with `ignoreErrors`, failures are logged, not thrown.
+   * @throws {@link InvalidInputError} for bad properties
+   * @throws {@link VolumePathNotRemovedError} listing what failed
+   */
+  async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
+    const t = parseNvmeofProperties(properties);
+    await this.host.locks.withLock(this.lockName(t), () => this.disconnectLocked(t, deviceInfo, properties, options));
+  }
+
+  private async slavesOf(dm: string): Promise<string[]> {
+    try {
+      return await readdir(hostPath(this.host.hostRoot, `/sys/block/${dm}/slaves`));
+    } catch {
+      return [];
+    }
+  }
+
+  private async disconnectLocked(t: NvmeofTarget, deviceInfo: DeviceInfo | null, props: ConnectionProperties, options: DisconnectOptions): Promise<void> {
+    const log = this.host.logger;
+    const errors: string[] = [];
+    const { ns, all, controllers } = await this.findNamespace(t);
+    const given = typeof deviceInfo?.path === 'string' ? deviceInfo.path : typeof props.device_path === 'string' ? props.device_path : undefined;
+    let device: string | undefined;
+    if (given) {
+      try {
+        device = basename(await realpath(hostPath(this.host.hostRoot, given)));
+      } catch {
+        device = undefined; // already gone
+      }
+    }
+    // Names of our namespace's block devices (heads or, with dm-multipath, every path).
+    const ours = new Set<string>();
+    let dm: string | undefined;
+    if (device?.startsWith('dm-')) {
+      dm = device;
+      for (const s of await this.slavesOf(dm)) ours.add(s);
+    } else if (device && all.some((n) => n.name === device)) {
+      ours.add(device);
+    } else if (ns) {
+      ours.add(ns.name);
+    }
+    if (!dm && ns && this.options.useMultipath) {
+      for (const n of all.filter((x) => x.name === ns.name || (ns.wwid && x.wwid === ns.wwid))) {
+        ours.add(n.name);
+        dm ??= await dmHolderOf(this.host, n.name);
+      }
+    }
+    if (dm) {
+      const name = (typeof deviceInfo?.multipath_id === 'string' ? deviceInfo.multipath_id : undefined) ?? (await dmNameOf(this.host, dm)) ?? dm;
+      try {
+        await this.host.executor.run(['multipath', '-f', name], { timeoutMs: 300_000 });
+      } catch (e) {
+        errors.push(`multipath -f ${name}: ${(e as Error).message}`);
+        if (!options.force) return this.finish(errors, options, t);
+      }
+    }
+    for (const name of ours) {
+      if (!(await this.exists(`/dev/${name}`))) continue;
+      try {
+        await this.host.executor.run(['blockdev', '--flushbufs', `/dev/${name}`], { timeoutMs: 300_000 });
+      } catch (e) {
+        errors.push(`flush /dev/${name}: ${(e as Error).message}`);
+        if (!options.force) return this.finish(errors, options, t);
+        log.warn({ device: name }, 'flush failed; disconnecting anyway (force)');
+      }
+    }
+    for (const c of controllers) {
+      const others = c.paths.filter((p) => !ours.has(p) && !ours.has(namespaceHeadName(p)));
+      if (others.length > 0) {
+        log.info({ controller: c.name, others }, 'controller carries other namespaces; left connected');
+        continue;
+      }
+      try {
+        await nvmeDisconnectController(this.host, c.name);
+      } catch (e) {
+        errors.push(`nvme disconnect ${c.name}: ${(e as Error).message}`);
+      }
+    }
+    return this.finish(errors, options, t);
+  }
+
+  private finish(errors: string[], options: DisconnectOptions, t: NvmeofTarget): void {
+    if (errors.length === 0) return;
+    const err = new VolumePathNotRemovedError(`disconnecting ${t.nqn} left work undone: ${errors.join('; ')}`, { details: { nqn: t.nqn, errors } });
+    if (options.ignoreErrors) {
+      this.host.logger.warn({ nqn: t.nqn, errors }, 'NVMe-oF disconnect errors ignored');
+      return;
+    }
+    throw err;
+  }
+
+  /**
+   * Rescan the namespace on every live controller and return its new size in bytes, waiting
+   * (bounded, 5 s) for sysfs to show the size the target reports in `nvme id-ns`.
+   * @throws {@link VolumeDeviceNotFoundError} when the namespace is not attached
+   * @throws {@link ExtendError} when the size cannot be read
+   */
+  async extendVolume(properties: ConnectionProperties): Promise<number> {
+    const t = parseNvmeofProperties(properties);
+    return this.host.locks.withLock(`${this.lockName(t)}-extend`, async () => {
+      const { ns, controllers } = await this.findNamespace(t);
+      if (!ns) throw new VolumeDeviceNotFoundError(`the namespace of ${t.nqn} is not attached`, { field: 'target_nqn' });
+      for (const c of controllers) if (c.state === 'live') await nvmeNsRescan(this.host, c.name).catch(() => undefined);
+      let expected: number | undefined;
+      try {
+        const r = await this.host.executor.run(['nvme', 'id-ns', `/dev/${ns.name}`, '-o', 'json'], { timeoutMs: 30_000 });
+        expected = parseIdNsSize(r.stdout);
+      } catch (e) {
+        this.host.logger.debug({ err: (e as Error).message }, 'nvme id-ns failed; using the size sysfs shows');
+      }
+      try {
+        const dev = `/dev/${ns.name}`;
+        if (expected !== undefined) {
+          const want = expected;
+          await waitFor(async () => (await deviceSizeBytes(this.host, dev)) === want, { timeoutMs: 5_000, description: `${dev} to show ${want} bytes` }).catch(() => undefined);
+        }
+        const size = await deviceSizeBytes(this.host, dev);
+        const dm = this.options.useMultipath ? await dmHolderOf(this.host, ns.name) : undefined;
+        if (dm) {
+          const name = (await dmNameOf(this.host, dm)) ?? dm;
+          await this.host.executor.run(['multipathd', 'resize', 'map', name], { timeoutMs: 120_000 });
+          return await deviceSizeBytes(this.host, `/dev/${dm}`);
+        }
+        return size;
+      } catch (e) {
+        if (e instanceof BrickError && e.code === 'EXTEND_FAILED') throw e;
+        throw new ExtendError(`could not read the new size of /dev/${ns.name}: ${(e as Error).message}`, { cause: e });
+      }
+    });
+  }
+
+  /** `['/dev/nvmeXnY']` when the volume's namespace is present, else `[]`. Nothing is connected. */
+  async getVolumePaths(properties: ConnectionProperties): Promise<string[]> {
+    const t = parseNvmeofProperties(properties);
+    const { ns } = await this.findNamespace(t);
+    return ns ? [`/dev/${ns.name}`] : [];
+  }
+
+  async checkValidDevice(path: string): Promise<boolean> {
+    return checkReadable(this.host, path);
+  }
+
+  getSearchPath(): string | null {
+    return '/dev';
+  }
+}
+
+registerConnector('NVMEOF', (o, host) => new NvmeofConnector(host, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<NvmeofTimings> } : {}) }), ['NVME']);
