@@ -6,3 +6,4 @@
  */
 import './local.js';
 import './nvmeof.js';
+import './iscsi.js';
