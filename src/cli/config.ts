@@ -1,0 +1,119 @@
+/**
+ * The `brick` configuration file: YAML or JSON, validated with zod, errors naming the key.
+ *
+ * ```yaml
+ * data_dir: /var/lib/brick          # default: $XDG_DATA_HOME/brick or ~/.local/share/brick
+ * persistence: sqlite:///var/lib/brick/brick.sqlite   # or postgresql://..., memory://, or { storage: ... }
+ * root_helper: sudo -n              # string or argv list; default: none as root, `sudo -n` otherwise
+ * lock_path: /run/brick/locks       # default: <data_dir>/locks
+ * my_ip: 192.0.2.10                 # connector property `ip`
+ * host: node-1                      # connector property `host`
+ * default_backend: lvm1             # used when a command is not given --backend
+ * backends:
+ *   - volume_backend_name: lvm1
+ *     volume_driver: lvm
+ *     volume_group: cinder-volumes
+ * ```
+ *
+ * With no file, one backend is used: the file backend named `default`, whose pool is
+ * `<data_dir>/volumes`.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { join, isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { InvalidConfigError } from '../errors.js';
+import { defaultDataDir, type Env } from '../persistence/factory.js';
+
+const backendSchema = z
+  .object({
+    volume_backend_name: z.string().min(1),
+    volume_driver: z.string().min(1),
+  })
+  .passthrough();
+
+const configSchema = z
+  .object({
+    data_dir: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+    persistence: z.union([z.string().min(1), z.object({ storage: z.enum(['memory', 'sqlite', 'postgresql']) }).passthrough()]).optional(),
+    root_helper: z.union([z.string(), z.array(z.string())]).optional(),
+    lock_path: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+    my_ip: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    default_backend: z.string().min(1).optional(),
+    backends: z.array(backendSchema).min(1).optional(),
+  })
+  .strict();
+
+/** The validated configuration with defaults applied. */
+export interface BrickConfig {
+  /** Where the config came from (a path), or `default`. */
+  source: string;
+  dataDir: string;
+  persistence: string | Record<string, unknown> | undefined;
+  rootHelper: string[] | undefined;
+  lockPath: string;
+  myIp: string | undefined;
+  host: string | undefined;
+  defaultBackend: string;
+  backends: { volume_backend_name: string; volume_driver: string; [k: string]: unknown }[];
+}
+
+/**
+ * Parse and validate configuration text (YAML, of which JSON is a subset).
+ * @throws {@link InvalidConfigError} naming the file and key, e.g. `brick.yaml: backends.0.volume_driver: Required`
+ */
+export function parseConfig(text: string, source: string, env: Env): BrickConfig {
+  let raw: unknown;
+  try {
+    raw = text.trim() === '' ? {} : parseYaml(text);
+  } catch (err) {
+    throw new InvalidConfigError(`${source}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, { field: 'config' });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidConfigError(`${source}: the top level must be a mapping`, { field: 'config' });
+  const r = configSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? (issue as { keys?: string[] }).keys?.join(',') ?? 'config' : 'config');
+    throw new InvalidConfigError(`${source}: ${key}: ${issue.message}`, { field: key });
+  }
+  const c = r.data;
+  const dataDir = c.data_dir ?? defaultDataDir(env);
+  const backends = (c.backends as BrickConfig['backends'] | undefined) ?? [{ volume_backend_name: 'default', volume_driver: 'file', pool_path: join(dataDir, 'volumes') }];
+  const names = new Set<string>();
+  for (const [i, b] of backends.entries()) {
+    if (names.has(b.volume_backend_name)) throw new InvalidConfigError(`${source}: backends.${i}.volume_backend_name: ${b.volume_backend_name} is used twice`, { field: `backends.${i}.volume_backend_name` });
+    names.add(b.volume_backend_name);
+  }
+  const defaultBackend = c.default_backend ?? backends[0]!.volume_backend_name;
+  if (!names.has(defaultBackend)) throw new InvalidConfigError(`${source}: default_backend: no backend named ${defaultBackend}`, { field: 'default_backend' });
+  const rootHelper = c.root_helper === undefined ? undefined : Array.isArray(c.root_helper) ? c.root_helper : c.root_helper.split(/\s+/).filter(Boolean);
+  return {
+    source,
+    dataDir,
+    persistence: c.persistence as BrickConfig['persistence'],
+    rootHelper,
+    lockPath: c.lock_path ?? join(dataDir, 'locks'),
+    myIp: c.my_ip,
+    host: c.host,
+    defaultBackend,
+    backends,
+  };
+}
+
+/**
+ * Load the configuration from `path` (or the defaults when no path is given).
+ * @throws {@link InvalidConfigError} (field `config`) when the file cannot be read, or as {@link parseConfig}
+ */
+export async function loadConfig(path: string | undefined, env: Env): Promise<BrickConfig> {
+  if (!path) return parseConfig('', 'default', env);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InvalidConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: 'config' });
+  }
+  return parseConfig(text, path, env);
+}

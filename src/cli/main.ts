@@ -1,0 +1,412 @@
+#!/usr/bin/env node
+/**
+ * The `brick` command (commander). Every command takes `--json`; errors exit non-zero with a
+ * status derived from the error code (see `exitCodeFor`): 2 bad input or config, 3 not found,
+ * 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { exitCodeFor, InvalidInputError, BrickError, NotFoundError, type BrickErrorCode } from '../errors.js';
+import { getConnectorProperties } from '../initiator/properties.js';
+import { connectorFor } from '../initiator/factory.js';
+import type { DeviceInfo } from '../initiator/connector.js';
+import { createRuntime, type GlobalFlags, type Runtime } from './runtime.js';
+import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
+import { runQuickstart, type QuickstartStep } from './quickstart.js';
+import type { Volume } from '../library/objects.js';
+
+const program = new Command();
+program
+  .name('brick')
+  .description('Volume discovery and local storage management: attach block volumes and drive storage backends (os-brick + cinderlib for Node.js).')
+  .option('-c, --config <file>', 'configuration file, YAML or JSON (env BRICK_CONFIG)')
+  .option('--json', 'print JSON instead of tables')
+  .option('-b, --backend <name>', 'backend to use (default: the configured default)')
+  .option('--root-helper <cmd>', 'prefix for privileged commands, e.g. "sudo -n" (default: none as root, "sudo -n" otherwise)')
+  .option('-v, --verbose', 'structured debug logs (JSON lines, secrets masked) on stderr')
+  .showHelpAfterError();
+
+function flags(): GlobalFlags {
+  return program.opts<GlobalFlags>();
+}
+
+let exitCode = 0;
+
+function progressReporter(json: boolean): ((op: string, done: number, total: number) => void) | undefined {
+  if (json || !process.stderr.isTTY) return undefined;
+  const bars = new Map<string, SingleBar>();
+  return (op, done, total) => {
+    let bar = bars.get(op);
+    if (!bar) {
+      bar = new SingleBar({ format: `${op} [{bar}] {percentage}% {value}/{total} MiB`, stream: process.stderr }, Presets.shades_classic);
+      bar.start(Math.ceil(total / 1048576), 0);
+      bars.set(op, bar);
+    }
+    bar.update(Math.floor(done / 1048576));
+    if (done >= total) {
+      bar.stop();
+      bars.delete(op);
+    }
+  };
+}
+
+/** Run `fn` with a runtime, print errors, set the exit status. */
+async function withRuntime(fn: (rt: Runtime, json: boolean) => Promise<void>): Promise<void> {
+  const json = Boolean(flags().json);
+  let rt: Runtime | undefined;
+  try {
+    rt = await createRuntime(flags(), process.env, progressReporter(json));
+    await fn(rt, json);
+  } catch (err) {
+    printError(json, err);
+    exitCode = exitCodeFor(err);
+  } finally {
+    await rt?.close().catch(() => undefined);
+  }
+}
+
+/** Run `fn` without a runtime (host-side connector commands need no store). */
+async function plain(fn: (json: boolean) => Promise<void>): Promise<void> {
+  const json = Boolean(flags().json);
+  try {
+    await fn(json);
+  } catch (err) {
+    printError(json, err);
+    exitCode = exitCodeFor(err);
+  }
+}
+
+function parseSize(value: string, field: string): number {
+  if (!/^-?\d+(\.\d+)?$/.test(value.trim())) throw new InvalidInputError(field, `must be a whole number of GiB, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+async function readJsonInput(file: string, field: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidInputError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidInputError(field, `${file} is not a JSON object: ${(err as Error).message}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Map Cinder's `driver_volume_type` to os-brick's connector protocol name. */
+export function protocolForDriverVolumeType(t: string): string {
+  const map: Record<string, string> = { iscsi: 'ISCSI', iser: 'ISER', fibre_channel: 'FIBRE_CHANNEL', nvmeof: 'NVMEOF', aoe: 'AOE', local: 'LOCAL', nfs: 'NFS', rbd: 'RBD', huaweisdshypervisor: 'HUAWEISDSHYPERVISOR' };
+  return map[t.toLowerCase()] ?? t.toUpperCase();
+}
+
+/** Accept either connection properties or a full `{ driver_volume_type, data }` document. */
+function splitConnectionDoc(doc: Record<string, unknown>): { protocol?: string; data: Record<string, unknown> } {
+  if (typeof doc.driver_volume_type === 'string' && doc.data && typeof doc.data === 'object') {
+    return { protocol: protocolForDriverVolumeType(doc.driver_volume_type), data: doc.data as Record<string, unknown> };
+  }
+  const inner = doc.conn_info as Record<string, unknown> | undefined;
+  if (inner && typeof inner.driver_volume_type === 'string') return splitConnectionDoc(inner);
+  return { data: doc };
+}
+
+async function findVolume(rt: Runtime, id: string): Promise<Volume> {
+  const b = await rt.backend();
+  return b.getVolume(id);
+}
+
+// ---- quickstart -------------------------------------------------------------------------
+program
+  .command('quickstart')
+  .description('create, attach, write/read, snapshot, clone, extend, detach and delete a volume on the default backend, verifying every step')
+  .option('--size <GiB>', 'volume size in GiB', '1')
+  .action(async (o: { size: string }) => {
+    await withRuntime(async (rt, json) => {
+      const size = parseSize(o.size, 'size');
+      if (!Number.isInteger(size) || size < 1) throw new InvalidInputError('size', `must be a whole number of GiB of at least 1, got ${o.size}`);
+      const onStep = json || !process.stderr.isTTY ? undefined : (s: QuickstartStep) => process.stderr.write(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name} (${s.seconds.toFixed(2)} s)${s.detail ? `: ${s.detail}` : ''}\n`);
+      const r = await runQuickstart(rt, { sizeGiB: size, uid: process.getuid?.() ?? 0, onStep });
+      if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else {
+        printRows(false, ['step', 'ok', 'seconds', 'detail'], r.steps.map((s) => ({ step: s.name, ok: s.ok ? 'ok' : 'FAILED', seconds: s.seconds.toFixed(3), detail: s.detail ?? '' })));
+        const total = r.steps.reduce((a, s) => a + s.seconds, 0);
+        process.stdout.write(r.ok ? `quickstart passed: ${r.steps.length} steps in ${total.toFixed(2)} s on ${r.device}\n` : `quickstart FAILED: ${String(r.error?.message ?? 'see the steps above')}\n`);
+      }
+      if (!r.ok) exitCode = typeof r.error?.code === 'string' ? exitCodeFor(new BrickError('', r.error.code as BrickErrorCode)) : 1;
+    });
+  });
+
+// ---- volume -----------------------------------------------------------------------------
+const volume = program.command('volume').description('volumes');
+volume
+  .command('create')
+  .requiredOption('--size <GiB>', 'size in GiB (whole number)')
+  .option('--name <name>')
+  .option('--description <text>')
+  .action(async (o: { size: string; name?: string; description?: string }) =>
+    withRuntime(async (rt, json) => {
+      const v = await (await rt.backend()).createVolume({ size: parseSize(o.size, 'size'), name: o.name, description: o.description });
+      printObject(json, volumeView(v));
+    }),
+  );
+volume.command('list').action(async () =>
+  withRuntime(async (rt, json) => {
+    const vols = (await Promise.all((await rt.allBackends()).map((b) => b.getVolumes()))).flat();
+    printRows(json, ['id', 'name', 'size', 'status', 'backend', 'attached'], vols.map(volumeView));
+  }),
+);
+volume
+  .command('show <id>')
+  .action(async (id: string) => withRuntime(async (rt, json) => printObject(json, volumeView(await findVolume(rt, id)))));
+volume
+  .command('extend <id> <newSizeGiB>')
+  .action(async (id: string, size: string) =>
+    withRuntime(async (rt, json) => {
+      const v = await findVolume(rt, id);
+      const bytes = await v.extend(parseSize(size, 'new_size'));
+      printObject(json, { ...volumeView(v), size_bytes: bytes });
+    }),
+  );
+volume
+  .command('delete <id>')
+  .action(async (id: string) =>
+    withRuntime(async (rt, json) => {
+      const v = await findVolume(rt, id);
+      await v.delete();
+      printObject(json, { id, status: 'deleted' });
+    }),
+  );
+volume
+  .command('attach <id>')
+  .description('attach to this host; prints the device')
+  .action(async (id: string) =>
+    withRuntime(async (rt, json) => {
+      const v = await findVolume(rt, id);
+      const c = await v.attach();
+      printObject(json, { ...connectionView(c), path: c.path });
+    }),
+  );
+volume
+  .command('detach <id>')
+  .option('--force', 'accept data loss to leave a clean host')
+  .option('--ignore-errors', 'do not fail on cleanup errors')
+  .action(async (id: string, o: { force?: boolean; ignoreErrors?: boolean }) =>
+    withRuntime(async (rt, json) => {
+      const v = await findVolume(rt, id);
+      await v.detach({ force: o.force, ignoreErrors: o.ignoreErrors });
+      printObject(json, volumeView(v));
+    }),
+  );
+volume
+  .command('snapshot <id>')
+  .option('--name <name>')
+  .option('--description <text>')
+  .action(async (id: string, o: { name?: string; description?: string }) =>
+    withRuntime(async (rt, json) => {
+      const s = await (await findVolume(rt, id)).createSnapshot(o);
+      printObject(json, snapshotView(s));
+    }),
+  );
+volume
+  .command('clone <id>')
+  .option('--name <name>')
+  .option('--size <GiB>')
+  .action(async (id: string, o: { name?: string; size?: string }) =>
+    withRuntime(async (rt, json) => {
+      const v = await (await findVolume(rt, id)).clone({ name: o.name, size: o.size === undefined ? undefined : parseSize(o.size, 'size') });
+      printObject(json, volumeView(v));
+    }),
+  );
+volume
+  .command('connect <id>')
+  .description('export and map the volume for another host; prints the connection info for that host')
+  .requiredOption('--connector <file>', "the consumer's connector properties (JSON, from `brick connector properties`; - for stdin)")
+  .action(async (id: string, o: { connector: string }) =>
+    withRuntime(async (rt) => {
+      const connector = await readJsonInput(o.connector, 'connector');
+      const c = await (await findVolume(rt, id)).connect(connector as never);
+      // The consumer needs the secrets in conn_info to log in: this document is the wire format.
+      process.stdout.write(`${JSON.stringify({ connection_id: c.id, volume_id: id, ...(c.connInfo as object) }, null, 2)}\n`);
+    }),
+  );
+volume
+  .command('disconnect <id>')
+  .description('terminate a connection made with `volume connect` (the consumer detaches first)')
+  .requiredOption('--connection <connectionId>')
+  .action(async (id: string, o: { connection: string }) =>
+    withRuntime(async (rt, json) => {
+      const v = await findVolume(rt, id);
+      const c = v.connections.find((x) => x.id === o.connection);
+      if (!c) throw new InvalidInputError('connection', `volume ${id} has no connection ${o.connection}`);
+      await c.disconnect();
+      printObject(json, volumeView(v));
+    }),
+  );
+
+// ---- snapshot ---------------------------------------------------------------------------
+const snapshot = program.command('snapshot').description('snapshots');
+snapshot
+  .command('list')
+  .option('--volume <id>')
+  .action(async (o: { volume?: string }) =>
+    withRuntime(async (rt, json) => {
+      const snaps = (await Promise.all((await rt.allBackends()).map((b) => b.getSnapshots()))).flat().filter((s) => !o.volume || s.volumeId === o.volume);
+      printRows(json, ['id', 'name', 'volume_id', 'volume_size', 'status'], snaps.map(snapshotView));
+    }),
+  );
+async function findSnapshot(rt: Runtime, id: string) {
+  const all = await (await rt.backend()).getSnapshots();
+  const s = all.find((x) => x.id === id);
+  if (!s) throw new NotFoundError('snapshot', id);
+  return s;
+}
+snapshot.command('delete <id>').action(async (id: string) =>
+  withRuntime(async (rt, json) => {
+    await (await findSnapshot(rt, id)).delete();
+    printObject(json, { id, status: 'deleted' });
+  }),
+);
+snapshot
+  .command('create-volume <id>')
+  .option('--name <name>')
+  .option('--size <GiB>')
+  .action(async (id: string, o: { name?: string; size?: string }) =>
+    withRuntime(async (rt, json) => {
+      const v = await (await findSnapshot(rt, id)).createVolume({ name: o.name, size: o.size === undefined ? undefined : parseSize(o.size, 'size') });
+      printObject(json, volumeView(v));
+    }),
+  );
+
+// ---- backend ----------------------------------------------------------------------------
+const backend = program.command('backend').description('storage backends');
+backend.command('list').action(async () =>
+  withRuntime(async (rt, json) => {
+    printRows(
+      json,
+      ['name', 'driver', 'default'],
+      rt.config.backends.map((b) => ({ name: b.volume_backend_name, driver: b.volume_driver, default: b.volume_backend_name === rt.config.defaultBackend })),
+    );
+  }),
+);
+backend
+  .command('stats')
+  .option('--refresh', 'ask the driver again instead of using cached stats')
+  .action(async (o: { refresh?: boolean }) =>
+    withRuntime(async (rt, json) => {
+      const s = await (await rt.backend()).stats({ refresh: o.refresh ?? true });
+      printObject(json, s as Record<string, unknown>);
+    }),
+  );
+
+// ---- connector --------------------------------------------------------------------------
+const connector = program.command('connector').description('host side: connector properties, attach and detach by connection info');
+connector
+  .command('properties')
+  .option('--multipath', 'this host wants multipath')
+  .option('--enforce-multipath', 'fail attaches that cannot get multipath')
+  .option('--my-ip <ip>')
+  .option('--host <name>')
+  .action(async (o: { multipath?: boolean; enforceMultipath?: boolean; myIp?: string; host?: string }) =>
+    plain(async (json) => {
+      const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host });
+      if (json) process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
+      else printObject(false, p);
+    }),
+  );
+function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
+  const rh = flags().rootHelper;
+  return { useMultipath: Boolean(o.multipath), rootHelper: rh ? rh.split(/\s+/).filter(Boolean) : (process.getuid?.() ?? 0) === 0 ? [] : ['sudo', '-n'] };
+}
+connector
+  .command('connect [protocol] [file]')
+  .description('attach by connection properties (FILE, or - for stdin) or a connection info document (--connection); prints the device info')
+  .option('--connection <file>', 'a `{ driver_volume_type, data }` document, e.g. from `brick volume connect`')
+  .option('--multipath', 'use multipath')
+  .addOption(new Option('--device-scan-attempts <n>').argParser((v) => Number(v)))
+  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean; deviceScanAttempts?: number }) =>
+    plain(async () => {
+      const src = o.connection ?? file;
+      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE (or -) or --connection FILE');
+      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
+      const protocol = o.connection ? doc.protocol : protocolArg;
+      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL (e.g. ISCSI) or a --connection document with driver_volume_type');
+      const device = await connectorFor(protocol, { ...connectorOptions(o), deviceScanAttempts: o.deviceScanAttempts }).connectVolume(doc.data);
+      process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
+    }),
+  );
+connector
+  .command('disconnect [protocol] [file]')
+  .description('detach what `connector connect` attached')
+  .option('--connection <file>', 'a `{ driver_volume_type, data }` document')
+  .requiredOption('--device <file>', 'the device info JSON `connector connect` printed')
+  .option('--multipath')
+  .option('--force', 'accept data loss to leave a clean host')
+  .option('--ignore-errors', 'do not fail on cleanup errors')
+  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
+    plain(async (json) => {
+      const src = o.connection ?? file;
+      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE or --connection FILE');
+      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
+      const protocol = o.connection ? doc.protocol : protocolArg;
+      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL or a --connection document');
+      const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
+      await connectorFor(protocol, connectorOptions(o)).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
+      printObject(json, { disconnected: true, path: device.path });
+    }),
+  );
+connector
+  .command('extend [protocol] [file]')
+  .description('make the host see a grown volume; prints the new size in bytes')
+  .option('--connection <file>')
+  .option('--multipath')
+  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean }) =>
+    plain(async (json) => {
+      const src = o.connection ?? file;
+      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE or --connection FILE');
+      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
+      const protocol = o.connection ? doc.protocol : protocolArg;
+      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL or a --connection document');
+      const bytes = await connectorFor(protocol, connectorOptions(o)).extendVolume(doc.data);
+      printObject(json, { size_bytes: bytes });
+    }),
+  );
+
+// ---- keyvalue (remote attach through shared persistence) ---------------------------------
+const kv = program.command('kv').description('key-value store shared through persistence (cinderlib KeyValue)');
+kv.command('get [key]').action(async (key?: string) =>
+  withRuntime(async (rt, json) => printRows(json, ['key', 'value'], (await rt.store.getKeyValues(key)) as unknown as Record<string, unknown>[])),
+);
+kv.command('set <key> <value>').action(async (key: string, value: string) =>
+  withRuntime(async (rt, json) => {
+    await rt.store.setKeyValue({ key, value });
+    printObject(json, { key, value });
+  }),
+);
+
+// ---- connections ------------------------------------------------------------------------
+program
+  .command('connection')
+  .description('connections')
+  .command('list')
+  .option('--volume <id>')
+  .action(async (o: { volume?: string }) =>
+    withRuntime(async (rt, json) => {
+      const vols = (await Promise.all((await rt.allBackends()).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
+      printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
+    }),
+  );
+
+await program.parseAsync(process.argv);
+process.exitCode = exitCode;

@@ -1,0 +1,75 @@
+/**
+ * CLI output: tables for people (cli-table3), JSON for programs (`--json`), and errors as
+ * one line on stderr (or a JSON object on stdout with `--json`).
+ *
+ * @module
+ */
+import Table from 'cli-table3';
+import { BrickError } from '../errors.js';
+import { maskText } from '../exec/mask.js';
+import type { Volume, Snapshot, Connection } from '../library/objects.js';
+
+/** Print `rows` as a table with `columns`, or as JSON. */
+export function printRows(json: boolean, columns: string[], rows: Record<string, unknown>[]): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  const t = new Table({ head: columns, style: { head: [], border: [] } });
+  for (const r of rows) t.push(columns.map((c) => fmt(r[c])));
+  process.stdout.write(`${t.toString()}\n`);
+}
+
+/** Print one object as a two-column table, or as JSON. */
+export function printObject(json: boolean, obj: Record<string, unknown>): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(obj, null, 2)}\n`);
+    return;
+  }
+  const t = new Table({ style: { head: [], border: [] } });
+  for (const [k, v] of Object.entries(obj)) t.push({ [k]: fmt(v) });
+  process.stdout.write(`${t.toString()}\n`);
+}
+
+function fmt(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** A volume as the CLI shows it. */
+export function volumeView(v: Volume): Record<string, unknown> {
+  return {
+    id: v.id,
+    name: v.name,
+    size: v.size,
+    status: v.status,
+    backend: v.backend.id,
+    attached: v.localAttach?.path ?? null,
+    snapshots: v.snapshots.map((s) => s.id),
+    connections: v.connections.map((c) => c.id),
+    source_volid: v.sourceVolid,
+    snapshot_id: v.snapshotId,
+    description: v.description,
+    created_at: v.createdAt,
+    error: v.error,
+  };
+}
+
+/** A snapshot as the CLI shows it. */
+export function snapshotView(s: Snapshot): Record<string, unknown> {
+  return { id: s.id, name: s.name, volume_id: s.volumeId, volume_size: s.volumeSize, status: s.status, created_at: s.createdAt, error: s.error };
+}
+
+/** A connection as the CLI shows it (secrets masked). */
+export function connectionView(c: Connection): Record<string, unknown> {
+  return { id: c.id, volume_id: c.volume.id, protocol: c.protocol, status: c.status, attached_host: c.attachedHost, path: c.path, device: c.device };
+}
+
+/** Print an error (masked): JSON on stdout with `--json`, else one line on stderr. */
+export function printError(json: boolean, err: unknown): void {
+  const body = err instanceof BrickError ? err.toJSON() : { error: 'Error', code: 'UNEXPECTED', message: err instanceof Error ? err.message : String(err) };
+  body.message = maskText(String(body.message));
+  if (json) process.stdout.write(`${JSON.stringify({ ok: false, ...body }, null, 2)}\n`);
+  else process.stderr.write(`brick: error${body.code ? ` [${String(body.code)}]` : ''}: ${String(body.message)}\n`);
+}

@@ -1,0 +1,95 @@
+/**
+ * The CLI's runtime: configuration, store, library context and backends, built once per
+ * command from flags and the environment (the only place below the entry point that the
+ * environment is read).
+ *
+ * @module
+ */
+import { mkdir } from 'node:fs/promises';
+import { openStore } from '../persistence/factory.js';
+import { setup, type BrickContext } from '../library/context.js';
+import { Backend } from '../library/objects.js';
+import { createLogger, type Logger } from '../log.js';
+import { NotFoundError } from '../errors.js';
+import { loadConfig, type BrickConfig } from './config.js';
+import type { Store } from '../persistence/store.js';
+import '../drivers/index.js';
+import '../initiator/connectors/index.js';
+
+/** Global flags every command accepts. */
+export interface GlobalFlags {
+  config?: string;
+  json?: boolean;
+  backend?: string;
+  rootHelper?: string;
+  verbose?: boolean;
+}
+
+/** What a command works with. */
+export interface Runtime {
+  config: BrickConfig;
+  context: BrickContext;
+  store: Store;
+  logger: Logger;
+  rootHelper: string[];
+  /** The backend named by `--backend` or the default, set up and ready. */
+  backend(name?: string): Promise<Backend>;
+  /** Every configured backend, set up. */
+  allBackends(): Promise<Backend[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The root helper to use: the flag, else the config, else none when running as root and
+ * `sudo -n` otherwise (os-brick's deployments pass `sudo` or `privsep-helper` the same way).
+ */
+export function resolveRootHelper(flag: string | undefined, config: BrickConfig, uid: number): string[] {
+  if (flag !== undefined) return flag.split(/\s+/).filter(Boolean);
+  if (config.rootHelper !== undefined) return config.rootHelper;
+  return uid === 0 ? [] : ['sudo', '-n'];
+}
+
+/** Build the runtime for one command. */
+export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, onProgress?: (op: string, done: number, total: number) => void): Promise<Runtime> {
+  const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env);
+  const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env });
+  const rootHelper = resolveRootHelper(flags.rootHelper, config, process.getuid?.() ?? 0);
+  const context = setup({
+    persistence: store,
+    rootHelper,
+    lockPath: config.lockPath,
+    stateDir: config.dataDir,
+    logger,
+    myIp: config.myIp,
+    hostName: config.host,
+    onProgress,
+  });
+  const made = new Map<string, Backend>();
+  const backend = async (name?: string): Promise<Backend> => {
+    const wanted = name ?? flags.backend ?? config.defaultBackend;
+    const cfg = config.backends.find((b) => b.volume_backend_name === wanted);
+    if (!cfg) throw new NotFoundError('backend', wanted, { field: 'backend', details: { known: config.backends.map((b) => b.volume_backend_name) } });
+    let b = made.get(wanted);
+    if (!b) {
+      b = new Backend(cfg, { context });
+      made.set(wanted, b);
+    }
+    await b.ready;
+    return b;
+  };
+  return {
+    config,
+    context,
+    store,
+    logger,
+    rootHelper,
+    backend,
+    allBackends: async () => Promise.all(config.backends.map((b) => backend(b.volume_backend_name))),
+    close: async () => {
+      for (const b of made.values()) await b.close().catch(() => undefined);
+      await store.close();
+    },
+  };
+}
