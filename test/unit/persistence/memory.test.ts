@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../../src/persistence/memory.js';
+import { storeContract } from './contract.js';
+
+storeContract('memory', { open: async () => new MemoryStore() });
