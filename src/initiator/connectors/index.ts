@@ -7,3 +7,4 @@
 import './local.js';
 import './nvmeof.js';
 import './iscsi.js';
+import './aoe.js';
