@@ -5,3 +5,4 @@
  * @module
  */
 import './file/driver.js';
+import './lvm/index.js';
