@@ -6,3 +6,4 @@
  */
 import './file/driver.js';
 import './lvm/index.js';
+import './ibm-flashsystem/index.js';
