@@ -7,3 +7,4 @@
 import './file/driver.js';
 import './lvm/index.js';
 import './ibm-flashsystem/index.js';
+import './netapp-eseries/index.js';

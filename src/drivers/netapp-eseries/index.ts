@@ -1,0 +1,21 @@
+/**
+ * Registers the NetApp E-Series iSCSI driver as `netapp_eseries`, with Cinder's class paths as
+ * aliases, and re-exports its public pieces.
+ *
+ * @module
+ */
+import { registerDriver } from '../registry.js';
+import { NetAppEseriesISCSIDriver } from './driver.js';
+
+registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesISCSIDriver(config, ctx), [
+  'cinder.volume.drivers.netapp.eseries.iscsi_driver.NetAppEseriesISCSIDriver',
+  'cinder.volume.drivers.netapp.common.NetAppDriver',
+  'netapp-eseries',
+  'eseries',
+]);
+
+export { NetAppEseriesISCSIDriver } from './driver.js';
+export type { EseriesVolume, DriverGroup, DriverGroupSnapshot, ObjectUpdate, EseriesDriverOptions } from './driver.js';
+export { parseEseriesConfig, type EseriesConfig } from './config.js';
+export { EseriesRestClient } from './client.js';
+export { uuidToLabel, labelToUuid, wsVersionAtLeast, compilePoolPattern } from './utils.js';
