@@ -1,0 +1,69 @@
+/**
+ * The whole test suite, as `npm test` runs it (after lint and type-check/build):
+ *
+ * 1. unit tests and host integration tests: `node --test dist/test/unit dist/test/host`;
+ * 2. the lab suite (`dist/test/lab/*.test.js` inside the QEMU lab VM, one node process), when
+ *    the lab's host packages are present. `BRICK_LAB=skip` skips it, `BRICK_LAB=required` (set by
+ *    `.ci/run`) makes a missing lab or a VM that does not boot a failure.
+ *
+ * It ends with one plain line `tests: N passed, N failed` summing both runs, and exits non-zero
+ * when anything failed.
+ */
+import { spawn } from 'node:child_process';
+import { labAvailable, runLabTests } from './lab/runner.js';
+
+function summary(text: string): { pass: number; fail: number } {
+  const grab = (label: string): number => {
+    const m = [...text.matchAll(new RegExp(`^(?:ℹ|#) ${label} (\\d+)\\s*$`, 'gm'))];
+    return m.length ? Number(m.at(-1)![1]) : 0;
+  };
+  return { pass: grab('pass'), fail: grab('fail') + grab('cancelled') };
+}
+
+async function runHostSuites(): Promise<{ code: number; pass: number; fail: number }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', 'dist/test/unit', 'dist/test/host'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      process.stdout.write(d);
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, ...summary(out) }));
+  });
+}
+
+const mode = (process.env.BRICK_LAB ?? 'auto').toLowerCase();
+let pass = 0;
+let fail = 0;
+let failed = false;
+
+process.stdout.write('== unit and host tests\n');
+const host = await runHostSuites();
+pass += host.pass;
+fail += host.fail;
+if (host.code !== 0) failed = true;
+
+if (mode === 'skip') {
+  process.stdout.write('== lab suite skipped (BRICK_LAB=skip)\n');
+} else {
+  const avail = labAvailable();
+  if (!avail.ok) {
+    process.stdout.write(`== lab suite ${mode === 'required' ? 'REQUIRED but unavailable' : 'skipped'}: ${avail.problems.join('; ')}\n`);
+    if (mode === 'required') {
+      failed = true;
+      fail += 1;
+    }
+  } else {
+    process.stdout.write('== lab suite (QEMU VM)\n');
+    const lab = await runLabTests(undefined, { stream: true, onBooted: (ms: number) => process.stdout.write(`lab VM booted in ${(ms / 1000).toFixed(1)} s\n`) } as Parameters<typeof runLabTests>[1]);
+    if (lab.failure) process.stdout.write(`lab VM failure: ${lab.failure}\n${lab.consoleTail}\n`);
+    pass += lab.pass ?? 0;
+    fail += lab.fail ?? (lab.exitCode === 0 ? 0 : 1);
+    if (lab.exitCode !== 0 || lab.failure) failed = true;
+    process.stdout.write(`lab suite: exit ${lab.exitCode}, boot ${lab.bootMs === undefined ? '?' : (lab.bootMs / 1000).toFixed(1)} s, total ${(lab.totalMs / 1000).toFixed(1)} s\n`);
+  }
+}
+
+if (failed && fail === 0) fail = 1;
+process.stdout.write(`\ntests: ${pass} passed, ${fail} failed\n`);
+process.exitCode = failed ? 1 : 0;
