@@ -210,7 +210,11 @@ export class PostgresStore implements Store {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [MIGRATION_LOCK_CLASS, fnv1a(this.schema)]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.q}`);
+      // CREATE SCHEMA checks the database's CREATE privilege even with IF NOT EXISTS: only
+      // issue it when the schema is missing, so a user without that privilege can open an
+      // existing schema.
+      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema]);
+      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${this.q}`);
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${this.q}.schema_version (version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
       );

@@ -73,6 +73,30 @@ describe('postgresql store: connection and migrations', { skip }, () => {
     await s2.close();
   });
 
+  it('a role without CREATE on the database can open a schema it owns', async () => {
+    const schema = newSchema();
+    const role = `${schema}_app`;
+    const password = randomBytes(8).toString('hex');
+    const admin = new pg.Client({ connectionString: URL_ });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE "${role}" LOGIN PASSWORD '${password}'`);
+      await admin.query(`CREATE SCHEMA "${schema}" AUTHORIZATION "${role}"`);
+      const u = new URL(URL_!);
+      u.username = role;
+      u.password = password;
+      const s = await PostgresStore.open({ connection: u.toString(), schema });
+      assert.equal((await s.setVolume(volume())).version, 1);
+      await s.close();
+      const priv = await admin.query('SELECT has_database_privilege($1, current_database(), $2) AS p', [role, 'CREATE']);
+      assert.equal(priv.rows[0].p, false, 'the role really lacks CREATE on the database');
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS "${role}"`);
+      await admin.end();
+    }
+  });
+
   it('an unreachable server is PersistenceError, with the password masked', async () => {
     const u = new URL(URL_!);
     u.port = '1'; // nothing listens on port 1
