@@ -25,3 +25,6 @@ export * from './drivers/index.js';
 export * from './drivers/file/driver.js';
 export * from './host/copy.js';
 export * from './library/index.js';
+export * from './persistence/sqlite.js';
+export * from './persistence/postgresql.js';
+export * from './persistence/factory.js';
