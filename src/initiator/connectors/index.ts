@@ -8,3 +8,4 @@ import './local.js';
 import './nvmeof.js';
 import './iscsi.js';
 import './aoe.js';
+import './remotefs.js';
