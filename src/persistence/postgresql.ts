@@ -17,6 +17,9 @@
  *   may open the store on an empty database at the same time;
  * - errors never contain the password of the connection URL.
  *
+ * One difference from the other plug-ins: a record whose strings contain U+0000 is refused with
+ * {@link InvalidInputError} (field = the record kind), because JSONB cannot store that character.
+ *
  * @module
  */
 import pg from 'pg';
@@ -260,7 +263,12 @@ export class PostgresStore implements Store {
     const pool = this.handle();
     const saved = savedCopy(rec);
     const names = spec.columns;
-    const values: unknown[] = [rec.id, ...columnValues(spec, saved), saved.created_at, saved.updated_at, JSON.stringify(saved)];
+    const json = JSON.stringify(saved);
+    // JSONB cannot hold U+0000 (JSON.stringify writes it as an unescaped-backslash `\u0000`).
+    if (/(?:^|[^\\])(?:\\\\)*\\u0000/.test(json)) {
+      throw new InvalidInputError(spec.kind, 'a string field contains a NUL character (U+0000), which PostgreSQL cannot store');
+    }
+    const values: unknown[] = [rec.id, ...columnValues(spec, saved), saved.created_at, saved.updated_at, json];
     const n = names.length;
     // $1 id, $2..$(n+1) columns, then created_at, updated_at, body.
     const ca = `$${n + 2}`;

@@ -97,6 +97,14 @@ describe('postgresql store: connection and migrations', { skip }, () => {
     }
   });
 
+  it('a NUL character (which JSONB cannot hold) is refused as InvalidInputError; a literal backslash-u0000 text is fine', async () => {
+    const s = await openFresh();
+    await assert.rejects(s.setVolume(volume({ description: 'a\u0000b' })), (e: unknown) => e instanceof InvalidInputError && e.field === 'volume');
+    const ok = await s.setVolume(volume({ description: 'literal \\u0000 text' }));
+    assert.equal((await s.getVolumes({ id: ok.id }))[0]!.description, 'literal \\u0000 text');
+    await s.close();
+  });
+
   it('an unreachable server is PersistenceError, with the password masked', async () => {
     const u = new URL(URL_!);
     u.port = '1'; // nothing listens on port 1

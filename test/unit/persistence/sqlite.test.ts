@@ -34,6 +34,17 @@ describe('sqlite store: file, WAL and migrations', () => {
     await store.close();
   });
 
+  it(':memory: gives a private in-memory database with the same contract', async () => {
+    const s = SqliteStore.open({ path: ':memory:' });
+    const v = await s.setVolume(volume({ description: 'nul \u0000 is fine here' }));
+    assert.deepEqual(await s.getVolumes(), [v]);
+    await assert.rejects(s.setVolume({ ...v, version: 0 }), StaleRecordError);
+    await s.close();
+    const again = SqliteStore.open({ path: ':memory:' });
+    assert.deepEqual(await again.getVolumes(), []);
+    await again.close();
+  });
+
   it('leaves an existing directory as it is', async () => {
     const dir = path.join(root, 'existing');
     fs.mkdirSync(dir, { mode: 0o755 });
