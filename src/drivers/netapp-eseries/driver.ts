@@ -318,30 +318,15 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
   }
 
   /**
-   * Cinder `check_for_setup_error`: the host type must exist on the array; the storage system
-   * must accept the array password and be online (polled every `netapp_poll_interval` for at
-   * most `netapp_sa_comm_timeout`); at least one pool must match the pool pattern.
+   * Cinder `check_for_setup_error`: the storage system must accept the array password and be
+   * online (polled every `netapp_poll_interval` for at most `netapp_sa_comm_timeout`); the host
+   * type must exist on the array; at least one pool must match the pool pattern.
    * @throws {@link InvalidConfigError} (`netapp_host_type` / `netapp_pool_name_search_pattern`)
    * @throws {@link AuthenticationError} (`netapp_sa_password`) for an array password the array rejects
    * @throws {@link BackendUnreachableError} when the array stays offline or never contacted
    */
   async checkForSetupError(): Promise<void> {
     const cfg = this.config;
-    const wanted = HOST_TYPE_ALIASES[cfg.hostType] ?? cfg.hostType;
-    const types = await this.client.get<EsHostType[]>('/host-types');
-    const type = types.find((t) => t.code === wanted || t.name === wanted) ?? types.find((t) => t.code.toLowerCase() === wanted.toLowerCase());
-    if (!type) {
-      throw new InvalidConfigError(
-        `invalid netapp_host_type: ${JSON.stringify(cfg.hostType)} is not a host type of this array (known codes: ${types.map((t) => t.code).join(', ')})`,
-        { field: 'netapp_host_type' },
-      );
-    }
-    this.hostType = type;
-    if (!cfg.useMultipath) this.log.warn('use_multipath_for_image_xfer is false; E-Series arrays are meant to be used with multipath');
-    if (cfg.useChapAuth && !wsVersionAtLeast(this.wsVersion, MIN_CHAP_VERSION)) {
-      throw new InvalidConfigError(`invalid use_chap_auth: Web Services ${this.wsVersion} has no CHAP support (needs ${MIN_CHAP_VERSION})`, { field: 'use_chap_auth' });
-    }
-
     await this.client.get('');
     if (cfg.saPassword !== undefined) await this.client.post('', { storedPassword: cfg.saPassword });
     let last: { status?: string; passwordStatus?: string } = {};
@@ -366,6 +351,21 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
       throw new BackendUnreachableError(`the storage system's status is "${last.status}" after ${cfg.saCommTimeoutMs} ms; the Web Services cannot manage it`, {
         details: { status: last.status },
       });
+    }
+
+    const wanted = HOST_TYPE_ALIASES[cfg.hostType] ?? cfg.hostType;
+    const types = await this.client.get<EsHostType[]>('/host-types');
+    const type = types.find((t) => t.code === wanted || t.name === wanted) ?? types.find((t) => t.code.toLowerCase() === wanted.toLowerCase());
+    if (!type) {
+      throw new InvalidConfigError(
+        `invalid netapp_host_type: ${JSON.stringify(cfg.hostType)} is not a host type of this array (known codes: ${types.map((t) => t.code).join(', ')})`,
+        { field: 'netapp_host_type' },
+      );
+    }
+    this.hostType = type;
+    if (!cfg.useMultipath) this.log.warn('use_multipath_for_image_xfer is false; E-Series arrays are meant to be used with multipath');
+    if (cfg.useChapAuth && !wsVersionAtLeast(this.wsVersion, MIN_CHAP_VERSION)) {
+      throw new InvalidConfigError(`invalid use_chap_auth: Web Services ${this.wsVersion} has no CHAP support (needs ${MIN_CHAP_VERSION})`, { field: 'use_chap_auth' });
     }
 
     const pools = await this.client.get<EsPool[]>('/storage-pools');
