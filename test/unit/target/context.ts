@@ -1,0 +1,31 @@
+/** A DriverContext for target and LVM unit tests: RecordingExecutor, temp host root, temp state and lock dirs. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RecordingExecutor } from '../../../src/exec/recording.js';
+import { createHostContext } from '../../../src/host/context.js';
+import { createCapturingLogger } from '../../../src/log.js';
+import type { DriverContext } from '../../../src/drivers/driver.js';
+
+export interface TestContext {
+  ctx: DriverContext;
+  exec: RecordingExecutor;
+  stateDir: string;
+  progress: [string, number, number][];
+  logs: () => string;
+  cleanup: () => Promise<void>;
+}
+
+export async function makeContext(hostRoot: string): Promise<TestContext> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'brick-state-'));
+  const exec = new RecordingExecutor();
+  const captured = createCapturingLogger();
+  const progress: [string, number, number][] = [];
+  const ctx: DriverContext = {
+    host: createHostContext({ executor: exec, hostRoot, lockPath: join(stateDir, 'locks'), logger: captured.logger }),
+    backendName: 'lvm-test',
+    stateDir,
+    onProgress: (op, done, total) => progress.push([op, done, total]),
+  };
+  return { ctx, exec, stateDir, progress, logs: () => captured.text(), cleanup: () => rm(stateDir, { recursive: true, force: true }) };
+}
