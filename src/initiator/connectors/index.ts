@@ -9,3 +9,4 @@ import './nvmeof.js';
 import './iscsi.js';
 import './aoe.js';
 import './remotefs.js';
+import './rbd.js';

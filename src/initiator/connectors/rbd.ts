@@ -1,0 +1,244 @@
+/**
+ * The `RBD` connector: Ceph RADOS block devices mapped with the kernel client (krbd).
+ *
+ * Follows os-brick's `RBDConnector` in its local-attach mode (`do_local_attach`, the mode
+ * cinderlib uses): connection properties `name` (`pool/image`), `hosts` and `ports` (monitors),
+ * `auth_username`, `cluster_name`, and `keyring` (the keyring's contents, which cinderlib
+ * passes; Cinder itself stopped sending it, OSSN-0085). Attach runs
+ * `rbd map <image> --pool <pool> --id <user> --mon_host <mons> [--conf <file>]` and returns
+ * `/dev/rbd/<pool>/<image>` (the udev link) or `/dev/rbdN`; detach runs `rbd unmap /dev/rbdN`.
+ *
+ * Secrets: the keyring never reaches argv or a log. It is written by Node to a 0600 file in a
+ * private 0700 temporary directory, referenced from a generated ceph.conf passed with `--conf`,
+ * and both are deleted as soon as `rbd map` returns (the kernel keeps the key; unmapping needs
+ * none). os-brick keeps its conf file until detach; Brick does not need it that long.
+ *
+ * Mappings are found in sysfs (`/sys/bus/rbd/devices/<id>/{pool,name,current_snap}`) rather
+ * than by parsing `rbd showmapped`. The lock is per image (`rbd-<pool>-<image>`).
+ *
+ * @module
+ */
+import { mkdtemp, writeFile, rm, readFile, readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
+import type { HostContext } from '../../host/context.js';
+import { hostPath } from '../../host/context.js';
+import { checkReadable } from '../../host/blockdev.js';
+import { waitFor } from '../../host/retry.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { registerConnector } from '../factory.js';
+
+/** Validated RBD connection properties. */
+export interface RbdVolume {
+  pool: string;
+  image: string;
+  /** Monitors as `host:port` (IPv6 hosts in brackets). */
+  monitors: string[];
+  user?: string;
+  clusterName: string;
+  /** Keyring contents (a secret). */
+  keyring?: string;
+  readOnly: boolean;
+}
+
+const CEPH_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function monHost(h: string): string {
+  // os-brick's _sanitize_mon_hosts: IPv6 literals go in brackets.
+  return h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
+}
+
+/**
+ * Validate RBD connection properties.
+ * @throws {@link InvalidInputError} naming `name`, `hosts`, `ports`, `auth_username`, `cluster_name` or `keyring`
+ */
+export function parseRbdProperties(props: ConnectionProperties): RbdVolume {
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) throw new InvalidInputError('connection_properties', 'must be an object');
+  const name = props.name;
+  if (typeof name !== 'string') throw new InvalidInputError('name', 'is required: pool/image');
+  const parts = name.split('/');
+  if (parts.length !== 2 || !parts.every((p) => CEPH_NAME.test(p))) throw new InvalidInputError('name', `must be pool/image, got ${JSON.stringify(name)}`);
+  const hosts = props.hosts ?? [];
+  const ports = props.ports ?? [];
+  if (!Array.isArray(hosts) || !hosts.every((h) => typeof h === 'string' && /^[A-Za-z0-9_.:[\]-]+$/.test(h))) throw new InvalidInputError('hosts', 'must be a list of monitor addresses');
+  if (!Array.isArray(ports) || ports.length !== hosts.length) throw new InvalidInputError('ports', `must list one port per monitor host (${hosts.length})`);
+  const monitors = hosts.map((h, i) => {
+    const p = ports[i];
+    const n = typeof p === 'string' && /^\d+$/.test(p) ? Number(p) : p;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidInputError(`ports[${i}]`, `must be a port number, got ${JSON.stringify(p)}`);
+    return `${monHost(h as string)}:${n}`;
+  });
+  const out: RbdVolume = { pool: parts[0]!, image: parts[1]!, monitors, clusterName: 'ceph', readOnly: props.access_mode === 'ro' };
+  const user = props.auth_username;
+  if (user !== undefined && user !== null && user !== '') {
+    if (typeof user !== 'string' || !CEPH_NAME.test(user)) throw new InvalidInputError('auth_username', 'must be a Ceph client name such as cinder');
+    out.user = user;
+  }
+  const cluster = props.cluster_name;
+  if (cluster !== undefined && cluster !== null && cluster !== '') {
+    if (typeof cluster !== 'string' || !CEPH_NAME.test(cluster)) throw new InvalidInputError('cluster_name', 'must be a Ceph cluster name such as ceph');
+    out.clusterName = cluster;
+  }
+  const keyring = props.keyring;
+  if (keyring !== undefined && keyring !== null && keyring !== '') {
+    if (typeof keyring !== 'string') throw new InvalidInputError('keyring', 'must be the keyring file contents');
+    out.keyring = keyring;
+  }
+  return out;
+}
+
+/** The keyring and every `key = ...` value in it, for masking. Pure. */
+export function keyringSecrets(keyring: string): string[] {
+  const keys = [...keyring.matchAll(/^\s*key\s*=\s*(\S+)\s*$/gm)].map((m) => m[1]!);
+  return [keyring, ...keys];
+}
+
+/** One krbd mapping as sysfs shows it. */
+export interface RbdMapping {
+  /** Device id: the `N` of `/dev/rbdN`. */
+  id: string;
+  pool: string;
+  image: string;
+  snap: string;
+  /** `/dev/rbdN`. */
+  device: string;
+}
+
+/** The kernel's krbd mappings (`/sys/bus/rbd/devices/*`). Never throws. */
+export async function listRbdMappings(host: HostContext): Promise<RbdMapping[]> {
+  const base = hostPath(host.hostRoot, '/sys/bus/rbd/devices');
+  let ids: string[];
+  try {
+    ids = (await readdir(base)).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
+  } catch {
+    return [];
+  }
+  const out: RbdMapping[] = [];
+  for (const id of ids) {
+    const rd = async (f: string) => (await readFile(join(base, id, f), 'utf8').catch(() => '')).trim();
+    const [pool, image, snap] = await Promise.all([rd('pool'), rd('name'), rd('current_snap')]);
+    out.push({ id, pool, image, snap: snap || '-', device: `/dev/rbd${id}` });
+  }
+  return out;
+}
+
+/** Connector for Ceph RBD volumes through krbd. */
+export class RbdConnector implements Connector {
+  readonly protocol = 'RBD';
+
+  constructor(private readonly host: HostContext) {}
+
+  private async mapping(v: RbdVolume): Promise<RbdMapping | undefined> {
+    return (await listRbdMappings(this.host)).find((m) => m.pool === v.pool && m.image === v.image && m.snap === '-');
+  }
+
+  private async exists(p: string): Promise<boolean> {
+    try {
+      await stat(hostPath(this.host.hostRoot, p));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async pathFor(v: RbdVolume, m: RbdMapping): Promise<string> {
+    const link = `/dev/rbd/${v.pool}/${v.image}`;
+    return (await this.exists(link)) ? link : m.device;
+  }
+
+  private baseArgs(v: RbdVolume): string[] {
+    const a: string[] = [];
+    if (v.user) a.push('--id', v.user);
+    if (v.monitors.length > 0) a.push('--mon_host', v.monitors.join(','));
+    return a;
+  }
+
+  /**
+   * Map the image (unless mapped) and return `{ type: 'block', path, rbd_device: '/dev/rbdN' }`.
+   * @throws {@link InvalidInputError} for bad properties, before anything runs
+   * @throws ProcessExecutionError when `rbd map` fails (its output masked)
+   * @throws {@link VolumeDeviceNotFoundError} when the mapping does not show in sysfs
+   */
+  async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
+    const v = parseRbdProperties(properties);
+    return this.host.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
+      let m = await this.mapping(v);
+      if (!m) {
+        const argv = ['rbd', 'map', v.image, '--pool', v.pool, ...this.baseArgs(v)];
+        if (v.readOnly) argv.push('--read-only');
+        let dir: string | undefined;
+        try {
+          if (v.keyring) {
+            dir = await mkdtemp(join(tmpdir(), 'brick-rbd-'));
+            const keyringPath = join(dir, 'keyring');
+            const confPath = join(dir, `${v.clusterName}.conf`);
+            await writeFile(keyringPath, v.keyring.endsWith('\n') ? v.keyring : `${v.keyring}\n`, { mode: 0o600 });
+            const conf = ['[global]', ...(v.monitors.length ? [`mon_host = ${v.monitors.join(',')}`] : []), `keyring = ${keyringPath}`, ''].join('\n');
+            await writeFile(confPath, conf, { mode: 0o600 });
+            argv.push('--conf', confPath);
+          }
+          await this.host.executor.run(argv, { timeoutMs: 120_000, ...(v.keyring ? { secrets: keyringSecrets(v.keyring) } : {}) });
+        } finally {
+          if (dir) await rm(dir, { recursive: true, force: true });
+        }
+        m = await waitFor(() => this.mapping(v), { timeoutMs: 10_000, description: `krbd mapping of ${v.pool}/${v.image}` }).catch(() => undefined);
+        if (!m) throw new VolumeDeviceNotFoundError(`rbd map of ${v.pool}/${v.image} succeeded but no mapping shows in /sys/bus/rbd/devices`, { field: 'name' });
+      }
+      const path = await this.pathFor(v, m);
+      this.host.logger.info({ image: `${v.pool}/${v.image}`, device: m.device }, 'RBD image mapped');
+      return { type: 'block', path, rbd_device: m.device };
+    });
+  }
+
+  /**
+   * `rbd unmap /dev/rbdN` (`-o force` with `force`) when the image is mapped; unmapped is success.
+   * @throws {@link VolumePathNotRemovedError} when the unmap fails (unless `ignoreErrors`)
+   */
+  async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
+    const v = parseRbdProperties(properties);
+    await this.host.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
+      const m = await this.mapping(v);
+      if (!m) return;
+      const argv = ['rbd', 'unmap', ...(options.force ? ['-o', 'force'] : []), m.device];
+      try {
+        await this.host.executor.run(argv, { timeoutMs: 120_000 });
+      } catch (e) {
+        const err = new VolumePathNotRemovedError(`rbd unmap ${m.device} (${v.pool}/${v.image}) failed: ${(e as Error).message}`, { cause: e, details: { device: m.device } });
+        if (options.ignoreErrors) this.host.logger.warn({ device: m.device, err: err.message }, 'RBD unmap error ignored');
+        else throw err;
+      }
+    });
+  }
+
+  /**
+   * The mapped image's size in bytes (`/sys/bus/rbd/devices/N/size`; krbd follows the image header).
+   * @throws {@link VolumeDeviceNotFoundError} when the image is not mapped
+   */
+  async extendVolume(properties: ConnectionProperties): Promise<number> {
+    const v = parseRbdProperties(properties);
+    const m = await this.mapping(v);
+    if (!m) throw new VolumeDeviceNotFoundError(`${v.pool}/${v.image} is not mapped`, { field: 'name' });
+    const n = Number((await readFile(hostPath(this.host.hostRoot, `/sys/bus/rbd/devices/${m.id}/size`), 'utf8').catch(() => '')).trim());
+    if (!Number.isFinite(n) || n <= 0) throw new ExtendError(`could not read the size of ${m.device}`);
+    return n;
+  }
+
+  /** The mapped device's path, or `[]`. Nothing is mapped. */
+  async getVolumePaths(properties: ConnectionProperties): Promise<string[]> {
+    const v = parseRbdProperties(properties);
+    const m = await this.mapping(v);
+    return m ? [await this.pathFor(v, m)] : [];
+  }
+
+  async checkValidDevice(path: string): Promise<boolean> {
+    return checkReadable(this.host, path);
+  }
+
+  /** os-brick has none for RBD. */
+  getSearchPath(): string | null {
+    return null;
+  }
+}
+
+registerConnector('RBD', (_o, host) => new RbdConnector(host));
