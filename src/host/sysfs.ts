@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { readFile, readdir, readlink, realpath, writeFile, access, lstat } from 'node:fs/promises';
+import { readFile, readdir, readlink, realpath, writeFile, access, lstat, chmod } from 'node:fs/promises';
 import { BrickError } from '../errors.js';
 import type { HostContext } from './context.js';
 import { hostPath } from './context.js';
@@ -134,10 +134,12 @@ export async function writeAttr(ctx: HostContext, p: string, value: string, opti
 export async function writeFilePrivate(ctx: HostContext, p: string, content: string, mode = 0o600, secrets: readonly string[] = []): Promise<void> {
   if (ctx.executor.rootHelper.length > 0) {
     await ctx.executor.run(['tee', p], { input: content, timeoutMs: 30_000, secrets });
+    await ctx.executor.run(['chmod', mode.toString(8), p], { timeoutMs: 10_000 });
     return;
   }
   try {
     await writeFile(hostPath(ctx.hostRoot, p), content, { mode });
+    await chmod(hostPath(ctx.hostRoot, p), mode);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
     throw new BrickError(`writing ${p} failed: ${code}`, 'BRICK_ERROR', { details: { path: p, errno: code } });

@@ -1,0 +1,299 @@
+/**
+ * Lab tests of the ISCSI connector against a real LIO target and the real open-iscsi, SCSI and
+ * dm-multipath stack of the lab VM's kernel. Data written through the returned device is
+ * checked in the target's backstore file (and the other way round); every test ends with the
+ * leftovers probe empty.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { startInitiatorDaemons, createLioTarget, assertNoLeftovers, probeLeftovers, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
+import { connectorFor } from '../../src/initiator/factory.js';
+import '../../src/initiator/connectors/index.js';
+import type { Connector, DeviceInfo } from '../../src/initiator/connector.js';
+import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } from '../../src/exec/executor.js';
+import { createCapturingLogger } from '../../src/log.js';
+import { BrickError } from '../../src/errors.js';
+
+const P1 = '127.0.0.1:3260';
+const P2 = '127.0.0.2:3260';
+
+/** An Executor that records every argv it runs (to prove no secret is ever an argument). */
+class WatchingExecutor implements Executor {
+  readonly argvs: string[][] = [];
+  private readonly inner = new ProcessExecutor({ defaultTimeoutMs: 120_000 });
+  get rootHelper(): readonly string[] {
+    return this.inner.rootHelper;
+  }
+  run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    this.argvs.push([...argv]);
+    return this.inner.run(argv, options);
+  }
+}
+
+let seq = 0;
+function iqn(): string {
+  return `iqn.2026-11.lab.brick:iscsi-${process.pid}-${++seq}`;
+}
+
+function connector(multipath: boolean, extra: Record<string, unknown> = {}): { c: Connector; ex: WatchingExecutor; log: ReturnType<typeof createCapturingLogger> } {
+  const ex = new WatchingExecutor();
+  const log = createCapturingLogger('debug');
+  const c = connectorFor('ISCSI', { useMultipath: multipath, host: { executor: ex, logger: log.logger }, ...extra });
+  return { c, ex, log };
+}
+
+function props(t: LioTarget, lun: number, multipath: boolean, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = { target_portal: t.portals[0], target_iqn: t.iqn, target_lun: lun, target_discovered: false, volume_id: `vol-${lun}` };
+  if (multipath) Object.assign(base, { target_portals: t.portals, target_iqns: t.portals.map(() => t.iqn), target_luns: t.portals.map(() => lun) });
+  return { ...base, ...extra };
+}
+
+/** Write `data` at `offset` through the device, flush it, and read it back from the backstore file; then the reverse. */
+function verifyData(dev: string, file: string, offset: number): void {
+  const data = randomBytes(4096);
+  const fd = fs.openSync(dev, 'r+');
+  try {
+    fs.writeSync(fd, data, 0, data.length, offset);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const back = Buffer.alloc(4096);
+  const ff = fs.openSync(file, 'r');
+  try {
+    fs.readSync(ff, back, 0, 4096, offset);
+  } finally {
+    fs.closeSync(ff);
+  }
+  assert.ok(back.equals(data), `data written to ${dev} is in ${file}`);
+  // Reverse direction: the target writes, the initiator reads with O_DIRECT (no stale page cache).
+  const data2 = randomBytes(4096);
+  const wf = fs.openSync(file, 'r+');
+  try {
+    fs.writeSync(wf, data2, 0, 4096, offset + 4096);
+    fs.fsyncSync(wf);
+  } finally {
+    fs.closeSync(wf);
+  }
+  assert.ok(readDirect(dev, offset + 4096).equals(data2), `data written to ${file} reads back through ${dev}`);
+}
+
+function readDirect(dev: string, offset: number, length = 4096): Buffer {
+  const fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  try {
+    const buf = Buffer.alloc(length);
+    fs.readSync(fd, buf, 0, length, offset);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function slaves(dev: string): string[] {
+  const name = dev.replace('/dev/', '');
+  try {
+    return fs.readdirSync(`/sys/block/${name}/slaves`);
+  } catch {
+    return [];
+  }
+}
+
+before(async () => {
+  await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
+  await assertNoLeftovers();
+});
+
+after(async () => {
+  const left = probeLeftovers();
+  if (left.iscsiSessions.length > 0) process.stderr.write(`iscsi lab: sessions left at the end: ${left.iscsiSessions.join(', ')}\n`);
+});
+
+test('single path: connect, data both ways against the backstore, disconnect, nothing left', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 32 }] });
+  try {
+    const { c } = connector(false);
+    const info = await c.connectVolume(props(t, 0, false));
+    assert.equal(info.type, 'block');
+    assert.match(info.path, /^\/dev\/sd[a-z]+$/);
+    assert.equal(info.scsi_wwn, t.luns[0]!.wwn);
+    assert.equal(info.multipath_id, undefined);
+    verifyData(info.path, t.luns[0]!.file!, 1 << 20);
+    assert.equal(await c.checkValidDevice(info.path), true);
+    const paths = await c.getVolumePaths(props(t, 0, false));
+    assert.deepEqual(paths, [`/dev/disk/by-path/ip-${P1}-iscsi-${t.iqn}-lun-0`]);
+    await c.disconnectVolume(props(t, 0, false), info);
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('multipath: map over both portals, data verified, disconnect removes map, devices, sessions and records', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 32 }] });
+  try {
+    const { c } = connector(true);
+    const info = await c.connectVolume(props(t, 0, true));
+    assert.match(info.path, /^\/dev\/dm-\d+$/);
+    assert.equal(info.multipath_id, t.luns[0]!.wwn);
+    assert.equal(info.scsi_wwn, t.luns[0]!.wwn);
+    const deadline = Date.now() + 30_000;
+    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(slaves(info.path).length, 2, 'both paths joined the map');
+    verifyData(info.path, t.luns[0]!.file!, 2 << 20);
+    await c.disconnectVolume(props(t, 0, true), info);
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('multipath with one portal given: sendtargets discovery finds both portals', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
+  try {
+    const { c } = connector(true);
+    const p = props(t, 0, false);
+    const info = await c.connectVolume(p);
+    assert.match(info.path, /^\/dev\/dm-\d+$/);
+    const deadline = Date.now() + 30_000;
+    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(slaves(info.path).length, 2);
+    await c.disconnectVolume(p, info);
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('CHAP: right credentials attach; the secret is in no argv and no log line', async () => {
+  const secret = `Sx${randomBytes(6).toString('hex')}`;
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }], chap: { userid: 'brickuser', password: secret } });
+  try {
+    const { c, ex, log } = connector(true);
+    const p = props(t, 0, true, { auth_method: 'CHAP', auth_username: 'brickuser', auth_password: secret });
+    const info = await c.connectVolume(p);
+    verifyData(info.path, t.luns[0]!.file!, 0);
+    await c.disconnectVolume(p, info);
+    assert.ok(ex.argvs.length > 0);
+    assert.ok(!ex.argvs.some((a) => a.join(' ').includes(secret)), 'no argv carries the CHAP secret');
+    assert.ok(!log.text().includes(secret), 'no log line carries the CHAP secret');
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('CHAP: wrong secret fails with a clear authentication error and leaves nothing', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }], chap: { userid: 'brickuser', password: 'RightSecret123' } });
+  try {
+    const { c, ex, log } = connector(true);
+    const p = props(t, 0, true, { auth_method: 'CHAP', auth_username: 'brickuser', auth_password: 'WrongSecret456' });
+    await assert.rejects(c.connectVolume(p), (e: unknown) => {
+      assert.ok(e instanceof BrickError);
+      assert.equal(e.code, 'AUTHENTICATION_FAILED', e.message);
+      assert.ok(!e.message.includes('WrongSecret456'));
+      return true;
+    });
+    assert.ok(!ex.argvs.some((a) => a.join(' ').includes('WrongSecret456')));
+    assert.ok(!log.text().includes('WrongSecret456'));
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('one portal down at connect: a map with one path, a warning, in bounded time', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
+  try {
+    await t.portalDown(P2);
+    const { c, log } = connector(true);
+    const started = Date.now();
+    const info = await c.connectVolume(props(t, 0, true));
+    const ms = Date.now() - started;
+    assert.match(info.path, /^\/dev\/dm-\d+$/);
+    assert.equal(slaves(info.path).length, 1);
+    assert.ok(ms < 60_000, `connect took ${ms} ms`);
+    assert.ok(log.lines().some((l) => l.level === 40), 'a warning was logged');
+    verifyData(info.path, t.luns[0]!.file!, 0);
+    await c.disconnectVolume(props(t, 0, true), info);
+    await assertNoLeftovers();
+  } finally {
+    await t.portalUp(P2).catch(() => undefined);
+    await t.destroy();
+  }
+});
+
+test('whole target down: a clean login error and nothing left', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
+  try {
+    await t.portalDown(P1);
+    await t.portalDown(P2);
+    const { c } = connector(true);
+    const started = Date.now();
+    await assert.rejects(c.connectVolume(props(t, 0, true)), (e: unknown) => {
+      assert.ok(e instanceof BrickError);
+      assert.equal(e.code, 'TARGET_PORTAL_LOGIN_FAILED', e.message);
+      return true;
+    });
+    assert.ok(Date.now() - started < 120_000);
+    await assertNoLeftovers();
+  } finally {
+    await t.portalUp(P1).catch(() => undefined);
+    await t.portalUp(P2).catch(() => undefined);
+    await t.destroy();
+  }
+});
+
+test('eight LUNs of one target at once: each device is its own LUN; disconnecting one leaves the others working', async () => {
+  const n = 8;
+  const t = await createLioTarget({ iqn: iqn(), luns: Array.from({ length: n }, () => ({ sizeMiB: 8 })) });
+  try {
+    const sigs = t.luns.map((l) => Buffer.from(`BRICK-LUN-${l.lun}-${randomBytes(8).toString('hex')}`.padEnd(64, '.')));
+    t.luns.forEach((l, i) => {
+      const fd = fs.openSync(l.file!, 'r+');
+      fs.writeSync(fd, sigs[i]!, 0, 64, 0);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    });
+    const { c } = connector(true);
+    const infos: DeviceInfo[] = await Promise.all(t.luns.map((l) => c.connectVolume(props(t, l.lun, true))));
+    assert.equal(new Set(infos.map((i) => i.path)).size, n, 'eight distinct devices');
+    infos.forEach((info, i) => {
+      assert.equal(info.multipath_id, t.luns[i]!.wwn);
+      assert.ok(readDirect(info.path, 0).subarray(0, 64).equals(sigs[i]!), `${info.path} carries LUN ${i}'s signature`);
+    });
+    await c.disconnectVolume(props(t, 0, true), infos[0]!);
+    assert.equal(probeLeftovers().iscsiSessions.filter((s) => s.includes(t.iqn)).length, 2, 'sessions kept for the other LUNs');
+    for (let i = 1; i < n; i++) assert.ok(readDirect(infos[i]!.path, 0).subarray(0, 64).equals(sigs[i]!), `LUN ${i} still reads`);
+    await Promise.all(infos.slice(1).map((info, k) => c.disconnectVolume(props(t, k + 1, true), info)));
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('extend: the LUN grows on the target, extendVolume returns the new size in bytes', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
+  try {
+    const { c } = connector(true);
+    const p = props(t, 0, true);
+    const info = await c.connectVolume(p);
+    const deadline = Date.now() + 30_000;
+    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await t.resizeLun(0, 48 * 1024 * 1024);
+    const size = await c.extendVolume(p);
+    assert.equal(size, 48 * 1024 * 1024);
+    assert.equal(Number(fs.readFileSync(`/sys/block/${info.path.slice(5)}/size`, 'utf8').trim()) * 512, size);
+    await c.disconnectVolume(p, info);
+    await assertNoLeftovers();
+  } finally {
+    await t.destroy();
+  }
+});
+
+test('single path extend and ISER validation error name the field', async () => {
+  const { c } = connector(false);
+  await assert.rejects(c.connectVolume({ target_portal: '127.0.0.1:99999', target_iqn: 'iqn.2026-11.x:y', target_lun: 0 }), (e: unknown) => e instanceof BrickError && e.field === 'target_portal');
+  await assertNoLeftovers();
+});

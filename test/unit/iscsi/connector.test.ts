@@ -1,0 +1,418 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { FakeKernel } from './fake-kernel.js';
+import { IscsiConnector } from '../../../src/initiator/connectors/iscsi.js';
+import { connectorFor, knownProtocols } from '../../../src/initiator/factory.js';
+import '../../../src/initiator/connectors/index.js';
+import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, TargetPortalLoginError, AuthenticationError } from '../../../src/errors.js';
+import { listSessions } from '../../../src/host/iscsiadm.js';
+
+const IQN = 'iqn.2026-11.lab.brick:unit';
+const P1 = '127.0.0.1:3260';
+const P2 = '127.0.0.2:3260';
+const WWID0 = '36001405a1b2c3d4e5f60718293a4b5c6';
+const WWID1 = '36001405b2c3d4e5f60718293a4b5c6d7';
+
+function kernel(luns = 2): FakeKernel {
+  const k = new FakeKernel();
+  k.addTarget({
+    iqn: IQN,
+    portals: [P1, P2],
+    luns: Array.from({ length: luns }, (_, i) => ({ lun: i, wwid: i === 0 ? WWID0 : i === 1 ? WWID1 : `36001405c${String(i).padStart(24, '0')}`, sizeBytes: 64 << 20 })),
+  });
+  return k;
+}
+
+function make(k: FakeKernel, multipath: boolean, extra: Record<string, unknown> = {}, protocol = 'ISCSI'): IscsiConnector {
+  return new IscsiConnector({ protocol, useMultipath: multipath, deviceScanAttempts: 3, forceMapAfterMs: 50, mapGraceMs: 200, readyTimeoutMs: 500, rescanBaseMs: 20, ...extra }, k.ctx);
+}
+
+const single = (lun = 0, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ target_portal: P1, target_iqn: IQN, target_lun: lun, ...extra });
+const multi = (lun = 0, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  target_portal: P1,
+  target_iqn: IQN,
+  target_lun: lun,
+  target_portals: [P1, P2],
+  target_iqns: [IQN, IQN],
+  target_luns: [lun, lun],
+  ...extra,
+});
+
+test('factory registers ISCSI and ISER; ISER logs in through the iser iface', async () => {
+  assert.ok(knownProtocols().includes('ISCSI') && knownProtocols().includes('ISER'));
+  const k = kernel();
+  try {
+    const c = connectorFor('iser', { host: k.ctx });
+    assert.equal(c.protocol, 'ISER');
+    assert.equal(c.getSearchPath(), '/dev/disk/by-path');
+    k.executor.on(['iscsiadm', '-m', 'node'], (argv) => {
+      assert.equal(argv[argv.indexOf('-I') + 1], 'iser');
+      return { exitCode: 8 };
+    });
+    await assert.rejects(c.connectVolume(single()), TargetPortalLoginError);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('bad properties fail with the field named before any command runs', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    await assert.rejects(c.connectVolume({ target_portal: P1, target_iqn: IQN, target_lun: 'x' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'target_lun');
+    await assert.rejects(c.disconnectVolume({ target_iqn: IQN }, null), (e: unknown) => e instanceof InvalidInputError && e.field === 'target_portal');
+    await assert.rejects(c.extendVolume({ target_portal: '[::1', target_iqn: IQN }), (e: unknown) => e instanceof InvalidInputError && e.field === 'target_portal');
+    assert.equal(k.executor.calls.length, 0);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('single path: record with manual scan, login, targeted scan of that LUN, device found under the session', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, false);
+    const info = await c.connectVolume(single(1));
+    assert.deepEqual(info, { type: 'block', path: '/dev/sdb', scsi_wwn: WWID1 });
+    const cmds = k.executor.commands();
+    assert.deepEqual(cmds.slice(0, 2), [`iscsiadm -m node -T ${IQN} -p ${P1} -I default -o new`, `iscsiadm -m node -T ${IQN} -p ${P1} -I default --login`]);
+    assert.ok(!cmds.some((c) => c.includes(' --rescan') || c.includes('-m session')), 'no session-wide rescans');
+    const rec = fs.readFileSync(k.p(k.recordPath(IQN, P1)), 'utf8');
+    assert.match(rec, /^node\.session\.scan = manual$/m);
+    assert.match(rec, /^node\.startup = manual$/m);
+    assert.match(rec, /^node\.session\.auth\.authmethod = None$/m);
+    // Only LUN 1 was scanned in: LUN 0 of the same target has no SCSI device.
+    assert.deepEqual(k.sessionDisks(k.sessions[0]!).map((d) => d.lun), [1]);
+    assert.equal(k.sessions.length, 1);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('single path: an existing session is reused (no login)', async () => {
+  const k = kernel();
+  try {
+    k.addSession(IQN, P1);
+    const c = make(k, false);
+    const info = await c.connectVolume(single(0));
+    assert.equal(info.path, '/dev/sdb');
+    assert.ok(!k.executor.commands().some((x) => x.includes('--login')));
+    assert.equal(k.sessions.length, 1);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('single path: the first portal failing falls over to the next, and the failed one is cleaned', async () => {
+  const k = kernel();
+  try {
+    k.targets[0]!.down.add(P1);
+    const c = make(k, false);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/sdb');
+    assert.equal(k.sessions.length, 1);
+    assert.equal(k.sessions[0]!.portal, P2);
+    assert.equal(k.hasRecord(IQN, P1), false, 'the record made for the dead portal was deleted');
+  } finally {
+    k.dispose();
+  }
+});
+
+test('device never appears: deviceScanAttempts scans, then VolumeDeviceNotFound, session and record removed', async () => {
+  const k = kernel();
+  try {
+    k.deadLuns.add(1);
+    let scans = 0;
+    const scanFile = (): string => k.p(`/sys/devices/platform/host${k.sessions[0]?.host}/scsi_host/host${k.sessions[0]?.host}/scan`);
+    const watcher = setInterval(() => {
+      try {
+        if (k.sessions[0] && fs.readFileSync(scanFile(), 'utf8').trim() !== '') scans++;
+      } catch {
+        /* gone */
+      }
+    }, 1);
+    const c = make(k, false, { deviceScanAttempts: 2 });
+    await assert.rejects(c.connectVolume(single(1)), VolumeDeviceNotFoundError);
+    clearInterval(watcher);
+    assert.equal(k.sessions.length, 0, 'logged out');
+    assert.equal(k.hasRecord(IQN, P1), false, 'record deleted');
+    assert.ok(k.executor.commands().filter((x) => x.includes('--login')).length === 1, 'rescans are not login retries');
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: parallel logins to every portal, returns the map, multipath_id is the WWID', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    assert.equal(info.multipath_id, WWID0);
+    assert.equal(info.scsi_wwn, WWID0);
+    assert.equal(k.executor.commands().filter((x) => x.endsWith('--login')).length, 2);
+    assert.equal(k.sessions.length, 2);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: logins really run in parallel', async () => {
+  const k = kernel();
+  try {
+    let inFlight = 0;
+    let peak = 0;
+    const orig = k.executor;
+    orig.on(/--login$/, async (argv) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setTimeout(r, 50));
+      inFlight--;
+      k.addSession(argv[4]!, argv[6]!);
+      return {};
+    });
+    const c = make(k, true);
+    await c.connectVolume(multi(0));
+    assert.equal(peak, 2);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: one portal down gives a map with one path and a warning', async () => {
+  const k = kernel();
+  try {
+    k.targets[0]!.down.add(P2);
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).length, 1);
+    assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('path failed')));
+    // The record made for the dead portal is removed once its login has failed.
+    await c.disconnectVolume(multi(0), info);
+    assert.equal(k.hasRecord(IQN, P2), false);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: when multipathd makes no map by itself the map is forced (multipath -a, multipathd add path)', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    const cmds = k.executor.commands();
+    assert.ok(cmds.includes(`multipath -a ${WWID0}`));
+    assert.ok(cmds.some((x) => x.startsWith('multipathd add path /dev/sd')));
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: no map at all returns the single device with a warning', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.executor.on(['multipathd', 'add', 'path'], { stdout: 'fail\n' });
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.match(info.path, /^\/dev\/sd[bc]$/);
+    assert.equal(info.multipath_id, undefined);
+    assert.equal(info.scsi_wwn, WWID0);
+    assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('single path')));
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath with one portal: sendtargets discovery, then every discovered portal', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const info = await c.connectVolume(single(0));
+    assert.equal(info.path, '/dev/dm-0');
+    const cmds = k.executor.commands();
+    assert.ok(cmds.includes(`iscsiadm -m discoverydb -t sendtargets -p ${P1} -I default --discover -o nonpersistent`));
+    assert.equal(k.sessions.length, 2);
+    await c.disconnectVolume(single(0), info);
+    assert.equal(k.sessions.length, 0);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('whole target down: TargetPortalLoginError, nothing left (no session, no record)', async () => {
+  const k = kernel();
+  try {
+    k.targets[0]!.down.add(P1);
+    k.targets[0]!.down.add(P2);
+    const c = make(k, true);
+    await assert.rejects(c.connectVolume(multi(0)), TargetPortalLoginError);
+    assert.equal(k.sessions.length, 0);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('CHAP: secret reaches the node record, never an argv or a log line', async () => {
+  const k = kernel();
+  try {
+    const secret = 'S3cr3t-CHAP-value';
+    k.targets[0]!.chap = { username: 'user1', password: secret };
+    const c = make(k, true);
+    const props = multi(0, { auth_method: 'CHAP', auth_username: 'user1', auth_password: secret });
+    const info = await c.connectVolume(props);
+    const rec = fs.readFileSync(k.p(k.recordPath(IQN, P1)), 'utf8');
+    assert.match(rec, /^node\.session\.auth\.password = S3cr3t-CHAP-value$/m);
+    assert.equal(fs.statSync(k.p(k.recordPath(IQN, P1))).mode & 0o777, 0o600);
+    await c.disconnectVolume(props, info);
+    for (const call of k.executor.calls) assert.ok(!call.argv.join(' ').includes(secret), call.argv.join(' '));
+    assert.ok(!k.log.text().includes(secret));
+    assert.ok(k.log.text().length > 0);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('CHAP: wrong secret is an AuthenticationError naming auth_password, with everything cleaned', async () => {
+  const k = kernel();
+  try {
+    k.targets[0]!.chap = { username: 'user1', password: 'right' };
+    const c = make(k, true);
+    await assert.rejects(c.connectVolume(multi(0, { auth_method: 'CHAP', auth_username: 'user1', auth_password: 'wrong-one' })), (e: unknown) => {
+      assert.ok(e instanceof AuthenticationError);
+      assert.equal(e.field, 'auth_password');
+      assert.ok(!e.message.includes('wrong-one'));
+      return true;
+    });
+    assert.equal(k.sessions.length, 0);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+    assert.ok(!k.log.text().includes('wrong-one'));
+  } finally {
+    k.dispose();
+  }
+});
+
+test('disconnect: flush the map, delete the devices, log out only when no other LUN uses the session', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const [a, b] = await Promise.all([c.connectVolume(multi(0)), c.connectVolume(multi(1))]);
+    assert.notEqual(a.path, b.path);
+    assert.equal(k.sessions.length, 2, 'one session per portal shared by both LUNs');
+    assert.equal(k.executor.commands().filter((x) => x.endsWith('--login')).length, 2, 'concurrent connects of one target log in once per portal');
+    await c.disconnectVolume(multi(0), a);
+    let cmds = k.executor.commands();
+    assert.ok(cmds.includes(`multipath -f ${WWID0}`));
+    assert.ok(!cmds.some((x) => x.endsWith('--logout')), 'sessions carry LUN 1: no logout');
+    assert.equal(k.sessions.length, 2);
+    assert.ok(fs.existsSync(k.p(b.path)), 'LUN 1 is untouched');
+    for (const s of k.sessions) assert.deepEqual(k.sessionDisks(s).map((d) => d.lun), [1]);
+    await c.disconnectVolume(multi(1), b);
+    cmds = k.executor.commands();
+    assert.equal(cmds.filter((x) => x.endsWith('--logout')).length, 2);
+    assert.equal(k.sessions.length, 0);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+    assert.deepEqual(fs.readdirSync(k.p('/sys/block')), []);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('disconnect of something already gone succeeds', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    await c.disconnectVolume(multi(0), { type: 'block', path: '/dev/dm-7', multipath_id: WWID0 });
+    await c.disconnectVolume(single(0), null);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('disconnect: a failed map flush without force raises and removes nothing; force removes and ignoreErrors does not raise', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    k.executor.on(['multipath', '-f'], { exitCode: 1, stderr: `${WWID0}: map in use\n` });
+    await assert.rejects(c.disconnectVolume(multi(0), info), BrickError);
+    assert.ok(fs.existsSync(k.p('/sys/block/dm-0')));
+    assert.equal(k.sessions.length, 2);
+    assert.ok(!k.executor.commands().some((x) => x.endsWith('--logout')));
+    await assert.rejects(c.disconnectVolume(multi(0), info, { force: true }), BrickError);
+    assert.ok(k.executor.commands().includes(`multipathd del map ${WWID0}`));
+    assert.equal(fs.existsSync(k.p('/sys/block/dm-0')), false);
+    assert.equal(k.sessions.length, 0);
+    const k2 = kernel();
+    try {
+      const c2 = make(k2, true);
+      const info2 = await c2.connectVolume(multi(0));
+      k2.executor.on(['multipath', '-f'], { exitCode: 1, stderr: 'map in use\n' });
+      await c2.disconnectVolume(multi(0), info2, { force: true, ignoreErrors: true });
+      assert.equal(k2.sessions.length, 0);
+    } finally {
+      k2.dispose();
+    }
+  } finally {
+    k.dispose();
+  }
+});
+
+test('extend: rescans every path, resizes the map, returns bytes', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    k.growLun(IQN, 0, 128 << 20);
+    const size = await c.extendVolume(multi(0));
+    assert.equal(size, 128 << 20);
+    assert.equal(new Set(k.rescanned).size, 2, 'both paths rescanned');
+    assert.ok(k.executor.commands().includes(`multipathd resize map ${WWID0}`));
+    await c.disconnectVolume(multi(0), info);
+    await assert.rejects(c.extendVolume(multi(0)), VolumeDeviceNotFoundError);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('locks are per target portal and IQN, in files (cross-process)', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    await c.connectVolume(multi(0));
+    const files = fs.readdirSync(k.ctx.locks.lockPath);
+    assert.ok(files.some((f) => f.includes('127.0.0.1_3260')) && files.some((f) => f.includes('127.0.0.2_3260')), files.join(','));
+    assert.ok(files.some((f) => f.includes('lun-0')));
+    assert.ok(!files.some((f) => /connect_volume/.test(f)));
+  } finally {
+    k.dispose();
+  }
+});
+
+test('getVolumePaths lists existing by-path links only; sessions come from sysfs', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    assert.deepEqual(await c.getVolumePaths(multi(0)), []);
+    await c.connectVolume(multi(0));
+    // The second path may join just after the connect returned (it returns on the first path in the map).
+    const deadline = Date.now() + 5_000;
+    while ((await c.getVolumePaths(multi(0))).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual((await c.getVolumePaths(multi(0))).sort(), [`/dev/disk/by-path/ip-${P1}-iscsi-${IQN}-lun-0`, `/dev/disk/by-path/ip-${P2}-iscsi-${IQN}-lun-0`]);
+    const sessions = await listSessions(k.ctx);
+    assert.deepEqual(sessions.map((s) => [s.targetIqn, s.portal.text, s.state]).sort(), [
+      [IQN, P1, 'LOGGED_IN'],
+      [IQN, P2, 'LOGGED_IN'],
+    ]);
+    assert.equal(await c.checkValidDevice('/dev/dm-0'), true);
+    assert.equal(await c.checkValidDevice('/dev/nope'), false);
+  } finally {
+    k.dispose();
+  }
+});
