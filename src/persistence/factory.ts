@@ -65,6 +65,11 @@ export type StoreConfig = MemoryStoreConfig | SqliteStoreConfig | PostgresStoreC
 export interface OpenStoreOptions {
   /** Environment for the default data directory (`XDG_DATA_HOME`, `HOME`). Default `{}` (then the OS home directory). */
   env?: Env;
+  /**
+   * Data directory for the default SQLite file (`<dataDir>/brick.sqlite`) when the config names
+   * no path. Default {@link defaultDataDir}`(env)`.
+   */
+  dataDir?: string;
 }
 
 /**
@@ -135,7 +140,8 @@ function isStore(v: unknown): v is Store {
 }
 
 /**
- * Open a store. With no config, the SQLite file at {@link defaultSqlitePath}`(options.env)`.
+ * Open a store. With no config (or a sqlite config without `path`), the SQLite file
+ * `<options.dataDir>/brick.sqlite`, else {@link defaultSqlitePath}`(options.env)`.
  * @throws {@link InvalidConfigError} field `storage` for an unknown plug-in or URL; field `path` /
  *   `connection` when that setting is missing or malformed
  * @throws {@link PersistenceError} when the store cannot be opened (file not creatable, server
@@ -154,7 +160,7 @@ export async function openStore(config?: StoreConfig | string | Store, options: 
           throw new InvalidConfigError('invalid path: must be a non-empty file path', { field: 'path' });
         }
         return SqliteStore.open({
-          path: cfg.path ?? defaultSqlitePath(options.env),
+          path: cfg.path ?? (options.dataDir !== undefined ? path.join(options.dataDir, 'brick.sqlite') : defaultSqlitePath(options.env)),
           ...(cfg.busyTimeoutMs !== undefined ? { busyTimeoutMs: cfg.busyTimeoutMs } : {}),
           ...(cfg.synchronous !== undefined ? { synchronous: cfg.synchronous } : {}),
         });

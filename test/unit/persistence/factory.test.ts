@@ -85,6 +85,18 @@ describe('openStore', () => {
     await s2.close();
   });
 
+  it('an explicit dataDir places the default file there, ahead of the env', async () => {
+    const dir = path.join(root, 'data-dir');
+    const s = await openStore(undefined, { env: { XDG_DATA_HOME: path.join(root, 'unused') }, dataDir: dir });
+    assert.equal((s as SqliteStore).path, path.join(dir, 'brick.sqlite'));
+    await s.close();
+    assert.equal(fs.existsSync(path.join(root, 'unused')), false);
+    const explicit = path.join(root, 'explicit.sqlite');
+    const s2 = await openStore({ storage: 'sqlite', path: explicit }, { dataDir: dir });
+    assert.equal((s2 as SqliteStore).path, explicit);
+    await s2.close();
+  });
+
   it('a Store instance is used as is', async () => {
     const m = new MemoryStore();
     assert.equal(await openStore(m), m);
