@@ -277,6 +277,7 @@ export class FakeKernel {
         const v = fs.readFileSync(scan, 'utf8').trim();
         if (v) {
           fs.writeFileSync(scan, '');
+          this.scans.push(`host${s.host} ${v}`);
           const m = /^(\S+) (\S+) (\S+)$/.exec(v);
           if (m) {
             const lun = Number(m[3]);
@@ -383,6 +384,9 @@ export class FakeKernel {
       return fs.existsSync(this.p(dev)) ? { stdout: '' } : { exitCode: 1, stderr: 'No such device' };
     });
   }
+
+  /** Every targeted scan seen: `hostH C T L`. */
+  readonly scans: string[] = [];
 
   /** Disks whose capacity was re-read after a write to `rescan`. */
   readonly rescanned: string[] = [];
