@@ -10,3 +10,4 @@ import './iscsi.js';
 import './aoe.js';
 import './remotefs.js';
 import './rbd.js';
+import './huawei_sdshypervisor.js';

@@ -8,6 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHostContext, type HostContext } from '../../../src/host/context.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
+import type { Executor } from '../../../src/exec/executor.js';
 import { LockManager } from '../../../src/host/lock.js';
 
 /** The source tree's test/fixtures directory (tests run from dist/test/unit/connectors). */
@@ -42,7 +43,7 @@ export function reveal(root: string, stash: string, rel: string): void {
 }
 
 /** A host context over fixture root `root` with a recording executor and a private lock dir. */
-export function fixtureHost(root: string, ex = new RecordingExecutor()): { host: HostContext; ex: RecordingExecutor } {
+export function fixtureHost<E extends Executor = RecordingExecutor>(root: string, ex: E = new RecordingExecutor() as unknown as E): { host: HostContext; ex: E } {
   const locks = new LockManager(mkdtempSync(join(tmpdir(), "brick-locks-")), 3_000);
   return { host: createHostContext({ executor: ex, hostRoot: root, locks }), ex };
 }
