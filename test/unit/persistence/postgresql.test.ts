@@ -161,14 +161,18 @@ describe('postgresql store: several processes', { skip }, () => {
     await store.close();
   });
 
-  it('two processes each increment a counter 200 times with reload-and-retry: the count is exactly 400', async () => {
+  it('two processes each increment a counter 200 times with reload-and-retry: the count is exactly 400', async (t) => {
     const schema = newSchema();
     const cfg = { storage: 'postgresql', connection: URL_, schema };
     const store = await PostgresStore.open({ connection: URL_!, schema });
     const v = await store.setVolume(volume({ admin_metadata: { counter: '0' } }));
     const ws = [startWorker('counter', cfg, v.id, '200'), startWorker('counter', cfg, v.id, '200')];
+    for (const w of ws) await w.line((l) => l === 'ready', 30_000, 'the counter worker to open the store');
+    for (const w of ws) w.send('go');
     for (const w of ws) await expectClean(w, 120_000);
     const retries = ws.map((w) => (JSON.parse(w.lines.at(-1)!) as { retries: number }).retries);
+    t.diagnostic(`stale-write retries per process: ${retries.join(', ')}`);
+    assert.ok(retries[0]! + retries[1]! > 0, 'the two writers never collided, so this run proved nothing');
     const [stored] = await store.getVolumes({ id: v.id });
     assert.equal(stored!.admin_metadata.counter, '400', `retries: ${retries.join(', ')}`);
     assert.equal(stored!.version, 401);

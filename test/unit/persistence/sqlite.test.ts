@@ -160,13 +160,18 @@ describe('sqlite store: several processes', () => {
     await store.close();
   });
 
-  it('two processes each increment a counter 200 times with reload-and-retry: the count is exactly 400', async () => {
+  it('two processes each increment a counter 200 times with reload-and-retry: the count is exactly 400', async (t) => {
     const p = newPath();
     const cfg = { storage: 'sqlite', path: p };
     const store = SqliteStore.open({ path: p });
     const v = await store.setVolume(volume({ admin_metadata: { counter: '0' } }));
     const ws = [startWorker('counter', cfg, v.id, '200'), startWorker('counter', cfg, v.id, '200')];
+    for (const w of ws) await w.line((l) => l === 'ready', 30_000, 'the counter worker to open the store');
+    for (const w of ws) w.send('go');
     for (const w of ws) await expectClean(w, 120_000);
+    const retries = ws.map((w) => (JSON.parse(w.lines.at(-1)!) as { retries: number }).retries);
+    t.diagnostic(`stale-write retries per process: ${retries.join(', ')}`);
+    assert.ok(retries[0]! + retries[1]! > 0, 'the two writers never collided, so this run proved nothing');
     const [stored] = await store.getVolumes({ id: v.id });
     assert.equal(stored!.admin_metadata.counter, '400');
     assert.equal(stored!.version, 401);
@@ -186,7 +191,7 @@ describe('sqlite store: several processes', () => {
     await store.close();
   });
 
-  it('SIGKILL at random points of a write loop never leaves a torn or half-written record', async () => {
+  it('SIGKILL at random points of a write loop never leaves a torn or half-written record', async (t) => {
     const p = newPath();
     const cfg = { storage: 'sqlite', path: p };
     let seen = 0;
@@ -220,6 +225,7 @@ describe('sqlite store: several processes', () => {
     }
     // The loop writes and updates records in order: only the last record of a round can be unfinished.
     const creating = vols.filter((v) => v.status === 'creating');
+    t.diagnostic(`${vols.length} records after 4 kills; ${creating.length} left in creating (killed between insert and update)`);
     assert.ok(creating.length <= 4, `${creating.length} records left in creating`);
     await store.close();
   });

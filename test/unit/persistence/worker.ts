@@ -3,7 +3,9 @@
  * test runner: without a role argument it does nothing).
  *
  *   node worker.js cas     <config> <volume id> <tag>   load, print "loaded", wait for "go", set name=tag, print won|stale
- *   node worker.js counter <config> <volume id> <n>     n increments of admin_metadata.counter with reload-and-retry
+ *   node worker.js counter <config> <volume id> <n>     print "ready", wait for "go", then n increments of
+ *                                                       admin_metadata.counter (load, 1 ms think time, save),
+ *                                                       reloading and retrying on StaleRecordError
  *   node worker.js churn   <config> <prefix>            insert 'creating' then update to 'available', forever
  *   node worker.js hang    <config> <volume id>         insert one 'creating' volume, print "inserted", then idle
  *   node worker.js open    <config>                     open (migrating) and close, print "opened"
@@ -11,6 +13,7 @@
  */
 import Database from 'better-sqlite3';
 import { createInterface } from 'node:readline';
+import { delay } from '../../../src/host/retry.js';
 import { openStore, type StoreConfig } from '../../../src/persistence/factory.js';
 import { StaleRecordError, type VolumeRecord } from '../../../src/persistence/store.js';
 import { filler, volume } from './records.js';
@@ -61,11 +64,20 @@ async function main(): Promise<void> {
     }
     case 'counter': {
       const [id, n] = args as [string, string];
+      // Start together with the other worker: print "ready", wait for "go".
+      await one(store, id);
+      say('ready');
+      const rl = createInterface({ input: process.stdin });
+      await new Promise<void>((resolve) => rl.on('line', (l) => l === 'go' && resolve()));
+      rl.close();
       let retries = 0;
       for (let i = 0; i < Number(n); i++) {
         for (;;) {
           const rec = await one(store, id);
           const count = Number(rec.admin_metadata.counter ?? '0') + 1;
+          // Think time between load and save, as the library spends doing its work: it gives the
+          // other writer a window to commit in between, which is the case under test.
+          await delay(1);
           try {
             await store.setVolume({ ...rec, admin_metadata: { ...rec.admin_metadata, counter: String(count) } });
             break;
