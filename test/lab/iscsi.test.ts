@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { startInitiatorDaemons, createLioTarget, assertNoLeftovers, probeLeftovers, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
@@ -80,15 +81,37 @@ function verifyData(dev: string, file: string, offset: number): void {
   assert.ok(readDirect(dev, offset + 4096).equals(data2), `data written to ${file} reads back through ${dev}`);
 }
 
+/** Read `length` bytes at `offset` with O_DIRECT (dd iflag=direct: Node's buffers are not aligned for O_DIRECT), bypassing the page cache. */
 function readDirect(dev: string, offset: number, length = 4096): Buffer {
-  const fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-  try {
-    const buf = Buffer.alloc(length);
-    fs.readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
+  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
+}
+
+async function until(probe: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
   }
+  return true;
+}
+
+const attached: { c: Connector; p: Record<string, unknown>; info: DeviceInfo }[] = [];
+
+async function attach(c: Connector, p: Record<string, unknown>): Promise<DeviceInfo> {
+  const info = await attach(c, p);
+  attached.push({ c, p, info });
+  return info;
+}
+
+async function detach(c: Connector, p: Record<string, unknown>, info: DeviceInfo): Promise<void> {
+  await detach(c, p, info);
+  const i = attached.findIndex((a) => a.info === info);
+  if (i >= 0) attached.splice(i, 1);
+}
+
+/** Force-disconnect whatever a failed test left attached, so one failure does not cascade into the next tests. */
+async function scrub(): Promise<void> {
+  for (const a of attached.splice(0)) await a.c.disconnectVolume(a.p, a.info, { force: true, ignoreErrors: true }).catch(() => undefined);
 }
 
 function slaves(dev: string): string[] {
@@ -114,18 +137,20 @@ test('single path: connect, data both ways against the backstore, disconnect, no
   const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 32 }] });
   try {
     const { c } = connector(false);
-    const info = await c.connectVolume(props(t, 0, false));
+    const info = await attach(c, props(t, 0, false));
     assert.equal(info.type, 'block');
     assert.match(info.path, /^\/dev\/sd[a-z]+$/);
     assert.equal(info.scsi_wwn, t.luns[0]!.wwn);
     assert.equal(info.multipath_id, undefined);
     verifyData(info.path, t.luns[0]!.file!, 1 << 20);
     assert.equal(await c.checkValidDevice(info.path), true);
+    await until(async () => (await c.getVolumePaths(props(t, 0, false))).length > 0, 10_000);
     const paths = await c.getVolumePaths(props(t, 0, false));
     assert.deepEqual(paths, [`/dev/disk/by-path/ip-${P1}-iscsi-${t.iqn}-lun-0`]);
-    await c.disconnectVolume(props(t, 0, false), info);
+    await detach(c, props(t, 0, false), info);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -134,17 +159,17 @@ test('multipath: map over both portals, data verified, disconnect removes map, d
   const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 32 }] });
   try {
     const { c } = connector(true);
-    const info = await c.connectVolume(props(t, 0, true));
+    const info = await attach(c, props(t, 0, true));
     assert.match(info.path, /^\/dev\/dm-\d+$/);
     assert.equal(info.multipath_id, t.luns[0]!.wwn);
     assert.equal(info.scsi_wwn, t.luns[0]!.wwn);
-    const deadline = Date.now() + 30_000;
-    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await until(() => slaves(info.path).length >= 2, 30_000);
     assert.equal(slaves(info.path).length, 2, 'both paths joined the map');
     verifyData(info.path, t.luns[0]!.file!, 2 << 20);
-    await c.disconnectVolume(props(t, 0, true), info);
+    await detach(c, props(t, 0, true), info);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -154,14 +179,14 @@ test('multipath with one portal given: sendtargets discovery finds both portals'
   try {
     const { c } = connector(true);
     const p = props(t, 0, false);
-    const info = await c.connectVolume(p);
+    const info = await attach(c, p);
     assert.match(info.path, /^\/dev\/dm-\d+$/);
-    const deadline = Date.now() + 30_000;
-    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await until(() => slaves(info.path).length >= 2, 30_000);
     assert.equal(slaves(info.path).length, 2);
-    await c.disconnectVolume(p, info);
+    await detach(c, p, info);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -172,14 +197,15 @@ test('CHAP: right credentials attach; the secret is in no argv and no log line',
   try {
     const { c, ex, log } = connector(true);
     const p = props(t, 0, true, { auth_method: 'CHAP', auth_username: 'brickuser', auth_password: secret });
-    const info = await c.connectVolume(p);
+    const info = await attach(c, p);
     verifyData(info.path, t.luns[0]!.file!, 0);
-    await c.disconnectVolume(p, info);
+    await detach(c, p, info);
     assert.ok(ex.argvs.length > 0);
     assert.ok(!ex.argvs.some((a) => a.join(' ').includes(secret)), 'no argv carries the CHAP secret');
     assert.ok(!log.text().includes(secret), 'no log line carries the CHAP secret');
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -199,6 +225,7 @@ test('CHAP: wrong secret fails with a clear authentication error and leaves noth
     assert.ok(!log.text().includes('WrongSecret456'));
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -206,19 +233,20 @@ test('CHAP: wrong secret fails with a clear authentication error and leaves noth
 test('one portal down at connect: a map with one path, a warning, in bounded time', async () => {
   const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
   try {
-    await t.portalDown(P2);
+    await t.portalDown(P2).catch((e: unknown) => process.stderr.write(`lab fixture portalDown: ${(e as Error).message} (network portal removed anyway)\n`));
     const { c, log } = connector(true);
     const started = Date.now();
-    const info = await c.connectVolume(props(t, 0, true));
+    const info = await attach(c, props(t, 0, true));
     const ms = Date.now() - started;
     assert.match(info.path, /^\/dev\/dm-\d+$/);
     assert.equal(slaves(info.path).length, 1);
     assert.ok(ms < 60_000, `connect took ${ms} ms`);
     assert.ok(log.lines().some((l) => l.level === 40), 'a warning was logged');
     verifyData(info.path, t.luns[0]!.file!, 0);
-    await c.disconnectVolume(props(t, 0, true), info);
+    await detach(c, props(t, 0, true), info);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.portalUp(P2).catch(() => undefined);
     await t.destroy();
   }
@@ -228,7 +256,7 @@ test('whole target down: a clean login error and nothing left', async () => {
   const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 16 }] });
   try {
     await t.portalDown(P1);
-    await t.portalDown(P2);
+    await t.portalDown(P2).catch((e: unknown) => process.stderr.write(`lab fixture portalDown: ${(e as Error).message} (network portal removed anyway)\n`));
     const { c } = connector(true);
     const started = Date.now();
     await assert.rejects(c.connectVolume(props(t, 0, true)), (e: unknown) => {
@@ -239,6 +267,7 @@ test('whole target down: a clean login error and nothing left', async () => {
     assert.ok(Date.now() - started < 120_000);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.portalUp(P1).catch(() => undefined);
     await t.portalUp(P2).catch(() => undefined);
     await t.destroy();
@@ -257,18 +286,19 @@ test('eight LUNs of one target at once: each device is its own LUN; disconnectin
       fs.closeSync(fd);
     });
     const { c } = connector(true);
-    const infos: DeviceInfo[] = await Promise.all(t.luns.map((l) => c.connectVolume(props(t, l.lun, true))));
+    const infos: DeviceInfo[] = await Promise.all(t.luns.map((l) => attach(c, props(t, l.lun, true))));
     assert.equal(new Set(infos.map((i) => i.path)).size, n, 'eight distinct devices');
     infos.forEach((info, i) => {
       assert.equal(info.multipath_id, t.luns[i]!.wwn);
       assert.ok(readDirect(info.path, 0).subarray(0, 64).equals(sigs[i]!), `${info.path} carries LUN ${i}'s signature`);
     });
-    await c.disconnectVolume(props(t, 0, true), infos[0]!);
+    await detach(c, props(t, 0, true), infos[0]!);
     assert.equal(probeLeftovers().iscsiSessions.filter((s) => s.includes(t.iqn)).length, 2, 'sessions kept for the other LUNs');
     for (let i = 1; i < n; i++) assert.ok(readDirect(infos[i]!.path, 0).subarray(0, 64).equals(sigs[i]!), `LUN ${i} still reads`);
-    await Promise.all(infos.slice(1).map((info, k) => c.disconnectVolume(props(t, k + 1, true), info)));
+    await Promise.all(infos.slice(1).map((info, k) => detach(c, props(t, k + 1, true), info)));
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });
@@ -278,16 +308,16 @@ test('extend: the LUN grows on the target, extendVolume returns the new size in 
   try {
     const { c } = connector(true);
     const p = props(t, 0, true);
-    const info = await c.connectVolume(p);
-    const deadline = Date.now() + 30_000;
-    while (slaves(info.path).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const info = await attach(c, p);
+    await until(() => slaves(info.path).length >= 2, 30_000);
     await t.resizeLun(0, 48 * 1024 * 1024);
     const size = await c.extendVolume(p);
     assert.equal(size, 48 * 1024 * 1024);
     assert.equal(Number(fs.readFileSync(`/sys/block/${info.path.slice(5)}/size`, 'utf8').trim()) * 512, size);
-    await c.disconnectVolume(p, info);
+    await detach(c, p, info);
     await assertNoLeftovers();
   } finally {
+    await scrub();
     await t.destroy();
   }
 });

@@ -1,0 +1,219 @@
+/**
+ * iSCSI connect/disconnect latency in the lab VM: Brick's ISCSI connector beside the raw floor
+ * (iscsiadm login + the device appearing, nothing else) and, when Debian's python3-os-brick is
+ * installed, beside os-brick's ISCSIConnector on the same LIO target in the same VM.
+ *
+ * Scenarios: one LUN single path, one LUN multipath (two portals), eight LUNs of one target at
+ * once with multipath. Each is run once to warm up, then `BENCH_REPS` times (default 3); the
+ * median is printed. Run with `node dist/tools/lab/cli.js bench dist/bench/iscsi.js`.
+ *
+ * Goals (issue 4): multipath connect <= 1/3 of os-brick's, eight concurrent multipath connects
+ * >= 4x faster than os-brick's, and within 1.5x of the raw floor.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { startInitiatorDaemons, createLioTarget, assertNoLeftovers, LAB_INITIATOR_IQN, run, type LioTarget } from '../test/lab/fixtures/index.js';
+import { connectorFor } from '../src/initiator/factory.js';
+import '../src/initiator/connectors/index.js';
+import type { DeviceInfo } from '../src/initiator/connector.js';
+import { createHostContext } from '../src/host/context.js';
+import { listSessions, parsePortal } from '../src/host/iscsiadm.js';
+import { scsiDevicesUnder } from '../src/host/scsi.js';
+import { mapForWwid, flushMap } from '../src/host/multipath.js';
+import { waitFor } from '../src/host/retry.js';
+
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
+const ctx = createHostContext();
+
+type Props = Record<string, unknown>;
+interface Timing {
+  connectMs: number;
+  disconnectMs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function props(t: LioTarget, lun: number, multipath: boolean): Props {
+  const p: Props = { target_portal: t.portals[0], target_iqn: t.iqn, target_lun: lun, target_discovered: false };
+  if (multipath) Object.assign(p, { target_portals: t.portals, target_iqns: t.portals.map(() => t.iqn), target_luns: t.portals.map(() => lun) });
+  return p;
+}
+
+async function brick(list: Props[], multipath: boolean): Promise<Timing> {
+  const c = connectorFor('ISCSI', { useMultipath: multipath });
+  const t0 = performance.now();
+  const infos: DeviceInfo[] = await Promise.all(list.map((p) => c.connectVolume(p)));
+  const t1 = performance.now();
+  await Promise.all(list.map((p, i) => c.disconnectVolume(p, infos[i]!)));
+  const t2 = performance.now();
+  return { connectMs: t1 - t0, disconnectMs: t2 - t1 };
+}
+
+/** The raw floor: node records, parallel logins (automatic scan), wait for the devices (or maps); then a plain teardown. */
+async function raw(t: LioTarget, luns: number[], multipath: boolean): Promise<Timing> {
+  const portals = multipath ? t.portals : [t.portals[0]!];
+  const t0 = performance.now();
+  await Promise.all(
+    portals.map(async (p) => {
+      await run(['iscsiadm', '-m', 'node', '-T', t.iqn, '-p', p, '-o', 'new']);
+      await run(['iscsiadm', '-m', 'node', '-T', t.iqn, '-p', p, '--login']);
+    }),
+  );
+  if (multipath) {
+    await waitFor(async () => (await Promise.all(luns.map((l) => mapForWwid(ctx, t.luns[l]!.wwn)))).every((m) => m && m.paths.length > 0), { timeoutMs: 60_000, intervalMs: 20, description: 'raw maps' });
+  } else {
+    await waitFor(
+      async () => {
+        const s = (await listSessions(ctx)).find((x) => x.targetIqn === t.iqn && x.portal.text === parsePortal(portals[0]).text);
+        if (!s) return false;
+        const devs = await scsiDevicesUnder(ctx, s.deviceDir);
+        return luns.every((l) => devs.some((d) => d.hctl.lun === l && d.device));
+      },
+      { timeoutMs: 60_000, intervalMs: 20, description: 'raw devices' },
+    );
+  }
+  const t1 = performance.now();
+  for (const l of luns) {
+    const m = await mapForWwid(ctx, t.luns[l]!.wwn);
+    if (m) await flushMap(ctx, m.name);
+  }
+  await Promise.all(
+    portals.map(async (p) => {
+      await run(['iscsiadm', '-m', 'node', '-T', t.iqn, '-p', p, '--logout'], { checkExitCode: false });
+      await run(['iscsiadm', '-m', 'node', '-T', t.iqn, '-p', p, '-o', 'delete'], { checkExitCode: false });
+    }),
+  );
+  const t2 = performance.now();
+  // Maps of LUNs that were never asked for (automatic scan) go with their paths; wait for that.
+  await waitFor(async () => (await Promise.all(t.luns.map((l) => mapForWwid(ctx, l.wwn)))).every((m) => !m), { timeoutMs: 30_000, description: 'raw maps gone' }).catch(async () => {
+    for (const l of t.luns) {
+      const m = await mapForWwid(ctx, l.wwn);
+      if (m) await run(['dmsetup', 'remove', '--force', m.name], { checkExitCode: false });
+    }
+  });
+  return { connectMs: t1 - t0, disconnectMs: t2 - t1 };
+}
+
+const PY = String.raw`
+import json, sys, time, threading
+from oslo_config import cfg
+import os_brick
+from os_brick.initiator import connector
+conf = cfg.CONF
+conf([], project='brick-bench')
+conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
+os_brick.setup(conf)
+job = json.load(sys.stdin)
+c = connector.InitiatorConnector.factory('ISCSI', 'sudo', use_multipath=job['multipath'], device_scan_attempts=3)
+out = []
+for rep in range(job['reps']):
+    props = job['props']
+    devs = [None] * len(props)
+    errs = []
+    def attach(i):
+        try:
+            devs[i] = c.connect_volume(props[i])
+        except Exception as e:
+            errs.append(repr(e))
+    def detach(i):
+        try:
+            c.disconnect_volume(props[i], devs[i])
+        except Exception as e:
+            errs.append(repr(e))
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=attach, args=(i,)) for i in range(len(props))]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    t1 = time.monotonic()
+    ts = [threading.Thread(target=detach, args=(i,)) for i in range(len(props))]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    t2 = time.monotonic()
+    out.append({'connectMs': (t1 - t0) * 1000, 'disconnectMs': (t2 - t1) * 1000, 'errors': errs})
+print('RESULT ' + json.dumps(out))
+`;
+
+async function osBrick(list: Props[], multipath: boolean, reps: number): Promise<Timing[] | undefined> {
+  if (!fs.existsSync(OS_BRICK)) return undefined;
+  const script = '/run/brick-bench-osbrick.py';
+  fs.writeFileSync(script, PY);
+  fs.mkdirSync('/run/osbrick-locks', { recursive: true });
+  const r = await run(['python3', script], { input: JSON.stringify({ props: list, multipath, reps: reps + 1 }), timeoutMs: 1_800_000, checkExitCode: false });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) {
+    process.stdout.write(`os-brick run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join(' | ')}\n`);
+    return undefined;
+  }
+  const all = JSON.parse(line.slice(7)) as (Timing & { errors: string[] })[];
+  const errs = all.flatMap((x) => x.errors);
+  if (errs.length > 0) process.stdout.write(`os-brick errors: ${errs.slice(0, 3).join(' | ')}\n`);
+  return all.slice(1);
+}
+
+async function series(fn: () => Promise<Timing>): Promise<Timing[]> {
+  await fn(); // warm-up
+  const out: Timing[] = [];
+  for (let i = 0; i < REPS; i++) out.push(await fn());
+  return out;
+}
+
+const fmt = (ms: number | undefined): string => (ms === undefined || Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(2)} s`);
+const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || Number.isNaN(a) || Number.isNaN(b) ? '-' : `${(a / b).toFixed(2)}x`);
+
+async function main(): Promise<void> {
+  await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
+  const stamp = Date.now().toString(36);
+  const t1 = await createLioTarget({ iqn: `iqn.2026-11.lab.brick:bench1-${stamp}`, luns: [{ sizeMiB: 16 }] });
+  const t8 = await createLioTarget({ iqn: `iqn.2026-11.lab.brick:bench8-${stamp}`, luns: Array.from({ length: 8 }, () => ({ sizeMiB: 8 })) });
+  const rows: { name: string; brick: Timing[]; raw: Timing[]; os?: Timing[] }[] = [];
+  try {
+    const scenarios: { name: string; t: LioTarget; luns: number[]; mp: boolean }[] = [
+      { name: '1 LUN, single path', t: t1, luns: [0], mp: false },
+      { name: '1 LUN, multipath', t: t1, luns: [0], mp: true },
+      { name: '8 LUNs at once, multipath', t: t8, luns: [0, 1, 2, 3, 4, 5, 6, 7], mp: true },
+    ];
+    for (const s of scenarios) {
+      const list = s.luns.map((l) => props(s.t, l, s.mp));
+      process.stdout.write(`bench: ${s.name}: brick...\n`);
+      const b = await series(() => brick(list, s.mp));
+      await assertNoLeftovers(undefined, { timeoutMs: 30_000 });
+      process.stdout.write(`bench: ${s.name}: raw floor...\n`);
+      const r = await series(() => raw(s.t, s.luns, s.mp));
+      process.stdout.write(`bench: ${s.name}: os-brick...\n`);
+      const o = await osBrick(list, s.mp, REPS);
+      rows.push({ name: s.name, brick: b, raw: r, os: o });
+    }
+  } finally {
+    await t1.destroy();
+    await t8.destroy();
+  }
+  const lines: string[] = [];
+  lines.push(`iSCSI connector latency in the lab VM (QEMU TCG), median of ${REPS} after one warm-up; os-brick ${fs.existsSync(OS_BRICK) ? 'present' : 'absent'}`);
+  lines.push('| scenario | brick connect | brick disconnect | raw floor connect | raw floor disconnect | os-brick connect | os-brick disconnect | brick/raw (connect) | os-brick/brick (connect) | os-brick/brick (disconnect) |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  const summary: Record<string, unknown> = {};
+  for (const row of rows) {
+    const bc = median(row.brick.map((x) => x.connectMs));
+    const bd = median(row.brick.map((x) => x.disconnectMs));
+    const rc = median(row.raw.map((x) => x.connectMs));
+    const rd = median(row.raw.map((x) => x.disconnectMs));
+    const oc = row.os ? median(row.os.map((x) => x.connectMs)) : undefined;
+    const od = row.os ? median(row.os.map((x) => x.disconnectMs)) : undefined;
+    lines.push(`| ${row.name} | ${fmt(bc)} | ${fmt(bd)} | ${fmt(rc)} | ${fmt(rd)} | ${fmt(oc)} | ${fmt(od)} | ${ratio(bc, rc)} | ${ratio(oc, bc)} | ${ratio(od, bd)} |`);
+    summary[row.name] = { brick: row.brick, raw: row.raw, os_brick: row.os ?? null };
+  }
+  const mp = rows.find((r) => r.name === '1 LUN, multipath');
+  const eight = rows.find((r) => r.name.startsWith('8 LUNs'));
+  const m = (xs: Timing[] | undefined): number | undefined => (xs ? median(xs.map((x) => x.connectMs)) : undefined);
+  lines.push('');
+  lines.push(`goal: multipath connect <= 1/3 of os-brick: ${mp && m(mp.os) !== undefined ? `${ratio(m(mp.brick), m(mp.os))} of os-brick -> ${m(mp.brick)! <= m(mp.os)! / 3 ? 'MET' : 'NOT MET'}` : 'os-brick not measured'}`);
+  lines.push(`goal: 8 concurrent multipath connects >= 4x faster than os-brick: ${eight && m(eight.os) !== undefined ? `${ratio(m(eight.os), m(eight.brick))} -> ${m(eight.os)! >= 4 * m(eight.brick)! ? 'MET' : 'NOT MET'}` : 'os-brick not measured'}`);
+  lines.push(`goal: within 1.5x of the raw floor: ${rows.map((r) => `${r.name} ${ratio(m(r.brick), m(r.raw))}`).join('; ')}`);
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  const outDir = process.env.LAB_OUT;
+  if (outDir) fs.writeFileSync(join(outDir, 'iscsi-bench.json'), JSON.stringify({ reps: REPS, rows: summary, table: lines }, null, 2));
+}
+
+await main();
