@@ -12,7 +12,7 @@ import { openStore } from '../../../src/persistence/factory.js';
 import { PostgresStore, parsePostgresUrl, redactConnectionUrl } from '../../../src/persistence/postgresql.js';
 import { expectClean, startWorker } from './children.js';
 import { storeContract } from './contract.js';
-import { volume } from './records.js';
+import { filler, volume } from './records.js';
 
 const URL_ = process.env.BRICK_TEST_PG_URL;
 const skip = URL_ ? false : 'BRICK_TEST_PG_URL is not set: start a server with `tools/ci/postgres.sh` and export its URL to run the PostgreSQL tests';
@@ -176,6 +176,43 @@ describe('postgresql store: several processes', { skip }, () => {
     const [stored] = await store.getVolumes({ id: v.id });
     assert.equal(stored!.admin_metadata.counter, '400', `retries: ${retries.join(', ')}`);
     assert.equal(stored!.version, 401);
+    await store.close();
+  });
+
+  it('SIGKILL at random points of concurrent write loops never leaves a torn or half-written record', async (t) => {
+    const schema = newSchema();
+    const cfg = { storage: 'postgresql', connection: URL_, schema };
+    await (await PostgresStore.open({ connection: URL_!, schema })).close();
+    const ROUNDS = 3;
+    const WRITERS = 3;
+    let seen = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const ws = Array.from({ length: WRITERS }, (_, k) => startWorker('churn', cfg, `r${round}w${k}`));
+      await Promise.all(
+        ws.map(async (w) => {
+          await w.line((l) => l.startsWith('updated') && l.endsWith('000003'), 30_000, 'a few commits');
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 40)));
+          w.child.kill('SIGKILL');
+          assert.equal((await w.exited).signal, 'SIGKILL');
+          seen += w.lines.filter((l) => l.startsWith('inserted')).length;
+        }),
+      );
+    }
+    const store = await PostgresStore.open({ connection: URL_!, schema });
+    const vols = await store.getVolumes();
+    assert.ok(vols.length >= seen && vols.length <= seen + ROUNDS * WRITERS, `${vols.length} records for ${seen} reported inserts`);
+    for (const v of vols) {
+      if (v.status === 'creating') {
+        assert.equal(v.version, 1, v.id);
+        assert.equal(v.admin_metadata.fill, filler(v.id), v.id);
+      } else {
+        assert.equal(v.status, 'available', v.id);
+        assert.equal(v.version, 2, v.id);
+        assert.equal(v.description, `done ${v.id}`, v.id);
+        assert.equal(v.admin_metadata.fill, filler(`${v.id}/2`), v.id);
+      }
+    }
+    t.diagnostic(`${vols.length} records after ${ROUNDS * WRITERS} kills; ${vols.filter((v) => v.status === 'creating').length} left in creating`);
     await store.close();
   });
 
