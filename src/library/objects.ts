@@ -470,6 +470,21 @@ export class Volume {
     await this.save();
   }
 
+  /**
+   * Re-read the volume, its snapshots and its connections from the store (cinderlib
+   * `Volume.refresh`), keeping object identity: how a controller sees the device info a
+   * consumer host saved, or a consumer sees a connection the controller made.
+   * @returns this volume
+   * @throws {@link NotFoundError} when the volume is no longer stored
+   */
+  async refresh(): Promise<this> {
+    const [rec] = await this.backend.context.store.getVolumes({ id: this.id });
+    if (!rec) throw new NotFoundError('volume', this.id);
+    if (rec.version > this.version) this.assign(rec);
+    await this.loadChildren();
+    return this;
+  }
+
   /** @internal load snapshots and connections from the store. */
   async loadChildren(): Promise<void> {
     const store = this.backend.context.store;
