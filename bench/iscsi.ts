@@ -140,7 +140,7 @@ async function osBrick(list: Props[], multipath: boolean, reps: number): Promise
   const script = '/run/brick-bench-osbrick.py';
   fs.writeFileSync(script, PY);
   fs.mkdirSync('/run/osbrick-locks', { recursive: true });
-  const r = await run(['python3', script], { input: JSON.stringify({ props: list, multipath, reps: reps + 1 }), timeoutMs: 1_800_000, checkExitCode: false });
+  const r = await run(['/usr/bin/python3', script], { input: JSON.stringify({ props: list, multipath, reps: reps + 1 }), timeoutMs: 1_800_000, checkExitCode: false });
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) {
     process.stdout.write(`os-brick run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join(' | ')}\n`);

@@ -522,6 +522,15 @@ export class IscsiConnector implements Connector {
     });
   }
 
+  /**
+   * Resolve once every path attach still running in the background (logins to slower portals
+   * after a multipath connect returned) has finished and, if it failed, cleaned up after itself.
+   * A short-lived process (the CLI) should await this before exiting. Never rejects.
+   */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background.values()].flatMap((s) => [...s]));
+  }
+
   private async settleBackground(key: string): Promise<void> {
     const set = this.background.get(key);
     if (set && set.size > 0) await Promise.allSettled([...set]);

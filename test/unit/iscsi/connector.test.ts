@@ -182,8 +182,10 @@ test('multipath: one portal down gives a map with one path and a warning', async
     assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).length, 1);
     assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('path failed')));
     // The record made for the dead portal is removed once its login has failed.
-    await c.disconnectVolume(multi(0), info);
+    await c.settled();
     assert.equal(k.hasRecord(IQN, P2), false);
+    await c.disconnectVolume(multi(0), info);
+    assert.equal(k.sessions.length, 0);
   } finally {
     k.dispose();
   }
