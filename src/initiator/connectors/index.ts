@@ -11,3 +11,4 @@ import './aoe.js';
 import './remotefs.js';
 import './rbd.js';
 import './huawei_sdshypervisor.js';
+import './fibre_channel.js';

@@ -1,0 +1,380 @@
+/**
+ * The `FIBRE_CHANNEL` connector: SCSI LUNs over FC HBAs, found through sysfs, with optional
+ * dm-multipath.
+ *
+ * Follows os-brick's `FibreChannelConnector` (`connectors/fibre_channel.py` + `linuxfc.py`):
+ * - connection properties `target_wwn` (a string or a list) or `target_wwns`, `target_lun` or
+ *   `target_luns`, paired as os-brick pairs them (same count, or one LUN for every WWN);
+ *   `initiator_target_map` (initiator WWPN -> target WWPNs), turned into the
+ *   `initiator_target_lun_map` that limits each HBA to its own targets; `enable_wildcard_scan`
+ *   (default true) and `addressing_mode` (`SAM`, `transparent`, `SAM2`, `SAM3-flat`);
+ * - online HBAs from `/sys/class/fc_host`; targeted `C T L` scans for the HBA/target pairs found
+ *   in `/sys/class/fc_transport`, wildcard `- - L` only when allowed and no HBA sees a target;
+ * - the returned path is the by-path link (`/dev/disk/by-path/pci-<pci>-fc-0x<wwpn>-lun-<lun>`,
+ *   LUNs of 256 and above in os-brick's `0x%04x%04x00000000` form) when udev made it, else
+ *   `/dev/sdX`; with multipath, the dm device of the map multipathd builds over the paths
+ *   (`/dev/dm-N`, `multipath_id` = WWID), falling back to a single path when no map appears
+ *   (os-brick bug 2097388);
+ * - disconnect flushes the map (`multipath -f`; with `force`, `multipathd del map` / `dmsetup
+ *   remove` when the flush fails) or the single paths, deletes every path's SCSI device and
+ *   waits for them to go.
+ *
+ * Differences from os-brick: devices are found by walking sysfs from the FC target (H:C:T:L)
+ * rather than by probing by-path links; the lock is per target set, not host-wide; SCSI devices
+ * this call brought in are removed again when the attach fails.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { InvalidInputError, NotFoundError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError, BrickError } from '../../errors.js';
+import type { HostContext } from '../../host/context.js';
+import { checkReadable } from '../../host/blockdev.js';
+import { waitFor } from '../../host/retry.js';
+import { pathExists, resolvePath } from '../../host/sysfs.js';
+import { deleteDevice, deviceWwid, flushDevice, lunForAddressing, removeStaleByIdLinks, rescanDevice, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
+import { flushMap, mapForDevice, mapForPath, removeMap, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
+import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba } from '../../host/fc.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
+
+/** One target port and LUN (the LUN as the array numbers it). */
+export interface FcTargetLun {
+  wwpn: string;
+  lun: number;
+}
+
+/** Validated FC connection properties. */
+export interface FcVolume {
+  targets: FcTargetLun[];
+  /** Initiator WWPN -> its targets (os-brick's `initiator_target_lun_map`), when the driver sent an `initiator_target_map`. */
+  initiatorTargets?: Record<string, FcTargetLun[]>;
+  wildcardScan: boolean;
+  addressingMode: string;
+}
+
+function wwnList(field: string, v: unknown): string[] {
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a WWPN or a non-empty list of WWPNs');
+  return list.map((w, i) => {
+    if (typeof w !== 'string' || !/^[0-9a-f]{16}$/.test(normaliseWwn(w))) throw new InvalidInputError(Array.isArray(v) ? `${field}[${i}]` : field, `must be a 16-hex-digit WWPN, got ${JSON.stringify(w)}`);
+    return normaliseWwn(w);
+  });
+}
+
+function lunValue(field: string, v: unknown): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidInputError(field, `must be a LUN number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * Validate and normalise FC connection properties (os-brick `_add_targets_to_connection_properties`).
+ * @throws {@link InvalidInputError} naming `target_wwn`, `target_wwns[i]`, `target_lun`, `initiator_target_map`, `enable_wildcard_scan` or `addressing_mode`
+ */
+export function parseFcProperties(props: ConnectionProperties): FcVolume {
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) throw new InvalidInputError('connection_properties', 'must be an object');
+  const wwns = props.target_wwns !== undefined && props.target_wwns !== null ? wwnList('target_wwns', props.target_wwns) : wwnList('target_wwn', props.target_wwn);
+  let luns: number[];
+  if (Array.isArray(props.target_luns) && props.target_luns.length > 0) luns = props.target_luns.map((l, i) => lunValue(`target_luns[${i}]`, l));
+  else luns = [lunValue('target_lun', props.target_lun ?? 0)];
+  let targets: FcTargetLun[];
+  if (luns.length === wwns.length) targets = wwns.map((w, i) => ({ wwpn: w, lun: luns[i]! }));
+  else if (luns.length === 1) targets = wwns.map((w) => ({ wwpn: w, lun: luns[0]! }));
+  else throw new InvalidInputError('target_luns', `${luns.length} LUNs do not pair with ${wwns.length} target WWPNs`);
+  const out: FcVolume = { targets, wildcardScan: true, addressingMode: 'SAM' };
+  const itm = props.initiator_target_map;
+  if (itm !== undefined && itm !== null) {
+    if (typeof itm !== 'object' || Array.isArray(itm)) throw new InvalidInputError('initiator_target_map', 'must map initiator WWPNs to lists of target WWPNs');
+    const map: Record<string, FcTargetLun[]> = {};
+    for (const [init, tlist] of Object.entries(itm as Record<string, unknown>)) {
+      const iw = normaliseWwn(init);
+      if (!/^[0-9a-f]{16}$/.test(iw)) throw new InvalidInputError('initiator_target_map', `key ${JSON.stringify(init)} is not a WWPN`);
+      const tw = wwnList(`initiator_target_map.${init}`, tlist);
+      map[iw] = targets.filter((t) => tw.includes(t.wwpn));
+    }
+    out.initiatorTargets = map;
+  }
+  const wc = props.enable_wildcard_scan;
+  if (wc !== undefined && wc !== null) {
+    if (typeof wc !== 'boolean') throw new InvalidInputError('enable_wildcard_scan', 'must be true or false');
+    out.wildcardScan = wc;
+  }
+  const mode = props.addressing_mode;
+  if (mode !== undefined && mode !== null) {
+    if (typeof mode !== 'string') throw new InvalidInputError('addressing_mode', 'must be a string');
+    lunForAddressing(0, mode); // throws InvalidInputError('addressing_mode') for an unknown mode
+    out.addressingMode = mode;
+  }
+  return out;
+}
+
+/** One path of the volume: an HBA, the target port, the SCSI address and its block device. */
+interface FcPath {
+  hba: FcHba;
+  wwpn: string;
+  /** LUN as the SCSI layer numbers it (after addressing). */
+  lun: number;
+  channel: number;
+  target: number;
+  device?: string;
+}
+
+/** Tunables of the FC connector (ms). */
+export interface FcTimings {
+  /** How long one scan attempt waits for a device before scanning again (os-brick's loop interval: 2 s). Default 2 000. */
+  scanWaitMs: number;
+  /** After the first path, how long to wait for the other expected paths. Default 2 000. */
+  morePathsWaitMs: number;
+  /** How long to wait for the WWID in sysfs. Default 10 000. */
+  wwidWaitMs: number;
+  /** How long to wait for multipathd's map. Default 10 000. */
+  mapWaitMs: number;
+  /** How long disconnect waits for deleted devices to leave sysfs. Default 30 000 (os-brick). */
+  removalWaitMs: number;
+}
+
+/** Connector for Fibre Channel volumes. */
+export class FibreChannelConnector implements Connector {
+  readonly protocol = 'FIBRE_CHANNEL';
+  private readonly timings: FcTimings;
+
+  constructor(
+    private readonly host: HostContext,
+    private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<FcTimings> },
+  ) {
+    this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, mapWaitMs: 10_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
+  }
+
+  private lockName(v: FcVolume): string {
+    const key = v.targets.map((t) => `${t.wwpn}:${t.lun}`).sort().join(',');
+    return `fc-${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
+  }
+
+  /** Targets (with addressed LUNs) an HBA may reach. */
+  private targetsFor(v: FcVolume, hba: FcHba): FcTargetLun[] {
+    const list = v.initiatorTargets ? (v.initiatorTargets[hba.portName] ?? []) : v.targets;
+    return list.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) }));
+  }
+
+  private allowedHbas(v: FcVolume, hbas: FcHba[]): FcHba[] {
+    return v.initiatorTargets ? hbas.filter((h) => v.initiatorTargets![h.portName] !== undefined) : hbas;
+  }
+
+  /** Every path of the volume the HBAs see now (target port present), with its block device when the LUN is there. */
+  private async findPaths(v: FcVolume, hbas: FcHba[]): Promise<FcPath[]> {
+    const out: FcPath[] = [];
+    for (const hba of this.allowedHbas(v, hbas)) {
+      for (const t of this.targetsFor(v, hba)) {
+        const addr = await findFcTarget(this.host, hba.host, t.wwpn);
+        if (!addr) continue;
+        const device = await fcBlockDevice(this.host, hba.host, addr.channel, addr.target, t.lun);
+        out.push({ hba, wwpn: t.wwpn, lun: t.lun, channel: addr.channel, target: addr.target, ...(device ? { device } : {}) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Scan for the LUN and return `{ type: 'block', path, scsi_wwn, multipath_id? }`.
+   * @throws {@link InvalidInputError} for bad properties, before anything runs
+   * @throws {@link NotFoundError} when no HBA port is online
+   * @throws {@link VolumeDeviceNotFoundError} when no path appears after `deviceScanAttempts` scans (devices this call brought in are removed)
+   */
+  async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
+    const v = parseFcProperties(properties);
+    return this.host.locks.withLock(this.lockName(v), () => this.connectLocked(v));
+  }
+
+  private async connectLocked(v: FcVolume): Promise<DeviceInfo> {
+    const log = this.host.logger;
+    const hbas = await onlineFcHbas(this.host);
+    if (hbas.length === 0) throw new NotFoundError('Fibre Channel HBA', 'with an online port (/sys/class/fc_host/*/port_state)');
+    const before = new Set((await this.findPaths(v, hbas)).map((p) => p.device).filter((d): d is string => !!d));
+    const withDevice = async () => (await this.findPaths(v, hbas)).filter((p) => p.device);
+    let paths = await withDevice();
+    const attempts = Math.max(1, this.options.deviceScanAttempts);
+    for (let attempt = 1; paths.length === 0 && attempt <= attempts; attempt++) {
+      const scans = await planFcScans(this.host, hbas, v.targets.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) })), {
+        ...(v.initiatorTargets ? { initiatorTargets: Object.fromEntries(Object.entries(v.initiatorTargets).map(([k, l]) => [k, l.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) }))])) } : {}),
+        wildcard: v.wildcardScan,
+      });
+      if (scans.length === 0) log.info({ attempt }, 'fc: no HBA sees the target and wildcard scans are disabled');
+      await runFcScans(this.host, scans);
+      paths = await waitFor(async () => {
+        const p = await withDevice();
+        return p.length > 0 ? p : undefined;
+      }, { timeoutMs: this.timings.scanWaitMs, description: 'an FC path of the volume' }).catch(() => []);
+    }
+    const cleanup = async (ps: FcPath[]) => {
+      for (const p of ps) {
+        if (p.device && !before.has(p.device)) await deleteDevice(this.host, p.device, { force: true }).catch(() => undefined);
+      }
+    };
+    if (paths.length === 0) {
+      throw new VolumeDeviceNotFoundError(`no Fibre Channel path to ${v.targets.map((t) => `${t.wwpn} LUN ${t.lun}`).join(', ')} appeared after ${attempts} scans`, {
+        field: 'target_wwn',
+        details: { targets: v.targets, hbas: hbas.map((h) => h.hostDevice) },
+      });
+    }
+    try {
+      if (this.options.useMultipath) {
+        // Give the other expected paths (every HBA that sees a target) a moment to appear.
+        const expected = (await this.findPaths(v, hbas)).length;
+        if (paths.length < expected) {
+          paths = await waitFor(async () => {
+            const p = await withDevice();
+            return p.length >= expected ? p : undefined;
+          }, { timeoutMs: this.timings.morePathsWaitMs, description: 'every FC path' }).catch(() => paths);
+          paths = paths.length > 0 ? paths : await withDevice();
+        }
+      }
+      const first = paths[0]!;
+      const wwid = await waitFor(() => deviceWwid(this.host, first.device!), { timeoutMs: this.timings.wwidWaitMs, description: `WWID of ${first.device}` }).catch(() => {
+        throw new VolumeDeviceNotFoundError(`the WWID of /dev/${first.device} did not appear in sysfs`, { field: 'target_wwn' });
+      });
+      const byPath = fcByPathName(first.hba, first.wwpn, first.lun);
+      const single = byPath && (await pathExists(this.host, byPath)) ? byPath : `/dev/${first.device}`;
+      const info: DeviceInfo = { type: 'block', path: single, scsi_wwn: wwid };
+      if (this.options.useMultipath) {
+        const map = await waitForMap(this.host, wwid, { timeoutMs: this.timings.mapWaitMs, paths: paths.map((p) => p.device!) }).catch(() => undefined);
+        if (map) {
+          info.path = `/dev/${map.dm}`;
+          info.multipath_id = map.wwid;
+        } else {
+          log.warn({ wwid }, 'fc: no multipath map appeared; using a single path');
+        }
+      }
+      log.info({ path: info.path, wwid, paths: paths.map((p) => p.device) }, 'Fibre Channel volume connected');
+      return info;
+    } catch (e) {
+      await cleanup(paths);
+      throw e;
+    }
+  }
+
+  /**
+   * Flush and remove every path of the volume (and its multipath map). Succeeds when nothing is attached.
+   * @throws {@link InvalidInputError} for bad properties
+   * @throws {@link VolumePathNotRemovedError} listing what failed (unless `ignoreErrors`)
+   */
+  async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
+    const v = parseFcProperties(properties);
+    await this.host.locks.withLock(this.lockName(v), async () => {
+      const errors: string[] = [];
+      // Offline ports too: their devices must go as well.
+      const devices = new Set((await this.findPaths(v, await listFcHbas(this.host))).map((p) => p.device).filter((d): d is string => !!d));
+      const maps = new Map<string, MultipathMap>();
+      if (typeof deviceInfo?.path === 'string') {
+        const real = await resolvePath(this.host, deviceInfo.path);
+        const name = real ? basename(real) : undefined;
+        if (name?.startsWith('dm-')) {
+          const m = await mapForPath(this.host, name);
+          if (m) maps.set(m.name, m);
+        }
+      }
+      for (const d of devices) {
+        const m = await mapForDevice(this.host, d);
+        if (m) maps.set(m.name, m);
+      }
+      for (const m of maps.values()) for (const p of m.paths) if (/^sd[a-z]+$/.test(p)) devices.add(p);
+      for (const m of maps.values()) {
+        try {
+          await flushMap(this.host, m.name);
+        } catch (e) {
+          if (!options.force) {
+            errors.push(`multipath -f ${m.name}: ${(e as Error).message}`);
+            return this.finish(errors, options);
+          }
+          try {
+            await removeMap(this.host, m.name);
+          } catch (e2) {
+            errors.push(`remove map ${m.name}: ${(e2 as Error).message}`);
+          }
+        }
+      }
+      for (const d of devices) {
+        if (maps.size === 0) {
+          try {
+            await flushDevice(this.host, `/dev/${d}`);
+          } catch (e) {
+            if (!options.force) {
+              errors.push(`flush /dev/${d}: ${(e as Error).message}`);
+              return this.finish(errors, options);
+            }
+          }
+        }
+        try {
+          await deleteDevice(this.host, d, { force: options.force ?? false });
+        } catch (e) {
+          errors.push(`delete ${d}: ${(e as Error).message}`);
+        }
+      }
+      try {
+        await waitForRemoval(this.host, [...devices], this.timings.removalWaitMs);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+      await removeStaleByIdLinks(this.host, [...devices]);
+      return this.finish(errors, options);
+    });
+  }
+
+  private finish(errors: string[], options: DisconnectOptions): void {
+    if (errors.length === 0) return;
+    if (options.ignoreErrors) {
+      this.host.logger.warn({ errors }, 'Fibre Channel disconnect errors ignored');
+      return;
+    }
+    throw new VolumePathNotRemovedError(`Fibre Channel disconnect left work undone: ${errors.join('; ')}`, { details: { errors } });
+  }
+
+  /**
+   * Re-read the capacity of every path (and resize the multipath map); returns the new size in bytes.
+   * @throws {@link VolumeDeviceNotFoundError} when no path is attached
+   * @throws {@link ExtendError} when the size cannot be refreshed
+   */
+  async extendVolume(properties: ConnectionProperties): Promise<number> {
+    const v = parseFcProperties(properties);
+    return this.host.locks.withLock(`${this.lockName(v)}-extend`, async () => {
+      const devices = (await this.findPaths(v, await onlineFcHbas(this.host))).map((p) => p.device).filter((d): d is string => !!d);
+      if (devices.length === 0) throw new VolumeDeviceNotFoundError('no path of the volume is attached', { field: 'target_wwn' });
+      try {
+        let size = 0;
+        for (const d of devices) size = await rescanDevice(this.host, d);
+        const map = await mapForDevice(this.host, devices[0]!);
+        if (map) {
+          await resizeMap(this.host, map.name);
+          size = (await sysfsSizeBytes(this.host, map.dm)) ?? size;
+        }
+        return size;
+      } catch (e) {
+        if (e instanceof BrickError && e.code === 'EXTEND_FAILED') throw e;
+        throw new ExtendError(`extending the FC volume failed: ${(e as Error).message}`, { cause: e });
+      }
+    });
+  }
+
+  /** The by-path candidates (every online HBA × target) that exist now (os-brick `get_volume_paths`). */
+  async getVolumePaths(properties: ConnectionProperties): Promise<string[]> {
+    const v = parseFcProperties(properties);
+    const out: string[] = [];
+    for (const hba of await onlineFcHbas(this.host)) {
+      for (const t of v.targets) {
+        const p = fcByPathName(hba, t.wwpn, lunForAddressing(t.lun, v.addressingMode));
+        if (p && (await pathExists(this.host, p))) out.push(p);
+      }
+    }
+    return out;
+  }
+
+  async checkValidDevice(path: string): Promise<boolean> {
+    return checkReadable(this.host, path);
+  }
+
+  getSearchPath(): string | null {
+    return '/dev/disk/by-path';
+  }
+}
+
+registerConnector('FIBRE_CHANNEL', (o, host) => new FibreChannelConnector(host, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<FcTimings> } : {}) }));
