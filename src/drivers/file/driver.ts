@@ -14,7 +14,10 @@
  *
  * Configuration keys: `pool_path` (directory, created when missing; default
  * `<stateDir>/volumes`), `max_over_subscription_ratio` (default 1.0: a volume may not exceed
- * free space), `reserved_percentage` (default 0), `use_reflink` (default true).
+ * free space), `reserved_percentage` (default 0), `use_reflink` (default true), `multiattach`
+ * (default false: when true the pool reports Cinder's `multiattach` capability, so a volume
+ * created with `multiattach` may be connected for several host names at once; they share the
+ * one loop device, which goes away with the last connection).
  *
  * @module
  */
@@ -36,6 +39,8 @@ export interface FileDriverConfig {
   max_over_subscription_ratio: number;
   reserved_percentage: number;
   use_reflink: boolean;
+  /** Report `multiattach` in the pool stats (default false). */
+  multiattach: boolean;
 }
 
 const configSchema = z
@@ -44,6 +49,7 @@ const configSchema = z
     max_over_subscription_ratio: z.coerce.number().min(1).optional(),
     reserved_percentage: z.coerce.number().min(0).max(100).optional(),
     use_reflink: z.boolean().optional(),
+    multiattach: z.boolean().optional(),
   })
   .passthrough();
 
@@ -63,6 +69,7 @@ export function parseFileDriverConfig(config: Record<string, unknown>, ctx: Pick
     max_over_subscription_ratio: r.data.max_over_subscription_ratio ?? 1,
     reserved_percentage: r.data.reserved_percentage ?? 0,
     use_reflink: r.data.use_reflink ?? true,
+    multiattach: r.data.multiattach ?? false,
   };
 }
 
@@ -289,7 +296,7 @@ export class FileDriver implements VolumeDriver {
       thick_provisioning_support: false,
       max_over_subscription_ratio: this.config.max_over_subscription_ratio,
       reserved_percentage: this.config.reserved_percentage,
-      multiattach: false,
+      multiattach: this.config.multiattach,
       QoS_support: false,
     };
     this.cachedStats = {
