@@ -500,17 +500,16 @@ export class IscsiConnector implements Connector {
     }
     const failed = paths.filter((s) => s.done && s.error);
     if (failed.length > 0) log.warn({ failed_portals: failed.map((s) => s.target.portal.text), map: map!.name }, 'iscsi: multipath map formed without every path');
-    const pending = paths.filter((s) => !s.done);
-    if (pending.length > 0) this.trackBackground(volumeLockName(p), paths, tasks);
+    if (paths.some((s) => !s.done || s.error)) this.trackBackground(volumeLockName(p), paths, tasks);
     return { type: 'block', path: `/dev/${map!.dm}`, scsi_wwn: wwid!, multipath_id: map!.wwid };
   }
 
-  /** Keep the still-running path attaches of a returned multipath connect; a failed one cleans up after itself. */
+  /** Keep the still-running path attaches of a returned multipath connect; a failed one (now or later) cleans up after itself in the background. */
   private trackBackground(key: string, paths: PathState[], tasks: Promise<void>[]): void {
     let set = this.background.get(key);
     if (!set) this.background.set(key, (set = new Set()));
     paths.forEach((st, i) => {
-      if (st.done) return;
+      if (st.done && !st.error) return;
       const job = tasks[i]!.then(async () => {
         if (st.error) await this.cleanupPaths([st], undefined);
       });
