@@ -628,7 +628,7 @@ export class Volume {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object of connector properties');
     this.ensureUsable('connect');
     await this.backend.ready;
-    await this.loadChildren();
+    await this.refresh(); // other hosts may have connected, disconnected or saved the volume since we read it
     if (this.connections.length > 0 && !this.multiattach) {
       const sameHost = this.connections.find((c) => c.attachedHost === (options.attachedHost ?? connector.host ?? null));
       if (!sameHost) throw new InvalidStateError(`volume ${this.id} is already connected to ${this.connections[0]!.attachedHost} and is not multiattach`, { details: { volume_id: this.id } });
@@ -712,6 +712,9 @@ export class Volume {
 
   /** @internal called after a connection is removed. */
   async connectionRemoved(conn: Connection, driverCleanup: () => Promise<void>): Promise<void> {
+    // Count the connections as stored, not as this (possibly stale) object last saw them: another
+    // host's connection must keep the export, and the volume save below needs the current version.
+    await this.refresh();
     this.connections = this.connections.filter((c) => c !== conn);
     const remaining = this.connections.length;
     await this.runDriver('detaching', remaining > 0 ? 'in-use' : 'available', async () => {
