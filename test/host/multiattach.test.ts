@@ -165,3 +165,36 @@ test('without multiattach a second host is refused, and a multiattach volume nee
     await closeAll([controller!, a!, b!]);
   }
 });
+
+test('a host disconnects its own connection from a stale view: the other host keeps the export', async () => {
+  const pool = join(dir, 'pool-stale');
+  const config = { volume_backend_name: 'multi-stale', volume_driver: 'file', pool_path: pool, multiattach: true };
+  const [controller, a, b] = await hosts(config, ['controller', 'host-a', 'host-b']);
+  try {
+    const vol = await controller!.backend.createVolume({ size: 1, multiattach: true });
+    await vol.connect(await a!.backend.connectorProperties(), { attachedHost: 'host-a' });
+    const onA = await attachOn(a!, vol.id); // host-a's view: one connection, the volume as it was
+    await vol.connect(await b!.backend.connectorProperties(), { attachedHost: 'host-b' }); // the controller saves the volume again
+    const onB = await attachOn(b!, vol.id);
+    await writeAt(onB.path, 0, pattern('b-before'));
+    assert.deepEqual(onA.vol.connections.map((c) => c.attachedHost), ['host-a'], 'host-a has not seen host-b yet');
+
+    await onA.conn.disconnect(); // detaches on host-a and terminates, from the stale view
+    assert.equal(onA.conn.status, 'detached');
+    assert.equal(onA.vol.status, 'in-use', 'host-b still holds a connection');
+    assert.deepEqual(await loopsUnder(pool), [onB.path], 'the export host-b uses is not removed');
+    assert.equal(await blockTag(onB.path, 0), 'b-before');
+
+    await vol.refresh();
+    assert.deepEqual(vol.connections.map((c) => c.attachedHost), ['host-b']);
+    await onB.conn.disconnect(); // host-b from its own view, which is stale too now
+    assert.equal(onB.vol.status, 'available');
+    assert.deepEqual(await loopsUnder(pool), []);
+    await vol.refresh();
+    assert.equal(vol.status, 'available');
+    await vol.delete();
+    assert.deepEqual(await controller!.store.getVolumes({ backend: config.volume_backend_name }), []);
+  } finally {
+    await closeAll([controller!, a!, b!]);
+  }
+});
