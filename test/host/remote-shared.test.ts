@@ -125,9 +125,20 @@ async function scenario(label: string, url: string): Promise<void> {
     assert.equal(vol.localAttach, null, 'attached on another host, so not local to the controller');
     await assert.rejects(vol.delete(), InvalidStateError, 'a connected volume cannot be deleted');
 
-    // the consumer detaches; the connection stays (mapped) until the controller disconnects
-    await cconn.detach();
-    assert.equal(cconn.device, null);
+    // the consumer detaches later, from a new process (a new context and store object): the
+    // device info it needs comes from the store. The connection stays (mapped) until the
+    // controller disconnects.
+    const later = await host('consumer', url, config);
+    const lvol = await later.backend.getVolume(vol.id);
+    const lconn = lvol.connections[0]!;
+    assert.notEqual(lconn, cconn);
+    assert.deepEqual(lconn.device, device, 'the device info was persisted by the attach');
+    assert.equal(lvol.localAttach, lconn);
+    assert.equal(await blockTag(lconn.path!, 0), `shared-${label}`);
+    await lconn.detach();
+    assert.equal(lconn.device, null);
+    await later.backend.close();
+    await later.store.close();
     await vol.refresh();
     assert.equal(conn.device, null, 'the detach is persisted');
     assert.equal(conn.connected, true);
