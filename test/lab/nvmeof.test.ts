@@ -71,6 +71,29 @@ function verifyData(dev: string, file: string, offset: number): void {
   }
 }
 
+/** Save what the real kernel shows (controller and namespace attributes) under $LAB_OUT, to keep the unit fixtures honest. */
+function captureSysfs(ctrls: string[], head: string): void {
+  const out = process.env.LAB_OUT;
+  if (!out) return;
+  const dump: Record<string, string> = {};
+  const grab = (dir: string) => {
+    for (const e of fs.readdirSync(dir)) {
+      const p = `${dir}/${e}`;
+      try {
+        if (fs.lstatSync(p).isFile()) dump[p] = fs.readFileSync(p, 'utf8').trim();
+        else if (fs.lstatSync(p).isDirectory() && /^nvme\d+c\d+n\d+$/.test(e)) dump[p] = `<dir: ${fs.readdirSync(p).join(' ')}>`;
+      } catch {
+        /* write-only or unreadable attribute */
+      }
+    }
+  };
+  for (const c of ctrls) grab(`/sys/class/nvme/${c}`);
+  grab(`/sys/block/${head}`);
+  dump['/sys/module/nvme_core/parameters/multipath'] = fs.readFileSync('/sys/module/nvme_core/parameters/multipath', 'utf8').trim();
+  for (const s of fs.readdirSync('/sys/class/nvme-subsystem')) dump[`/sys/class/nvme-subsystem/${s}`] = fs.readdirSync(`/sys/class/nvme-subsystem/${s}`).join(' ');
+  fs.writeFileSync(`${out}/nvme-sysfs.json`, JSON.stringify(dump, null, 1));
+}
+
 async function controllersOf(subnqn: string) {
   return (await listNvmeControllers(host)).filter((c) => c.subsysnqn === subnqn);
 }
@@ -119,6 +142,7 @@ test('two portals with native multipath: both connected, I/O survives one portal
     const pathsOfHead = ctrls.flatMap((x) => x.paths).filter((p) => p.replace(/c\d+n/, 'n') === head);
     assert.equal(pathsOfHead.length, 2, `one head ${head} over two controller paths (${pathsOfHead.join(', ')})`);
     verifyData(info.path, ns.file!, 1 << 20);
+    captureSysfs(ctrls.map((x) => x.name), head);
     t.portDown(`${P1.addr}:${P1.port}`);
     verifyData(info.path, ns.file!, 2 << 20);
     await c.disconnectVolume(props, info);
