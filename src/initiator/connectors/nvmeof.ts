@@ -38,6 +38,7 @@ import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import {
   controllerMatches,
+  ensureNvmeHostIdentity,
   dmHolderOf,
   dmNameOf,
   listNvmeControllers,
@@ -197,8 +198,15 @@ export class NvmeofConnector implements Connector {
     if (t.hostNqn) return t.hostNqn;
     try {
       const v = (await readFile(hostPath(this.host.hostRoot, '/etc/nvme/hostnqn'), 'utf8')).trim();
-      return v || undefined;
+      if (v) return v;
     } catch {
+      /* missing: create it below */
+    }
+    // No identity yet: persist one (os-brick bug 2016029) so every connect uses the same NQN and host id.
+    try {
+      return (await ensureNvmeHostIdentity(this.host)).hostnqn;
+    } catch (e) {
+      this.host.logger.warn({ err: (e as Error).message }, 'could not create /etc/nvme/hostnqn; nvme-cli picks the host NQN');
       return undefined;
     }
   }

@@ -341,3 +341,17 @@ test('host identity without nvme-cli: a uuid-based NQN is generated', async () =
     k.cleanup();
   }
 });
+
+test('connect without /etc/nvme/hostnqn persists a host identity first and connects with it', async () => {
+  const k = nvmeKernel('native-2portals');
+  try {
+    rmSync(join(k.root, 'etc/nvme'), { recursive: true });
+    k.ex.on(['nvme', 'gen-hostnqn'], { stdout: 'nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef\n' });
+    const c = new NvmeofConnector(k.host, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
+    await c.connectVolume(props());
+    assert.equal(readFileSync(join(k.root, 'etc/nvme/hostid'), 'utf8').trim(), '12345678-90ab-cdef-1234-567890abcdef');
+    assert.ok(k.ex.commands().some((x) => x.startsWith('nvme connect') && x.endsWith('-q nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef')));
+  } finally {
+    k.cleanup();
+  }
+});
