@@ -214,6 +214,8 @@ export interface SimFault {
   body?: unknown;
   /** How many requests it applies to; default 1. */
   times?: number;
+  /** Let the array act on the request first, then answer with the fault (a lost answer). */
+  afterHandling?: boolean;
 }
 
 /** A request the simulator received (for tests that assert on what the driver sent). */
@@ -1314,7 +1316,7 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
       }
       state.requests.push({ method, path, body, authorized });
       const fault = state.faults.find((f) => (!f.method || f.method === method) && (typeof f.path === 'string' ? path.includes(f.path) : f.path.test(path)));
-      if (fault) {
+      if (fault && !fault.afterHandling) {
         fault.times = (fault.times ?? 1) - 1;
         if (fault.times <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
         if (fault.status === 0) {
@@ -1344,6 +1346,16 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
             }
           }
           const out = await r.handler(params, body, url.searchParams);
+          if (fault) {
+            fault.times = (fault.times ?? 1) - 1;
+            if (fault.times <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
+            if (fault.status === 0) {
+              req.socket.destroy();
+              return;
+            }
+            send(res, fault.status, fault.body ?? { errorMessage: `injected fault ${fault.status}`, retcode: 'injected', codeType: 'webservice' });
+            return;
+          }
           send(res, method === 'POST' && path.endsWith('/storage-systems') ? 201 : out === null ? 204 : 200, out);
         } catch (err) {
           if (err instanceof SimError) send(res, err.status, errorBody(err));
