@@ -1,0 +1,372 @@
+/**
+ * Lab tests of the LVM backend with its three exports (LIO iSCSI through configfs, tgtd iSCSI,
+ * nvmet NVMe/TCP), inside the lab VM with real LVM, real targets and the real initiator stack.
+ *
+ * 1. Driver level, per target helper: export, initialize connection for a *foreign* initiator
+ *    (the host's own login must be refused by the ACL / allowed-hosts list), then for this host,
+ *    connect with the connector, I/O, extend, disconnect, terminate, remove the export.
+ * 2. The cinderlib functional suite (`cinderlib/tests/functional/test_basic.py`) through the
+ *    library: stats, stats with creation, create (size on the host), create+delete twice,
+ *    snapshots, attach/detach (two levels), disk I/O, extend detached and attached, clone,
+ *    volume from snapshot; on LIO thick with multipath over two portals, tgt, nvmet, and LIO thin.
+ *
+ * Every test ends with the leftovers probe showing nothing beyond the baseline, and no target
+ * object (LIO target, nvmet subsystem, tgt target) left behind.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import {
+  startInitiatorDaemons,
+  createVolumeGroup,
+  assertNoLeftovers,
+  probeLeftovers,
+  modprobe,
+  run,
+  LAB_INITIATOR_IQN,
+  LAB_HOST_NQN,
+  type VolumeGroupFixture,
+  type Leftovers,
+} from './fixtures/index.js';
+import { connectorFor } from '../../src/initiator/factory.js';
+import '../../src/initiator/connectors/index.js';
+import '../../src/drivers/index.js';
+import { driverFactory } from '../../src/drivers/registry.js';
+import { getConnectorProperties, type ConnectorProperties } from '../../src/initiator/properties.js';
+import { createHostContext } from '../../src/host/context.js';
+import { ProcessExecutor } from '../../src/exec/executor.js';
+import { setup, Backend, type Volume, type BrickContext } from '../../src/library/index.js';
+import { BrickError } from '../../src/errors.js';
+import type { VolumeDriver } from '../../src/drivers/driver.js';
+
+const GiB = 2 ** 30;
+const VG = 'brick-lvm';
+const THIN_VG = 'brick-thin';
+const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }) });
+const stateRoot = mkdtempSync(join(fs.existsSync('/run') ? '/run' : tmpdir(), 'brick-lvm-state-'));
+let vg: VolumeGroupFixture | undefined;
+let thinVg: VolumeGroupFixture | undefined;
+let baseline: Partial<Leftovers> = {};
+let tgtdStarted = false;
+
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  lio: { volume_group: VG, target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_secondary_ip_addresses: '127.0.0.2', volume_clear: 'none', use_multipath_for_image_xfer: true },
+  tgt: { volume_group: VG, target_helper: 'tgtadm', target_ip_address: '127.0.0.1', target_port: 3261, volume_clear: 'none' },
+  nvmet: { volume_group: VG, target_helper: 'nvmet', target_protocol: 'nvmet_tcp', target_ip_address: '127.0.0.1', target_port: 4420, volume_clear: 'none' },
+  'lio-thin': { volume_group: THIN_VG, lvm_type: 'thin', target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_prefix: 'iqn.2010-10.org.openstack.thin:' },
+};
+
+/** No LIO target, nvmet subsystem or tgt target of ours is left. */
+async function assertNoTargets(): Promise<void> {
+  const lio = fs.existsSync('/sys/kernel/config/target/iscsi') ? fs.readdirSync('/sys/kernel/config/target/iscsi').filter((d) => d.startsWith('iqn.2010-10.org.openstack')) : [];
+  assert.deepEqual(lio, [], 'no LIO target left');
+  const core = fs.existsSync('/sys/kernel/config/target/core') ? fs.readdirSync('/sys/kernel/config/target/core').filter((d) => d.startsWith('iblock_')) : [];
+  assert.deepEqual(core, [], 'no LIO backstore left');
+  const subs = fs.existsSync('/sys/kernel/config/nvmet/subsystems') ? fs.readdirSync('/sys/kernel/config/nvmet/subsystems').filter((d) => d.startsWith('nqn.2010-10.org.openstack')) : [];
+  assert.deepEqual(subs, [], 'no nvmet subsystem left');
+  if (tgtdStarted) {
+    const r = await run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], { checkExitCode: false });
+    assert.equal(r.stdout.trim(), '', 'no tgt target left');
+  }
+}
+
+async function noLeftovers(): Promise<void> {
+  await assertNoLeftovers(baseline);
+  await assertNoTargets();
+}
+
+/** Free the loop file's pages (the guest's /tmp is RAM) before a volume goes away. */
+async function discard(path: string): Promise<void> {
+  await run(['blkdiscard', path], { checkExitCode: false });
+}
+
+before(async () => {
+  await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
+  await modprobe('target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp', 'dm_snapshot', 'dm_thin_pool');
+  vg = await createVolumeGroup({ name: VG, sizeMiB: 8192 });
+  thinVg = await createVolumeGroup({ name: THIN_VG, sizeMiB: 4096 });
+  if (fs.existsSync('/usr/sbin/tgtd')) {
+    await run(['tgtd', '--iscsi', 'portal=127.0.0.1:3261'], { timeoutMs: 30_000 });
+    await run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], { timeoutMs: 30_000 });
+    tgtdStarted = true;
+  }
+  baseline = probeLeftovers();
+});
+
+after(async () => {
+  if (tgtdStarted) await run(['tgtadm', '--op', 'delete', '--mode', 'system'], { checkExitCode: false });
+  await thinVg?.destroy();
+  await vg?.destroy();
+  rmSync(stateRoot, { recursive: true, force: true });
+});
+
+function makeDriver(label: string): VolumeDriver {
+  const stateDir = join(stateRoot, `driver-${label}`);
+  return driverFactory('lvm').factory(CONFIGS[label]!, { host, backendName: `drv-${label}`, stateDir });
+}
+
+function pattern(seed: string): Buffer {
+  return Buffer.from(seed.repeat(Math.ceil(4096 / seed.length)).slice(0, 4096));
+}
+
+function writeDev(dev: string, data: Buffer, offset = 0): void {
+  const fd = fs.openSync(dev, 'r+');
+  try {
+    fs.writeSync(fd, data, 0, data.length, offset);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readDev(dev: string, length = 4096, offset = 0): Buffer {
+  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
+}
+
+function devSize(dev: string): number {
+  return Number(execFileSync('blockdev', ['--getsize64', dev]).toString().trim());
+}
+
+function foreignConnector(real: ConnectorProperties): ConnectorProperties {
+  return { ...real, initiator: 'iqn.2026-11.lab.brick:someone-else', nqn: 'nqn.2014-08.org.nvmexpress:uuid:00000000-1111-2222-3333-444444444444', host: 'other-host' };
+}
+
+for (const label of ['lio', 'tgt', 'nvmet'] as const) {
+  test(`driver ${label}: a foreign initiator's mapping does not let this host in; mapped, it connects, does I/O, extends, and everything is undone`, async (t) => {
+    if (label === 'tgt' && !tgtdStarted) return t.skip('tgt is not installed');
+    const d = makeDriver(label);
+    await d.checkForSetupError();
+    const protocol = d.connectorProtocol;
+    const real = await getConnectorProperties({ multipath: d.useMultipath, host: 'lab' });
+    assert.equal(real.initiator ?? LAB_INITIATOR_IQN, LAB_INITIATOR_IQN);
+    const vol = { id: `d0${label === 'lio' ? '1' : label === 'tgt' ? '2' : '3'}00000-0000-4000-8000-000000000001`, name: '', size: 1 };
+    vol.name = `volume-${vol.id}`;
+    const c = connectorFor(protocol, { useMultipath: d.useMultipath, host, deviceScanAttempts: 1 });
+    let v: import('../../src/drivers/driver.js').DriverVolume = { ...vol };
+    let info: Awaited<ReturnType<typeof c.connectVolume>> | undefined;
+    try {
+      await d.createVolume(vol);
+      v = { ...v, ...(await d.createExport(v, real)) };
+      assert.ok(v.provider_location, 'provider_location set');
+      const foreign = await d.initializeConnection(v, foreignConnector(real));
+      const props = protocol === 'NVMEOF' ? { ...foreign.data, host_nqn: real.nqn ?? LAB_HOST_NQN } : foreign.data;
+      await assert.rejects(c.connectVolume(props), (e: unknown) => e instanceof BrickError, 'this host is not mapped yet');
+      await assertNoLeftovers(baseline);
+      const ci = await d.initializeConnection(v, real);
+      assert.equal(ci.driver_volume_type, protocol === 'NVMEOF' ? 'nvmeof' : 'iscsi');
+      if (protocol === 'ISCSI') {
+        assert.equal(ci.data.auth_method, 'CHAP');
+        assert.equal(ci.data.target_iqn, `iqn.2010-10.org.openstack:${vol.name}`);
+      } else {
+        assert.equal(ci.data.vol_uuid, vol.id);
+        assert.equal(ci.data.host_nqn, real.nqn);
+      }
+      info = await c.connectVolume(ci.data);
+      assert.ok(fs.existsSync(info.path), `device ${info.path} exists`);
+      assert.equal(devSize(info.path), GiB);
+      const data = pattern(`brick-${label}-`);
+      writeDev(info.path, data, 8192);
+      assert.ok(readDev(info.path, 4096, 8192).equals(data), 'data written reads back through the export');
+      await d.extendVolume(v, 2);
+      const bytes = await c.extendVolume(ci.data);
+      assert.equal(bytes, 2 * GiB, 'the host sees the new size');
+      await c.disconnectVolume(ci.data, info);
+      info = undefined;
+      await d.terminateConnection(v, real);
+      await d.terminateConnection(v, foreignConnector(real));
+      await d.removeExport(v);
+      await discard(`/dev/${VG}/${vol.name}`);
+      await d.deleteVolume({ ...v, size: 2 });
+      await noLeftovers();
+    } finally {
+      if (info) await c.disconnectVolume(v as unknown as Record<string, unknown>, info, { force: true, ignoreErrors: true }).catch(() => undefined);
+      await d.removeExport(v).catch(() => undefined);
+      await d.deleteVolume({ ...v, size: 2 }).catch(() => undefined);
+    }
+  });
+}
+
+/** The cinderlib functional suite for one backend, through the library. */
+function cinderlibSuite(label: keyof typeof CONFIGS): void {
+  let ctx: BrickContext;
+  let backend: Backend;
+  const made: Volume[] = [];
+  const data = pattern('0123456789');
+
+  async function create(size = 1): Promise<Volume> {
+    const v = await backend.createVolume({ size, name: `ftest-${label}` });
+    made.push(v);
+    assert.equal(v.status, 'available');
+    assert.equal(v.size, size);
+    assert.ok(backend.volumes.includes(v));
+    return v;
+  }
+
+  async function sizeOnHost(v: Volume, detach = true): Promise<number> {
+    const conn = v.localAttach ?? (await v.attach());
+    const gib = devSize(conn.path!) / GiB;
+    if (detach) await v.detach();
+    return gib;
+  }
+
+  async function write(v: Volume, buf: Buffer, detach = true): Promise<void> {
+    const conn = v.localAttach ?? (await v.attach());
+    writeDev(conn.path!, buf);
+    if (detach) await v.detach();
+  }
+
+  async function read(v: Volume, detach = true): Promise<Buffer> {
+    const conn = v.localAttach ?? (await v.attach());
+    const b = readDev(conn.path!);
+    if (detach) await v.detach();
+    return b;
+  }
+
+  /** cinderlib's tearDownClass, per test: snapshots, local attach, connections, volumes (newest first). */
+  async function cleanup(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const v of made.splice(0).reverse()) {
+      try {
+        for (const s of [...(v.snapshots ?? [])]) await s.delete();
+        if (v.localAttach) await v.detach({ force: true });
+        for (const c of [...v.connections]) await c.disconnect({ force: true });
+        if (v.status !== 'deleted') {
+          await discard(`/dev/${String(CONFIGS[label]!.volume_group)}/volume-${v.id}`);
+          await v.delete();
+        }
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length) throw errors[0];
+  }
+
+  const lt = (name: string, fn: () => Promise<void>) =>
+    test(`cinderlib ${label}: ${name}`, async (t) => {
+      if (label === 'tgt' && !tgtdStarted) return t.skip('tgt is not installed');
+      try {
+        await fn();
+      } finally {
+        await cleanup();
+      }
+      await noLeftovers();
+    });
+
+  lt('setup, stats and stats with creation', async () => {
+    ctx = setup({ stateDir: join(stateRoot, `lib-${label}`), hostName: 'lab', executor: host.executor, lockPath: join(stateRoot, `locks-${label}`) });
+    backend = await Backend.create({ volume_backend_name: `lvm-${label}`, volume_driver: 'cinder.volume.drivers.lvm.LVMVolumeDriver', ...CONFIGS[label] }, { context: ctx });
+    const s = await backend.stats({ refresh: true });
+    assert.equal(s.volume_backend_name, `lvm-${label}`);
+    assert.ok('vendor_name' in s);
+    for (const p of s.pools ?? [s]) {
+      assert.ok('free_capacity_gb' in p && 'total_capacity_gb' in p);
+    }
+    const sum = (st: typeof s) => (st.pools ?? [st]).reduce((a, p) => a + Number(p.allocated_capacity_gb ?? p.provisioned_capacity_gb ?? 0), 0);
+    const initial = sum(s);
+    const count = (st: typeof s) => (st.pools ?? [st]).reduce((a, p) => a + Number(p.total_volumes ?? 0), 0);
+    const v = await create(1 + Math.floor(Math.random() * 2));
+    assert.deepEqual(await backend.stats({ refresh: false }), s, 'cached without refresh');
+    const after = await backend.stats({ refresh: true });
+    assert.notEqual(count(after), count(s));
+    assert.notEqual(sum(after), initial);
+    assert.equal(sum(after) - initial, v.size);
+  });
+
+  lt('create volume: the host sees its size; attach lists the connection; detach removes it', async () => {
+    const v = await create();
+    assert.equal(await sizeOnHost(v, false), v.size);
+    const conn = v.localAttach!;
+    assert.ok(v.connections.includes(conn));
+    assert.ok(fs.existsSync(conn.path!));
+    await v.detach();
+    assert.equal(v.localAttach, null);
+    assert.ok(!v.connections.includes(conn));
+  });
+
+  lt('create and delete, twice; snapshot create and delete, twice', async () => {
+    const v = await create();
+    const s = await v.createSnapshot({ name: v.id });
+    assert.equal(s.status, 'available');
+    assert.equal(s.volumeSize, v.size);
+    assert.ok(v.snapshots.includes(s));
+    await s.delete();
+    assert.equal(s.status, 'deleted');
+    assert.ok(!v.snapshots.includes(s));
+    (s as unknown as { status: string }).status = 'error';
+    await s.delete();
+    assert.equal(s.status, 'deleted');
+    await discard(`/dev/${String(CONFIGS[label]!.volume_group)}/volume-${v.id}`);
+    await v.delete();
+    assert.equal(v.status, 'deleted');
+    assert.ok(!backend.volumes.includes(v));
+    (v as unknown as { status: string }).status = 'error';
+    await v.delete();
+    assert.equal(v.status, 'deleted');
+  });
+
+  lt('connection.detach keeps the connection listed, disconnect removes it', async () => {
+    const v = await create();
+    const conn = await v.attach();
+    assert.equal(conn.attached, true);
+    assert.ok(fs.existsSync(conn.path!));
+    await conn.detach();
+    assert.equal(conn.attached, false);
+    assert.equal(v.localAttach, null);
+    assert.ok(v.connections.includes(conn));
+    await conn.disconnect();
+    assert.ok(!v.connections.includes(conn));
+  });
+
+  lt('disk I/O: a pattern written through the device reads back', async () => {
+    const v = await create();
+    await write(v, data);
+    assert.ok((await read(v)).equals(data));
+  });
+
+  lt('extend detached (through a second handle) and attached (extend returns bytes)', async () => {
+    const v = await create();
+    assert.equal(await sizeOnHost(v), 1);
+    const other = await backend.getVolume(v.id);
+    await other.extend(2);
+    assert.equal(v.size, 2);
+    assert.equal(await sizeOnHost(v, false), 2);
+    const bytes = await v.extend(3);
+    assert.equal(v.size, 3);
+    assert.equal(bytes, 3 * GiB);
+    assert.equal(await sizeOnHost(v), 3);
+  });
+
+  lt('clone: same size, same data', async () => {
+    const v = await create();
+    await write(v, data);
+    const c = await v.clone();
+    made.push(c);
+    assert.equal(c.size, v.size);
+    assert.equal(c.sourceVolid, v.id);
+    assert.equal(await sizeOnHost(c, false), v.size);
+    assert.ok((await read(c)).equals(data));
+  });
+
+  lt('volume from snapshot holds the data as at snapshot time', async () => {
+    const v = await create();
+    await write(v, data);
+    const s = await v.createSnapshot();
+    assert.equal(s.volumeSize, v.size);
+    await write(v, Buffer.from(data).reverse());
+    const n = await s.createVolume();
+    made.push(n);
+    assert.equal(n.size, v.size);
+    assert.ok((await read(n)).equals(data), 'the snapshot-time data, not the overwritten data');
+    assert.ok((await read(v)).equals(Buffer.from(data).reverse()));
+  });
+
+  lt('close the backend', async () => {
+    await backend.close();
+  });
+}
+
+for (const label of ['lio', 'tgt', 'nvmet', 'lio-thin'] as const) cinderlibSuite(label);
