@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, probeLeftovers, LAB_HOST_NQN, type Leftovers } from './fixtures/index.js';
+import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, probeLeftovers, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector } from '../../src/initiator/connector.js';
@@ -33,6 +33,41 @@ function connector(multipath: boolean): Connector {
 
 function portals(...ps: { addr: string; port: number }[]): [string, number, string][] {
   return ps.map((p) => [p.addr, p.port, 'tcp']);
+}
+
+/**
+ * A namespace backing store: a loop device over a file on the guest's tmpfs. (nvmet's file
+ * backend opens its file with O_DIRECT, which tmpfs refuses on the lab's 6.1 kernel, so the
+ * namespaces are exported as block devices.)
+ */
+interface Backing {
+  dev: string;
+  file: string;
+  detach(): Promise<void>;
+}
+
+async function loopBacked(sizeMiB: number): Promise<Backing> {
+  fs.mkdirSync(LAB_SCRATCH, { recursive: true });
+  const file = `${LAB_SCRATCH}/nvme-ns-${process.pid}-${++seq}.img`;
+  const fd = fs.openSync(file, 'w');
+  fs.ftruncateSync(fd, sizeMiB << 20);
+  fs.closeSync(fd);
+  const dev = (await run(['losetup', '--find', '--show', file])).stdout.trim();
+  return {
+    dev,
+    file,
+    async detach() {
+      await run(['losetup', '-d', dev], { checkExitCode: false });
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
+
+/** Grow a loop-backed namespace: the file, the loop device, then nvmet's view of it. */
+async function growNamespace(t: NvmetTarget, nsid: number, b: Backing, bytes: number): Promise<void> {
+  fs.truncateSync(b.file, bytes);
+  await run(['losetup', '-c', b.dev]);
+  fs.writeFileSync(`/sys/kernel/config/nvmet/subsystems/${t.nqn}/namespaces/${nsid}/revalidate_size`, '1');
 }
 
 /** Write through the device and find the bytes in the backing file; then the reverse with O_DIRECT. */
@@ -104,9 +139,27 @@ before(async () => {
   assert.equal(await nativeNvmeMultipathEnabled(host), true, 'the lab kernel has native NVMe multipath on');
 });
 
-test('single portal: connect by uuid, data both ways, extend, disconnect, nothing left', async () => {
-  const t = await createNvmetTarget({ nqn: nqn(), namespaces: [{ sizeMiB: 32 }], ports: [P1] });
+/**
+ * Run `fn` against a fresh nvmet subsystem whose namespaces are loop-backed, with a leftovers
+ * baseline taken after the loop devices exist (they belong to the target side) and before the
+ * target; the target is destroyed and the loops detached afterwards, whatever happens.
+ */
+async function withTarget(sizesMiB: number[], ports: { addr: string; port: number }[], fn: (t: NvmetTarget, b: Backing[], base: Partial<Leftovers>) => Promise<void>): Promise<void> {
+  const backings: Backing[] = [];
+  let t: NvmetTarget | undefined;
   try {
+    for (const size of sizesMiB) backings.push(await loopBacked(size));
+    const base = { ...baseline, loopDevices: probeLeftovers().loopDevices };
+    t = await createNvmetTarget({ nqn: nqn(), namespaces: backings.map((b, i) => ({ sizeMiB: sizesMiB[i]!, blockDevice: b.dev })), ports });
+    await fn(t, backings, base);
+  } finally {
+    if (t) await t.destroy();
+    for (const b of backings) await b.detach();
+  }
+}
+
+test('single portal: connect by uuid, data both ways, extend, disconnect, nothing left', async () => {
+  await withTarget([32], [P1], async (t, [b], base) => {
     const c = connector(false);
     const ns = t.namespaces[0]!;
     const props = { target_nqn: t.nqn, portals: portals(P1), vol_uuid: ns.uuid };
@@ -117,21 +170,18 @@ test('single portal: connect by uuid, data both ways, extend, disconnect, nothin
     const ctrls = await controllersOf(t.nqn);
     assert.equal(ctrls.length, 1);
     assert.equal(ctrls[0]!.hostnqn, LAB_HOST_NQN, 'connected as the host NQN in /etc/nvme/hostnqn');
-    verifyData(info.path, ns.file!, 1 << 20);
+    verifyData(info.path, b!.file, 1 << 20);
     assert.equal(await c.checkValidDevice(info.path), true);
     assert.deepEqual(await c.getVolumePaths(props), [info.path]);
-    t.resizeNamespace(ns.nsid, 64 * 1024 * 1024);
-    assert.equal(await c.extendVolume(props), 64 * 1024 * 1024);
+    await growNamespace(t, ns.nsid, b!, 64 << 20);
+    assert.equal(await c.extendVolume(props), 64 << 20);
     await c.disconnectVolume(props, info);
-    await assertNoLeftovers(baseline);
-  } finally {
-    await t.destroy();
-  }
+    await assertNoLeftovers(base);
+  });
 });
 
 test('two portals with native multipath: both connected, I/O survives one portal going down, disconnect leaves nothing', async () => {
-  const t = await createNvmetTarget({ nqn: nqn(), namespaces: [{ sizeMiB: 32 }], ports: [P1, P2] });
-  try {
+  await withTarget([32], [P1, P2], async (t, [b], base) => {
     const c = connector(true);
     const ns = t.namespaces[0]!;
     const props = { target_nqn: t.nqn, portals: portals(P1, P2), vol_uuid: ns.uuid };
@@ -141,47 +191,39 @@ test('two portals with native multipath: both connected, I/O survives one portal
     const head = info.path.replace('/dev/', '');
     const pathsOfHead = ctrls.flatMap((x) => x.paths).filter((p) => p.replace(/c\d+n/, 'n') === head);
     assert.equal(pathsOfHead.length, 2, `one head ${head} over two controller paths (${pathsOfHead.join(', ')})`);
-    verifyData(info.path, ns.file!, 1 << 20);
+    verifyData(info.path, b!.file, 1 << 20);
     captureSysfs(ctrls.map((x) => x.name), head);
     t.portDown(`${P1.addr}:${P1.port}`);
-    verifyData(info.path, ns.file!, 2 << 20);
+    verifyData(info.path, b!.file, 2 << 20);
     await c.disconnectVolume(props, info);
-    await assertNoLeftovers(baseline);
-  } finally {
-    await t.destroy();
-  }
+    await assertNoLeftovers(base);
+  });
 });
 
 test('one portal down at attach time: the volume attaches through the other; second namespace keeps the controller until its own disconnect', async () => {
-  const t = await createNvmetTarget({ nqn: nqn(), namespaces: [{ sizeMiB: 16 }, { sizeMiB: 16 }], ports: [P1, P2] });
-  try {
+  await withTarget([16, 16], [P1, P2], async (t, backings, base) => {
     t.portDown(`${P2.addr}:${P2.port}`);
     const c = connector(true);
-    const [a, b] = t.namespaces as [typeof t.namespaces[0], typeof t.namespaces[0]];
+    const [a, b] = [t.namespaces[0]!, t.namespaces[1]!];
     const pa = { target_nqn: t.nqn, portals: portals(P1, P2), vol_uuid: a.uuid };
     const pb = { target_nqn: t.nqn, portals: portals(P1, P2), volume_nguid: b.nguid };
     const ia = await c.connectVolume(pa);
     const ib = await c.connectVolume(pb);
     assert.notEqual(ia.path, ib.path);
     assert.deepEqual((await controllersOf(t.nqn)).map((x) => x.traddr), ['127.0.0.1']);
-    verifyData(ib.path, b.file!, 0);
+    verifyData(ib.path, backings[1]!.file, 0);
     await c.disconnectVolume(pa, ia);
     assert.equal((await controllersOf(t.nqn)).length, 1, 'the controller still carries namespace b');
-    verifyData(ib.path, b.file!, 8192 * 4);
+    verifyData(ib.path, backings[1]!.file, 8192 * 4);
     await c.disconnectVolume(pb, ib);
-    await assertNoLeftovers(baseline);
-  } finally {
-    await t.destroy();
-  }
+    await assertNoLeftovers(base);
+  });
 });
 
 test('a namespace that does not exist: VolumeDeviceNotFoundError and the controller it made is gone', async () => {
-  const t = await createNvmetTarget({ nqn: nqn(), namespaces: [{ sizeMiB: 16 }], ports: [P1] });
-  try {
+  await withTarget([16], [P1], async (t, _b, base) => {
     const c = connectorFor('NVME', { host, deviceScanAttempts: 1, timings: { namespaceWaitMs: 1_500 } });
     await assert.rejects(c.connectVolume({ target_nqn: t.nqn, portals: portals(P1), vol_uuid: '00000000-1111-2222-3333-444444444444' }), VolumeDeviceNotFoundError);
-    await assertNoLeftovers(baseline);
-  } finally {
-    await t.destroy();
-  }
+    await assertNoLeftovers(base);
+  });
 });
