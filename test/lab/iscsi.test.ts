@@ -98,13 +98,13 @@ async function until(probe: () => boolean | Promise<boolean>, ms: number): Promi
 const attached: { c: Connector; p: Record<string, unknown>; info: DeviceInfo }[] = [];
 
 async function attach(c: Connector, p: Record<string, unknown>): Promise<DeviceInfo> {
-  const info = await attach(c, p);
+  const info = await c.connectVolume(p);
   attached.push({ c, p, info });
   return info;
 }
 
 async function detach(c: Connector, p: Record<string, unknown>, info: DeviceInfo): Promise<void> {
-  await detach(c, p, info);
+  await c.disconnectVolume(p, info);
   const i = attached.findIndex((a) => a.info === info);
   if (i >= 0) attached.splice(i, 1);
 }
@@ -322,7 +322,7 @@ test('extend: the LUN grows on the target, extendVolume returns the new size in 
   }
 });
 
-test('single path extend and ISER validation error name the field', async () => {
+test('a bad portal is refused naming the field, before anything runs', async () => {
   const { c } = connector(false);
   await assert.rejects(c.connectVolume({ target_portal: '127.0.0.1:99999', target_iqn: 'iqn.2026-11.x:y', target_lun: 0 }), (e: unknown) => e instanceof BrickError && e.field === 'target_portal');
   await assertNoLeftovers();
