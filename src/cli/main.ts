@@ -122,6 +122,11 @@ function splitConnectionDoc(doc: Record<string, unknown>): { protocol?: string; 
   return { data: doc };
 }
 
+/** The backend named by --backend, or every configured backend. */
+async function selectedBackends(rt: Runtime) {
+  return flags().backend ? [await rt.backend()] : rt.allBackends();
+}
+
 async function findVolume(rt: Runtime, id: string): Promise<Volume> {
   const b = await rt.backend();
   return b.getVolume(id);
@@ -163,7 +168,7 @@ volume
   );
 volume.command('list').action(async () =>
   withRuntime(async (rt, json) => {
-    const vols = (await Promise.all((await rt.allBackends()).map((b) => b.getVolumes()))).flat();
+    const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat();
     printRows(json, ['id', 'name', 'size', 'status', 'backend', 'attached'], vols.map(volumeView));
   }),
 );
@@ -262,7 +267,7 @@ snapshot
   .option('--volume <id>')
   .action(async (o: { volume?: string }) =>
     withRuntime(async (rt, json) => {
-      const snaps = (await Promise.all((await rt.allBackends()).map((b) => b.getSnapshots()))).flat().filter((s) => !o.volume || s.volumeId === o.volume);
+      const snaps = (await Promise.all((await selectedBackends(rt)).map((b) => b.getSnapshots()))).flat().filter((s) => !o.volume || s.volumeId === o.volume);
       printRows(json, ['id', 'name', 'volume_id', 'volume_size', 'status'], snaps.map(snapshotView));
     }),
   );
@@ -403,7 +408,7 @@ program
   .option('--volume <id>')
   .action(async (o: { volume?: string }) =>
     withRuntime(async (rt, json) => {
-      const vols = (await Promise.all((await rt.allBackends()).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
+      const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
       printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
     }),
   );

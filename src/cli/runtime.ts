@@ -54,7 +54,7 @@ export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, 
   const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env);
   const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env });
+  const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env, dataDir: config.dataDir });
   const rootHelper = resolveRootHelper(flags.rootHelper, config, process.getuid?.() ?? 0);
   const context = setup({
     persistence: store,
