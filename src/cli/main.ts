@@ -127,6 +127,20 @@ async function selectedBackends(rt: Runtime) {
   return flags().backend ? [await rt.backend()] : rt.allBackends();
 }
 
+/**
+ * The protocol and connection properties for a connector command: `PROTOCOL FILE` (FILE may be
+ * `-`), or `--connection FILE` holding `{ driver_volume_type, data }` (the protocol comes from it).
+ * @throws {@link InvalidInputError} (field `file`, `connection` or `protocol`)
+ */
+async function connectionTarget(protocolArg: string | undefined, file: string | undefined, connection: string | undefined): Promise<{ protocol: string; doc: { data: Record<string, unknown> } }> {
+  const src = connection ?? file;
+  if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE (or -) or --connection FILE');
+  const doc = splitConnectionDoc(await readJsonInput(src, connection ? 'connection' : 'file'));
+  const protocol = connection ? doc.protocol : protocolArg;
+  if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL (e.g. ISCSI) or a --connection document with driver_volume_type');
+  return { protocol, doc };
+}
+
 async function findVolume(rt: Runtime, id: string): Promise<Volume> {
   const b = await rt.backend();
   return b.getVolume(id);
@@ -342,11 +356,7 @@ connector
   .addOption(new Option('--device-scan-attempts <n>').argParser((v) => Number(v)))
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean; deviceScanAttempts?: number }) =>
     plain(async () => {
-      const src = o.connection ?? file;
-      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE (or -) or --connection FILE');
-      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
-      const protocol = o.connection ? doc.protocol : protocolArg;
-      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL (e.g. ISCSI) or a --connection document with driver_volume_type');
+      const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const device = await connectorFor(protocol, { ...connectorOptions(o), deviceScanAttempts: o.deviceScanAttempts }).connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
     }),
@@ -361,11 +371,7 @@ connector
   .option('--ignore-errors', 'do not fail on cleanup errors')
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
     plain(async (json) => {
-      const src = o.connection ?? file;
-      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE or --connection FILE');
-      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
-      const protocol = o.connection ? doc.protocol : protocolArg;
-      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL or a --connection document');
+      const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
       await connectorFor(protocol, connectorOptions(o)).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
       printObject(json, { disconnected: true, path: device.path });
@@ -378,11 +384,7 @@ connector
   .option('--multipath')
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean }) =>
     plain(async (json) => {
-      const src = o.connection ?? file;
-      if (!src) throw new InvalidInputError('file', 'give the connection properties as FILE or --connection FILE');
-      const doc = splitConnectionDoc(await readJsonInput(src, o.connection ? 'connection' : 'file'));
-      const protocol = o.connection ? doc.protocol : protocolArg;
-      if (!protocol) throw new InvalidInputError('protocol', 'give the PROTOCOL or a --connection document');
+      const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const bytes = await connectorFor(protocol, connectorOptions(o)).extendVolume(doc.data);
       printObject(json, { size_bytes: bytes });
     }),
