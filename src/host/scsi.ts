@@ -263,6 +263,22 @@ export async function deleteDevice(ctx: HostContext, name: string, options: { fo
 }
 
 /**
+ * Remove the SCSI device at `hctl` whatever its state, block device or not (write `1` to
+ * `/sys/bus/scsi/devices/H:C:T:L/delete`): for LUNs the kernel probed but never gave a disk,
+ * which would otherwise keep a session "in use". Gone already is not an error.
+ * @throws {@link BrickError} when the kernel refuses
+ */
+export async function deleteScsiDevice(ctx: HostContext, hctl: Hctl): Promise<void> {
+  const p = `/sys/bus/scsi/devices/${formatHctl(hctl)}/delete`;
+  if (!(await pathExists(ctx, p))) return;
+  try {
+    await writeAttr(ctx, p, '1');
+  } catch (err) {
+    if (await pathExists(ctx, p)) throw err;
+  }
+}
+
+/**
  * Wait until every block device in `names` has left sysfs (`/sys/block/NAME` gone), polling
  * with a deadline (os-brick `wait_for_volumes_removal`, 30 s).
  * @throws {@link VolumePathNotRemovedError} naming the devices still present

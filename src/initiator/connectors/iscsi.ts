@@ -44,7 +44,7 @@ import {
   type NodeSettings,
   type Portal,
 } from '../../host/iscsiadm.js';
-import { deleteDevice, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
+import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
 import { addPath, addWwid, flushMap, mapForDevice, mapForPath, mapForWwid, removeMap, resizeMap, type MultipathMap } from '../../host/multipath.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -590,12 +590,18 @@ export class IscsiConnector implements Connector {
 
   /** Every block device of the volume's LUN below sessions of `targets`, with the session it hangs on. */
   private async lunDevices(targets: IscsiTarget[]): Promise<{ target: IscsiTarget; device: string }[]> {
+    return (await this.lunScsiDevices(targets)).filter((d): d is { target: IscsiTarget; hctl: Hctl; device: string } => d.device !== undefined);
+  }
+
+  /** Every SCSI device of the volume's LUN below sessions of `targets`, including ones the kernel has not given a block device (yet). */
+  private async lunScsiDevices(targets: IscsiTarget[]): Promise<{ target: IscsiTarget; hctl: Hctl; device?: string }[]> {
     const sessions = await listSessions(this.host);
-    const out: { target: IscsiTarget; device: string }[] = [];
+    const out: { target: IscsiTarget; hctl: Hctl; device?: string }[] = [];
     for (const t of targets) {
       for (const s of sessionsFor(sessions, t.iqn, t.portal)) {
         for (const d of await scsiDevicesUnder(this.host, s.deviceDir)) {
-          if (d.hctl.lun === t.scsiLun && d.device && !out.some((o) => o.device === d.device)) out.push({ target: t, device: d.device });
+          if (d.hctl.lun !== t.scsiLun || out.some((o) => formatHctl(o.hctl) === formatHctl(d.hctl))) continue;
+          out.push(d.device ? { target: t, hctl: d.hctl, device: d.device } : { target: t, hctl: d.hctl });
         }
       }
     }
@@ -621,8 +627,9 @@ export class IscsiConnector implements Connector {
       await this.settleBackground(volumeLockName(p));
       const errors: unknown[] = [];
       const targets = await this.knownTargets(p);
-      const found = await this.lunDevices(targets);
-      const devices = found.map((f) => f.device);
+      const scsi = await this.lunScsiDevices(targets);
+      const devices = scsi.filter((f) => f.device).map((f) => f.device!);
+      const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
       let map: MultipathMap | undefined;
       if (deviceInfo?.path && /\/dm-\d+$/.test(deviceInfo.path)) map = await mapForPath(ctx, deviceInfo.path);
       if (!map && typeof deviceInfo?.multipath_id === 'string') map = await mapForWwid(ctx, deviceInfo.multipath_id);
@@ -653,6 +660,13 @@ export class IscsiConnector implements Connector {
       for (const d of devices) {
         try {
           await deleteDevice(ctx, d, { force });
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      for (const h of blockless) {
+        try {
+          await deleteScsiDevice(ctx, h);
         } catch (err) {
           errors.push(err);
         }

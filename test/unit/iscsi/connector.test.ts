@@ -410,3 +410,18 @@ test('getVolumePaths lists existing by-path links only; sessions come from sysfs
     k.dispose();
   }
 });
+
+test('disconnect removes a LUN the kernel probed but gave no block device, then logs out', async () => {
+  const k = kernel();
+  try {
+    const s = k.addSession(IQN, P1);
+    k.addDisk(s, 0, false);
+    assert.deepEqual(k.sessionDisks(s), [{ lun: 0, disk: undefined }]);
+    const c = make(k, false);
+    await c.disconnectVolume(single(0), null);
+    assert.equal(k.sessions.length, 0);
+    assert.ok(k.executor.commands().some((x) => x.endsWith('--logout')));
+  } finally {
+    k.dispose();
+  }
+});
