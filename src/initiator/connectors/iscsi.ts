@@ -20,6 +20,11 @@
  *   directly, see `host/iscsiadm.ts`), nor in logs or errors.
  * - A connect that fails removes exactly what it created (devices it scanned in, a map made
  *   only of them, sessions it logged in that carry no other LUN, node records it created).
+ * - Node records are created with `node.startup = manual` (os-brick switches them to automatic
+ *   after login): a host reboot does not log in to volumes nobody re-attached.
+ * - `encrypted`, `access_mode`, `volume_id` and `target_discovered` are validated and logged but
+ *   change nothing here: os-brick's `encrypted` symlink (`/dev/disk/by-id/os-brick+...`) belongs
+ *   to the encryptor layer above the connector, and Brick does not run os-brick's `wait_for_rw`.
  *
  * @module
  */
