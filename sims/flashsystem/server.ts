@@ -89,6 +89,7 @@ export async function startFlashSystemSimulator(options: FlashSystemSimulatorOpt
   const server = new ssh2.Server({ hostKeys: [hostKeyText], ident: 'flashsystem-sim' }, (client) => {
     accepted++;
     clients.add(client);
+    (client as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true);
     let user: string | undefined;
     client.on('authentication', (ctx) => {
       const u = users.find((x) => x.name === ctx.username);

@@ -97,14 +97,17 @@ export function validateIqn(field: string, iqn: unknown): string {
   return iqn;
 }
 
-/** Longest host-name prefix before the `-NNNNNNNN` suffix (Cinder's 55). */
-export const HOST_PREFIX_LENGTH = 55;
+/**
+ * Longest host-name prefix before the `-NNNNNNNN` suffix: 54, so that the whole name fits the
+ * CLI's 63-character limit (Cinder cut at 55 and could produce 64-character names).
+ */
+export const HOST_PREFIX_LENGTH = 54;
 
 /**
  * The host-object name prefix for a connector's `host`, following Cinder's
  * `_connector_to_hostname_prefix`: every character other than a letter, digit, space, `.`,
  * `-` or `_` becomes `-`; a result not starting with a letter gets a `_` in front; it is cut
- * to 55 characters. Brick differs in two ways, both so that the name is one the CLI accepts:
+ * to {@link HOST_PREFIX_LENGTH} characters. Brick differs in two ways, both so that the name is one the CLI accepts:
  * non-ASCII characters are replaced too (Cinder kept them, and the array refused them), and a
  * trailing space is replaced by `-`.
  * @throws {@link InvalidInputError} (field `connector.host`) for an empty or non-string host

@@ -733,35 +733,46 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   private async mapVdisk(vdisk: string, connector: ConnectorProperties): Promise<{ host: string; lun: number; created: boolean }> {
     const prefix = hostNamePrefix(connector.host);
     return this.withHostLock(prefix, async () => {
-      const host = (await this.findHost(connector)) ?? (await this.createHost(connector));
-      for (let attempt = 1; ; attempt++) {
-        const maps = (await this.hostMappings(host)) ?? [];
-        const existing = maps.find((m) => m.vdisk_name === vdisk);
-        if (existing) return { host, lun: Number(existing.SCSI_id), created: false };
-        const used = new Set(maps.map((m) => Number(m.SCSI_id)));
-        let lun = 1;
-        while (used.has(lun)) lun++;
-        const args: CliWord[] = ['-host', v(host), '-scsi', lun, v(vdisk)];
-        let r = await this.runRaw(['svctask', 'mkvdiskhostmap', ...args]);
-        const code = cmmvcCode(r.stderr);
-        if (code && MULTI_HOST_MAP_CODES.has(code)) {
-          if (!this.config.multiHostMapEnabled) {
-            throw new InvalidStateError(`vdisk ${vdisk} is already mapped to another host and flashsystem_multihostmap_enabled is false: refusing a multi-host map`, {
-              details: { cmmvc: code, vdisk, host },
-            });
-          }
-          this.ctx.host.logger.info({ vdisk, host }, 'vdisk is mapped to another host; mapping with -force (multi-host map)');
-          r = await this.runRaw(['svctask', 'mkvdiskhostmap', '-force', ...args]);
-        }
-        if (r.exitCode === 0 && r.stderr.trim() === '') {
-          if (!/successfully created/.test(r.stdout)) throw new BackendError(`unexpected output of mkvdiskhostmap ${vdisk}: ${r.stdout.trim().slice(0, 200)}`);
-          return { host, lun, created: true };
-        }
-        // The LUN was taken meanwhile by a mapper outside this lock: choose again.
-        if (cmmvcCode(r.stderr) === 'CMMVC5879E' && attempt < 3) continue;
-        throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: vdisk });
+      const found = await this.findHost(connector);
+      const host = found ?? (await this.createHost(connector));
+      try {
+        return await this.mapToHost(vdisk, host);
+      } catch (err) {
+        // Do not leave behind a host this call created for a mapping that failed.
+        if (!found) await this.removeHostIfUnused(host).catch(() => undefined);
+        throw err;
       }
     });
+  }
+
+  private async mapToHost(vdisk: string, host: string): Promise<{ host: string; lun: number; created: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      const maps = (await this.hostMappings(host)) ?? [];
+      const existing = maps.find((m) => m.vdisk_name === vdisk);
+      if (existing) return { host, lun: Number(existing.SCSI_id), created: false };
+      const used = new Set(maps.map((m) => Number(m.SCSI_id)));
+      let lun = 1;
+      while (used.has(lun)) lun++;
+      const args: CliWord[] = ['-host', v(host), '-scsi', lun, v(vdisk)];
+      let r = await this.runRaw(['svctask', 'mkvdiskhostmap', ...args]);
+      const code = cmmvcCode(r.stderr);
+      if (code && MULTI_HOST_MAP_CODES.has(code)) {
+        if (!this.config.multiHostMapEnabled) {
+          throw new InvalidStateError(`vdisk ${vdisk} is already mapped to another host and flashsystem_multihostmap_enabled is false: refusing a multi-host map`, {
+            details: { cmmvc: code, vdisk, host },
+          });
+        }
+        this.ctx.host.logger.info({ vdisk, host }, 'vdisk is mapped to another host; mapping with -force (multi-host map)');
+        r = await this.runRaw(['svctask', 'mkvdiskhostmap', '-force', ...args]);
+      }
+      if (r.exitCode === 0 && r.stderr.trim() === '') {
+        if (!/successfully created/.test(r.stdout)) throw new BackendError(`unexpected output of mkvdiskhostmap ${vdisk}: ${r.stdout.trim().slice(0, 200)}`);
+        return { host, lun, created: true };
+      }
+      // The LUN was taken meanwhile by a mapper outside this lock: choose again.
+      if (cmmvcCode(r.stderr) === 'CMMVC5879E' && attempt < 3) continue;
+      throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: vdisk });
+    }
   }
 
   private async rmvdiskhostmap(host: string, vdisk: string): Promise<void> {

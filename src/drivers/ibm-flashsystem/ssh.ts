@@ -230,6 +230,9 @@ export class SshConnectionPool {
       let settled = false;
       client.on('ready', () => {
         settled = true;
+        // One small request and reply per command: without this, Nagle's algorithm and delayed
+        // ACKs add tens of ms to every command.
+        client.setNoDelay(true);
         conn.alive = true;
         this.opened++;
         this.logger.debug({ host: o.host, port: o.port, fingerprint: presented }, 'SSH connection to the array opened');
