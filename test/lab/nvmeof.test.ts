@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, probeLeftovers, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, probeLeftovers, modprobe, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector } from '../../src/initiator/connector.js';
@@ -47,6 +47,7 @@ interface Backing {
 }
 
 async function loopBacked(sizeMiB: number): Promise<Backing> {
+  await modprobe('loop');
   fs.mkdirSync(LAB_SCRATCH, { recursive: true });
   const file = `${LAB_SCRATCH}/nvme-ns-${process.pid}-${++seq}.img`;
   const fd = fs.openSync(file, 'w');
