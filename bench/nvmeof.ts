@@ -15,12 +15,14 @@ import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, run, type 
 import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import { createHostContext } from '../src/host/context.js';
+import { LockManager } from '../src/host/lock.js';
 import { listNvmeControllers, namespacesOf, selectNamespace } from '../src/host/nvme.js';
 import { waitFor } from '../src/host/retry.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
-const ctx = createHostContext();
+// A short lock bound: LockManager keeps a timer of the bound alive after each lock, which would hold the process open.
+const ctx = createHostContext({ locks: new LockManager('/run/brick-locks', 20_000) });
 
 interface Timing {
   connectMs: number;

@@ -12,9 +12,11 @@ import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
 import { createHostContext } from '../../src/host/context.js';
+import { LockManager } from '../../src/host/lock.js';
 import { VolumeDeviceNotFoundError } from '../../src/errors.js';
 
-const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 60_000 }) });
+// A short lock bound: LockManager keeps a timer of the bound alive after each lock, which would hold the process open.
+const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 60_000 }), locks: new LockManager('/run/brick-locks', 20_000) });
 
 test('AoE: discover, data both ways, extend, aoe-flush on disconnect, nothing left', async () => {
   const baseline = probeLeftovers();

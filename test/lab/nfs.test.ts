@@ -14,11 +14,13 @@ import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
 import { createHostContext } from '../../src/host/context.js';
+import { LockManager } from '../../src/host/lock.js';
 import { VolumeDeviceNotFoundError } from '../../src/errors.js';
 
 export { createNfsExport } from './fixtures/nfs.js';
 
-const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }) });
+// A short lock bound: LockManager keeps a timer of the bound alive after each lock, which would hold the process open.
+const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }), locks: new LockManager('/run/brick-locks', 20_000) });
 const BASE = '/run/brick-lab-nfs';
 
 test('NFS: mount under the md5 mount point, data both ways, shared mount, unmount on last disconnect', async () => {

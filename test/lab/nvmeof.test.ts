@@ -15,13 +15,15 @@ import type { Connector } from '../../src/initiator/connector.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
 import { listNvmeControllers, nativeNvmeMultipathEnabled } from '../../src/host/nvme.js';
 import { createHostContext } from '../../src/host/context.js';
+import { LockManager } from '../../src/host/lock.js';
 import { VolumeDeviceNotFoundError } from '../../src/errors.js';
 
 const P1 = { addr: '127.0.0.1', port: 4420 };
 const P2 = { addr: '127.0.0.2', port: 4420 };
 let seq = 0;
 let baseline: Partial<Leftovers> = {};
-const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }) });
+// A short lock bound: LockManager keeps a timer of the bound alive after each lock, which would hold the process open.
+const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }), locks: new LockManager('/run/brick-locks', 20_000) });
 
 function nqn(): string {
   return `nqn.2026-11.lab.brick:nvmeof-${process.pid}-${++seq}`;
