@@ -76,7 +76,8 @@ export interface VmRunOptions {
   /**
    * Wait for other lab VMs on this host to finish first (a lock file in the cache directory).
    * Default: true unless env `LAB_PARALLEL=1`. The machines this runs on have two cores; two
-   * TCG guests at once each run at half speed and risk their timeouts.
+   * TCG guests at once each run at half speed and risk their timeouts. Waiting is first come,
+   * first served, for at most env `LAB_LOCK_TIMEOUT` seconds (default 3 600).
    */
   serialize?: boolean;
 }
@@ -416,40 +417,72 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Take the host-wide lab lock (a pid file created with O_EXCL; a stale one whose process is gone is removed). */
-async function acquireLock(path: string, timeoutMs: number, onWait: (holder: string) => void): Promise<() => void> {
+/**
+ * Take the host-wide lab lock: a pid file created with O_EXCL (a stale one whose process is
+ * gone is removed). Waiters queue first-come first-served through ticket files
+ * (`queue/<ms>-<pid>`) next to the lock, so a long line of lab runs cannot starve one of them.
+ */
+async function acquireLock(path: string, timeoutMs: number, onWait: (holder: string, position: number) => void): Promise<() => void> {
   const deadline = Date.now() + timeoutMs;
+  const queue = join(dirname(path), 'queue');
+  fs.mkdirSync(queue, { recursive: true });
+  const ticket = `${String(Date.now()).padStart(15, '0')}-${process.pid}`;
+  fs.writeFileSync(join(queue, ticket), '');
+  const leave = (): void => fs.rmSync(join(queue, ticket), { force: true });
   let told = false;
-  for (;;) {
-    try {
-      fs.writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
-      return () => {
+  try {
+    for (;;) {
+      const waiting = fs
+        .readdirSync(queue)
+        .filter((t) => {
+          const pid = Number(t.split('-')[1]);
+          if (t === ticket || (Number.isInteger(pid) && pid > 0 && pidAlive(pid))) return true;
+          fs.rmSync(join(queue, t), { force: true });
+          return false;
+        })
+        .sort();
+      let holder = '';
+      if (waiting[0] === ticket) {
         try {
-          if (fs.readFileSync(path, 'utf8').trim() === String(process.pid)) fs.rmSync(path, { force: true });
-        } catch {
-          /* already gone */
+          fs.writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+          leave();
+          return () => {
+            try {
+              if (fs.readFileSync(path, 'utf8').trim() === String(process.pid)) fs.rmSync(path, { force: true });
+            } catch {
+              /* already gone */
+            }
+          };
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        try {
+          holder = fs.readFileSync(path, 'utf8').trim();
+        } catch {
+          continue;
+        }
+        const pid = Number(holder);
+        if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) {
+          fs.rmSync(path, { force: true });
+          continue;
+        }
+      } else {
+        try {
+          holder = fs.readFileSync(path, 'utf8').trim();
+        } catch {
+          holder = 'none yet';
+        }
+      }
+      if (!told) {
+        onWait(holder, waiting.indexOf(ticket));
+        told = true;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the lab VM lock ${path} (held by pid ${holder})`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    let holder = '';
-    try {
-      holder = fs.readFileSync(path, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    const pid = Number(holder);
-    if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) {
-      fs.rmSync(path, { force: true });
-      continue;
-    }
-    if (!told) {
-      onWait(holder);
-      told = true;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the lab VM lock ${path} (held by pid ${holder})`);
-    await new Promise((r) => setTimeout(r, 1000));
+  } catch (e) {
+    leave();
+    throw e;
   }
 }
 
@@ -521,8 +554,8 @@ export async function runInVm(argv: readonly string[], options: VmRunOptions = {
 
   let release: (() => void) | undefined;
   if (serialize) {
-    release = await acquireLock(join(dirname(initrd), '..', 'vm.lock'), timeoutMs, (holder) =>
-      process.stderr.write(`lab: waiting for another lab VM on this host to finish (pid ${holder}); LAB_PARALLEL=1 skips this\n`),
+    release = await acquireLock(join(dirname(initrd), '..', 'vm.lock'), envNumber('LAB_LOCK_TIMEOUT', 3600) * 1000, (holder, position) =>
+      process.stderr.write(`lab: waiting for other lab VMs on this host (running: pid ${holder}; ${position} ahead of us); LAB_PARALLEL=1 skips this\n`),
     );
   }
   try {
