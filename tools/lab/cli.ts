@@ -3,16 +3,21 @@
  *
  * - `test [FILE.js...]`: boot one lab VM and run the given compiled lab test files (default:
  *   every `dist/test/lab/*.test.js`) in one node process inside it; exit with its status.
- *   Options: `--reporter spec|tap|dot`, `--name PATTERN` (node's `--test-name-pattern`).
+ *   Options: `--reporter spec|tap|dot`, `--name PATTERN` (node's `--test-name-pattern`),
+ *   `--out DIR` (the results share, kept; the guest sees it as `/out`, env `LAB_OUT`).
  * - `run [--out DIR] -- CMD [ARG...]`: run one command as root in a lab VM.
- * - `bench [FILE.js...]`: run the compiled benchmarks (default `dist/bench/*.js`) in a lab VM.
+ * - `bench [--out DIR] [FILE.js...]`: run the compiled benchmarks (default `dist/bench/*.js`) in
+ *   one lab VM and one node process; the results directory (JSON the benchmarks write to
+ *   `$LAB_OUT`) is kept and its path printed.
  * - `available`: say whether a lab VM can boot here (exit 0) or what is missing (exit 1).
  * - `initrd`: build (or find) the cached initramfs and print its path.
  *
  * Environment: `LAB_TIMEOUT` (whole run, seconds, default 1200), `LAB_BOOT_TIMEOUT` (seconds,
  * default 180), `LAB_MEM` (MiB, default 3072), `LAB_SMP` (default 2), `LAB_KERNEL` (a
  * `/lib/modules` version), `LAB_CACHE` (initramfs cache base), `LAB_KEEP=1` (keep the results
- * directory), `LAB_PARALLEL=1` (do not wait for other lab VMs on this host).
+ * directory), `LAB_PARALLEL=1` (do not wait for other lab VMs on this host), `LAB_LOCK_TIMEOUT`
+ * (seconds to wait for them, default 3600). Host variables named `BENCH_*`, `BRICK_*` and
+ * `LAB_TEST_*` are passed to the guest command.
  *
  * @module
  */
@@ -22,10 +27,10 @@ import { runInVm, runLabTests, runBenchmarks, type LabSuiteOptions } from './run
 
 function usage(): never {
   process.stderr.write(
-    'usage: lab.js test [--reporter spec|tap|dot] [--name PATTERN] [FILE.js...]\n' +
-      '       lab.js run [--out DIR] -- CMD [ARG...]\n' +
-      '       lab.js bench [FILE.js...]\n' +
-      '       lab.js available | initrd\n',
+    'usage: node dist/tools/lab/cli.js test [--reporter spec|tap|dot] [--name PATTERN] [--out DIR] [FILE.js...]\n' +
+      '       node dist/tools/lab/cli.js run [--out DIR] -- CMD [ARG...]\n' +
+      '       node dist/tools/lab/cli.js bench [--out DIR] [FILE.js...]\n' +
+      '       node dist/tools/lab/cli.js available | initrd\n',
   );
   process.exit(2);
 }
@@ -39,6 +44,15 @@ function report(r: VmRunResult, keepOut: boolean): void {
   const keep = keepOut || r.exitCode !== 0 || process.env.LAB_KEEP === '1';
   if (keep) process.stderr.write(`lab: results directory kept: ${r.outDir}\n`);
   else fs.rmSync(r.outDir, { recursive: true, force: true });
+}
+
+/** Host environment variables handed to the guest command: `BENCH_*`, `BRICK_*` and `LAB_TEST_*`. */
+function passThroughEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && /^(BENCH_|BRICK_|LAB_TEST_)/.test(k)) env[k] = v;
+  }
+  return env;
 }
 
 function onBooted(ms: number): void {
@@ -66,7 +80,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'test':
     case 'bench': {
-      const opts: LabSuiteOptions = { onBooted };
+      const opts: LabSuiteOptions = { onBooted, env: passThroughEnv() };
+      let outDir: string | undefined;
       const files: string[] = [];
       const nodeArgs: string[] = [];
       for (let i = 0; i < rest.length; i++) {
@@ -79,6 +94,11 @@ async function main(argv: string[]): Promise<number> {
           const v = rest[++i];
           if (!v) usage();
           nodeArgs.push(`--test-name-pattern=${v}`);
+        } else if (a === '--out') {
+          outDir = rest[++i];
+          if (!outDir) usage();
+          fs.mkdirSync(outDir, { recursive: true });
+          opts.outDir = outDir;
         } else if (a.startsWith('-')) usage();
         else files.push(a);
       }
@@ -90,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(
         `lab: ${cmd} finished with exit ${r.exitCode}: VM boot ${secs(r.bootMs)}, ${cmd === 'test' ? 'suite' : 'benchmarks'} ${secs(r.suiteMs)}, total ${secs(r.totalMs)}${counts} (${r.files.length} file(s))\n`,
       );
-      report(r, false);
+      report(r, outDir !== undefined || cmd === 'bench');
       return r.exitCode;
     }
     case 'run': {
@@ -110,6 +130,7 @@ async function main(argv: string[]): Promise<number> {
       if (outDir) fs.mkdirSync(outDir, { recursive: true });
       const r = await runInVm(command, {
         ...(outDir ? { outDir } : {}),
+        env: passThroughEnv(),
         onBooted,
         onStdout: (b) => process.stdout.write(b),
         onStderr: (b) => process.stderr.write(b),

@@ -272,7 +272,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 fail() { echo "brick-lab-init: $*"; sync; echo o > /proc/sysrq-trigger; sleep 60; }
+echo "brick-lab-init: loading modules"
 for m in $(cat /mods/order); do insmod "/mods/$m" || echo "brick-lab-init: insmod $m failed"; done
+echo "brick-lab-init: mounting the host root"
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /lower || fail "mounting the host root over 9p failed"
 mount -t tmpfs -o mode=0755 tmpfs /upper || fail "tmpfs for the overlay failed"
 mkdir -p /upper/u /upper/w
@@ -282,6 +284,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,rw,msize=262144 out /newroot/out ||
 [ -f /newroot/out/${CONTROL}/stage2.sh ] || fail "stage2.sh missing from the results share"
 mount --move /dev /newroot/dev
 umount /proc /sys
+echo "brick-lab-init: switching root"
 exec switch_root /newroot /bin/bash /out/${CONTROL}/stage2.sh
 `;
 }
@@ -310,6 +313,7 @@ ip addr add 127.0.0.2/8 dev lo 2>/dev/null
 hostname lab
 read -r up _ < /proc/uptime
 printf '%s\\n' "$up" > ${c}/booted
+echo "brick-lab: stage 2 up after $up s of guest time; running the command" 
 mapfile -d '' -t argv < ${c}/argv
 mapfile -d '' -t envv < ${c}/env
 cd "$(cat ${c}/cwd)" || cd /
@@ -402,8 +406,10 @@ export function ensureInitramfs(kernel: LabKernel): string {
   const tmp = `${target}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, gzipSync(cpioNewc(entries)));
   fs.renameSync(tmp, target);
+  // Other versions may still be in use by a run that started with older code: remove only stale ones.
   for (const old of fs.readdirSync(dir)) {
-    if (/^initrd-[0-9a-f]+\.gz$/.test(old) && join(dir, old) !== target) fs.rmSync(join(dir, old), { force: true });
+    const p = join(dir, old);
+    if (/^initrd-[0-9a-f]+\.gz$/.test(old) && p !== target && Date.now() - fs.statSync(p).mtimeMs > 86_400_000) fs.rmSync(p, { force: true });
   }
   return target;
 }
@@ -671,7 +677,10 @@ function boot(qemu: string, kernel: LabKernel, initrd: string, plan: BootPlan): 
             : `the guest stopped before the command finished (QEMU exit ${code ?? signal})`;
       }
       const consoleText = Buffer.concat(consoleChunks).toString('utf8');
-      const consoleTail = consoleText.split('\n').slice(-40).join('\n');
+      const consoleTail =
+        consoleText.trim() === ''
+          ? '(the serial console stayed silent: QEMU did not start the kernel, or it was still decompressing)'
+          : consoleText.split('\n').slice(-40).join('\n');
       const result: VmRunResult = {
         exitCode,
         stdout: Buffer.concat(stdoutParts).toString('utf8'),
