@@ -176,6 +176,8 @@ export interface IscsiConnectorTunables {
   mapGraceMs?: number;
   /** Bound on waiting for the first read of the returned device to succeed (os-brick `multipath -C`: 4 tries). Default 10 000. */
   readyTimeoutMs?: number;
+  /** After the map has formed, how long to let the other paths join before returning (and warning about the missing ones). Default 1 000. */
+  pathGraceMs?: number;
   /** Seconds-scale base of the rescan schedule: after scan k the device is awaited `(k+1)^2 * rescanBaseMs` (os-brick 4, 9, 16 s). Default 1 000. */
   rescanBaseMs?: number;
 }
@@ -213,6 +215,7 @@ export class IscsiConnector implements Connector {
   private readonly mapGraceMs: number;
   private readonly readyTimeoutMs: number;
   private readonly rescanBaseMs: number;
+  private readonly pathGraceMs: number;
   /** Path attaches still running after a multipath connect returned, by volume lock name. */
   private readonly background = new Map<string, Set<Promise<unknown>>>();
 
@@ -236,6 +239,7 @@ export class IscsiConnector implements Connector {
     this.mapGraceMs = num(options.mapGraceMs, 'mapGraceMs', 10_000);
     this.readyTimeoutMs = num(options.readyTimeoutMs, 'readyTimeoutMs', 10_000);
     this.rescanBaseMs = num(options.rescanBaseMs, 'rescanBaseMs', 1_000, 1);
+    this.pathGraceMs = num(options.pathGraceMs, 'pathGraceMs', 1_000);
   }
 
   /** `/dev/disk/by-path` (os-brick `get_search_path`). */
@@ -503,8 +507,17 @@ export class IscsiConnector implements Connector {
       await this.cleanupPaths(paths, wwid);
       throw err;
     }
+    // Give slower paths a short grace to join, then say plainly when the map is degraded.
+    const graceEnd = Date.now() + this.pathGraceMs;
+    while (paths.some((s) => !s.done) && Date.now() < graceEnd) await Promise.race([delay(50), new Promise<void>((r) => (wake = r))]);
     const failed = paths.filter((s) => s.done && s.error);
-    if (failed.length > 0) log.warn({ failed_portals: failed.map((s) => s.target.portal.text), map: map!.name }, 'iscsi: multipath map formed without every path');
+    const pending = paths.filter((s) => !s.done);
+    if (failed.length > 0 || pending.length > 0) {
+      log.warn(
+        { map: map!.name, failed_portals: failed.map((s) => s.target.portal.text), pending_portals: pending.map((s) => s.target.portal.text) },
+        'iscsi: returning a multipath map without every path (failed or still logging in)',
+      );
+    }
     if (paths.some((s) => !s.done || s.error)) this.trackBackground(volumeLockName(p), paths, tasks);
     return { type: 'block', path: `/dev/${map!.dm}`, scsi_wwn: wwid!, multipath_id: map!.wwid };
   }
@@ -672,6 +685,7 @@ export class IscsiConnector implements Connector {
       for (const h of blockless) {
         try {
           await deleteScsiDevice(ctx, h);
+          await waitFor(async () => !(await pathExists(ctx, `/sys/bus/scsi/devices/${formatHctl(h)}`)), { timeoutMs: 10_000, description: `removal of SCSI device ${formatHctl(h)}` });
         } catch (err) {
           errors.push(err);
         }

@@ -181,6 +181,7 @@ test('multipath: one portal down gives a map with one path and a warning', async
     assert.equal(info.path, '/dev/dm-0');
     assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).length, 1);
     assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('path failed')));
+    assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('without every path') && JSON.stringify(l.failed_portals) === JSON.stringify([P2])));
     // The record made for the dead portal is removed once its login has failed.
     await c.settled();
     assert.equal(k.hasRecord(IQN, P2), false);
