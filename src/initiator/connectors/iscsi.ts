@@ -703,16 +703,18 @@ export class IscsiConnector implements Connector {
           errors.push(err);
         }
       }
-      for (const t of targets) {
-        try {
-          await ctx.locks.withLock(lockName(t), async () => {
-            if (await nodeRecordFile(ctx, t.iqn, t.portal, this.iface)) await this.releaseTarget(t, true, true);
-            else await this.releaseTarget(t, true, false);
-          });
-        } catch (err) {
-          errors.push(err);
-        }
-      }
+      // Portals are independent (one lock each): log out of them in parallel.
+      await Promise.all(
+        targets.map(async (t) => {
+          try {
+            await ctx.locks.withLock(lockName(t), async () => {
+              await this.releaseTarget(t, true, (await nodeRecordFile(ctx, t.iqn, t.portal, this.iface)) !== undefined);
+            });
+          } catch (err) {
+            errors.push(err);
+          }
+        }),
+      );
       if (errors.length > 0) {
         ctx.logger.warn({ errors: errors.map((e) => (e as Error).message) }, 'iscsi: disconnect finished with errors; leftovers may remain');
         if (!options.ignoreErrors) {
