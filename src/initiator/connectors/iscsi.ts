@@ -494,10 +494,22 @@ export class IscsiConnector implements Connector {
     try {
       if (outcome === 'none') throw this.connectError(paths.map((s) => s.error).filter((e) => e !== undefined));
       if (outcome === 'single') {
-        const dev = paths.find((s) => s.device)!.device!;
-        log.warn({ device: dev, wwid }, 'iscsi: no multipath map formed; returning a single path device (probably bad: check multipathd)');
-        await this.waitReadable(`/dev/${dev}`);
         await Promise.all(tasks);
+        // A path that exists but does not read (a dead session) is skipped, not fatal: take the first that reads.
+        const candidates = paths.filter((s) => s.device).map((s) => s.device!);
+        let dev: string | undefined;
+        for (const d of candidates) {
+          if (await checkReadable(ctx, `/dev/${d}`, Math.min(this.readyTimeoutMs, 30_000))) {
+            dev = d;
+            break;
+          }
+          log.warn({ device: d }, 'iscsi: path device does not read; trying the next');
+        }
+        if (!dev) {
+          dev = candidates[0]!;
+          await this.waitReadable(`/dev/${dev}`);
+        }
+        log.warn({ device: dev, wwid }, 'iscsi: no multipath map formed; returning a single path device (probably bad: check multipathd)');
         return { type: 'block', path: `/dev/${dev}`, scsi_wwn: wwid ?? (await waitFor(() => deviceWwid(ctx, dev), { timeoutMs: 10_000, description: `WWID of ${dev}` })) };
       }
       await this.waitReadable(`/dev/${map!.dm}`);

@@ -426,3 +426,25 @@ test('disconnect removes a LUN the kernel probed but gave no block device, then 
     k.dispose();
   }
 });
+
+test('multipath without a map: a path device that exists but does not read is skipped, not fatal', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.executor.on(['multipathd', 'add', 'path'], { stdout: 'fail\n' });
+    let bad: string | undefined;
+    k.executor.on(['dd'], (argv) => {
+      const dev = argv.find((a) => a.startsWith('if='))!.slice(3);
+      bad ??= dev;
+      return dev === bad ? { exitCode: 1, stderr: 'Input/output error' } : {};
+    });
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.ok(bad);
+    assert.match(info.path, /^\/dev\/sd[bc]$/);
+    assert.notEqual(info.path, bad);
+    assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('does not read')));
+  } finally {
+    k.dispose();
+  }
+});
