@@ -50,6 +50,11 @@ function sessionDisks(iqn: string): Map<string, string[]> {
   return out;
 }
 
+/** The disks among `disks` whose SCSI WWID (sysfs `device/wwid`, `naa.<hex>`) is `wwn` without udev's leading `3`. */
+function disksOfLun(disks: string[], wwn: string): string[] {
+  return disks.filter((d) => fs.readFileSync(`/sys/block/${d}/device/wwid`, 'utf8').trim() === `naa.${wwn.slice(1)}`);
+}
+
 async function discoverAndLogin(target: LioTarget, extraNodeSettings: [string, string][] = []): Promise<void> {
   await run(['iscsiadm', '-m', 'discovery', '-t', 'sendtargets', '-p', target.portals[0]!]);
   for (const p of target.portals) {
@@ -64,18 +69,18 @@ async function logoutAndForget(target: LioTarget): Promise<void> {
   for (const p of target.portals) await run(['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', p, '-o', 'delete'], { checkExitCode: [0, 6, 21] });
 }
 
-test('iSCSI: login over two portals, data through /dev/sdX lands in the backstore file, multipath map over both paths', async () => {
+test('iSCSI: login over two portals, data through /dev/sdX lands in the backstore file, multipath map over both paths, LUN resize', async () => {
   const baseline = probeLeftovers();
-  const target = await createLioTarget({ iqn: IQN, luns: [{ sizeMiB: 32 }, { sizeMiB: 16 }] });
+  const target = await createLioTarget({ iqn: IQN, luns: [{ sizeMiB: 32 }, { sizeMiB: 16 }, { sizeMiB: 8, backstore: 'block' }] });
   try {
     assert.notEqual(target.luns[0]!.wwn, target.luns[1]!.wwn);
     await discoverAndLogin(target);
     const disks = await waitFor(
       () => {
         const m = sessionDisks(IQN);
-        return m.size === 2 && [...m.values()].every((d) => d.length === 2) ? m : undefined;
+        return m.size === 2 && [...m.values()].every((d) => d.length === 3) ? m : undefined;
       },
-      { timeoutMs: 30_000, description: 'two disks on each of two sessions' },
+      { timeoutMs: 30_000, description: 'three disks on each of two sessions' },
     );
     assert.deepEqual([...disks.keys()].sort(), ['127.0.0.1:3260', '127.0.0.2:3260']);
 
@@ -84,10 +89,12 @@ test('iSCSI: login over two portals, data through /dev/sdX lands in the backstor
     const byId = `/dev/disk/by-id/scsi-${lun0.wwn}`;
     await waitFor(() => fs.existsSync(byId), { timeoutMs: 30_000, description: byId });
 
+    // Both paths of each LUN report the WWID the fixture computed (VPD 0x83 NAA from the serial).
+    const all = [...disks.values()].flat();
+    for (const lun of target.luns) assert.equal(disksOfLun(all, lun.wwn).length, 2, `two paths with WWID ${lun.wwn}`);
+
     // Data written through one path's /dev/sdX is in the backstore file.
-    const sd = [...disks.values()]
-      .flat()
-      .find((d) => fs.readFileSync(`/sys/block/${d}/device/wwid`, 'utf8').includes(lun0.serial.replace(/-/g, '').slice(0, 20)) || fs.realpathSync(byId).endsWith(`/${d}`));
+    const sd = disksOfLun(all, lun0.wwn)[0];
     assert.ok(sd, 'a disk of LUN 0');
     const pattern = Buffer.alloc(4096, 0);
     pattern.write(`brick-lab ${Date.now()}`);
@@ -117,16 +124,23 @@ test('iSCSI: login over two portals, data through /dev/sdX lands in the backstor
       assert.equal(slaves.length, 2);
     }
 
-    // Resize LUN 1 and see the new size after a rescan of its paths.
-    await target.resizeLun(1, 24 * 1024 * 1024);
-    const lun1Disks = [...disks.values()].flat().filter((d) => fs.realpathSync(`/dev/disk/by-id/scsi-${target.luns[1]!.wwn}`) && fs.readFileSync(`/sys/block/${d}/size`, 'utf8').trim() === String((16 * 1024 * 1024) / 512));
-    assert.equal(lun1Disks.length, 2);
-    for (const d of lun1Disks) fs.writeFileSync(`/sys/block/${d}/device/rescan`, '1');
-    for (const d of lun1Disks) {
-      await waitFor(() => fs.readFileSync(`/sys/block/${d}/size`, 'utf8').trim() === String((24 * 1024 * 1024) / 512), {
-        timeoutMs: 20_000,
-        description: `${d} to show 24 MiB`,
-      });
+    // Resize a fileio LUN (16 -> 24 MiB) and a block LUN over a loop device (8 -> 12 MiB); a
+    // rescan of each path shows the new size.
+    const MiB = 1024 * 1024;
+    for (const [n, before, after] of [
+      [1, 16, 24],
+      [2, 8, 12],
+    ] as const) {
+      const paths = disksOfLun(all, target.luns[n]!.wwn);
+      for (const d of paths) assert.equal(Number(fs.readFileSync(`/sys/block/${d}/size`, 'utf8').trim()) * 512, before * MiB);
+      await target.resizeLun(n, after * MiB);
+      for (const d of paths) fs.writeFileSync(`/sys/block/${d}/device/rescan`, '1');
+      for (const d of paths) {
+        await waitFor(() => Number(fs.readFileSync(`/sys/block/${d}/size`, 'utf8').trim()) * 512 === after * MiB, {
+          timeoutMs: 20_000,
+          description: `${d} (LUN ${n}) to show ${after} MiB`,
+        });
+      }
     }
 
     // Tear down: flush the maps, log out, forget the records.
