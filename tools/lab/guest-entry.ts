@@ -1,22 +1,46 @@
 /**
  * Guest-side entry of the lab runner: imports the given modules one after another in THIS node
- * process. For test files, node:test's root harness then runs every test they registered and
- * reports (spec or TAP, per `--test-reporter`), setting a failing exit status when any test
- * fails. One process for the whole suite matters in the lab: a node start costs about a second
- * under TCG, and `node --test` would fork one per file.
+ * process. For test files, node:test's root harness then runs every test they registered, in
+ * order, and reports (spec or TAP, per `--test-reporter`), setting a failing exit status when
+ * any test fails. One process for the whole suite matters in the lab: a node start costs about
+ * a second under TCG, and `node --test` would fork one per file.
  *
- * Usage (inside the VM): `node [--test-reporter=spec] guest-entry.js FILE...`
+ * Open handles: outside `node --test`, node:test prints its summary when the process is about
+ * to exit (`beforeExit`), so a test that leaves a timer, socket or child process referenced
+ * would hang the guest until the run's timeout, with no summary. With `--guard` (what the lab
+ * runner passes for test suites), a last test is registered after every file has been
+ * imported; root tests run in order, so it runs after all the others. It arms an unreferenced
+ * timer: when the process has not ended on its own `LAB_EXIT_GRACE_MS` (default 20 000) later,
+ * the open handles are listed on stderr, the summary is forced out and the process exits with
+ * the harness's status.
+ *
+ * Usage (inside the VM): `node [--test-reporter=spec] guest-entry.js [--guard] FILE...`
  *
  * @module
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const files = process.argv.slice(2);
+const args = process.argv.slice(2);
+const guard = args[0] === '--guard';
+const files = guard ? args.slice(1) : args;
 if (files.length === 0) {
   process.stderr.write('guest-entry: no files given\n');
   process.exit(2);
 }
 for (const f of files) {
   await import(pathToFileURL(resolve(f)).href);
+}
+if (guard) {
+  const { test } = await import('node:test');
+  test('lab: every test file has run', () => {
+    const grace = Number(process.env.LAB_EXIT_GRACE_MS ?? 20_000);
+    const timer = setTimeout(() => {
+      const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+      process.stderr.write(`guest-entry: the tests finished ${grace} ms ago but the process is still held open by: ${open.join(', ')}; forcing the summary and exiting\n`);
+      process.emit('beforeExit', 0);
+      setTimeout(() => process.exit(process.exitCode ?? 1), 2_000);
+    }, grace);
+    timer.unref();
+  });
 }
