@@ -532,7 +532,6 @@ export async function runInVm(argv: readonly string[], options: VmRunOptions = {
   const memMiB = options.memMiB ?? envNumber('LAB_MEM', 3072);
   const smp = options.smp ?? envNumber('LAB_SMP', 2);
   const serialize = options.serialize ?? process.env.LAB_PARALLEL !== '1';
-  const initrd = ensureInitramfs(kernel);
 
   const outDir = resolve(options.outDir ?? fs.mkdtempSync(join(tmpdir(), 'brick-lab-')));
   const control = join(outDir, CONTROL);
@@ -560,11 +559,13 @@ export async function runInVm(argv: readonly string[], options: VmRunOptions = {
 
   let release: (() => void) | undefined;
   if (serialize) {
-    release = await acquireLock(join(dirname(initrd), '..', 'vm.lock'), envNumber('LAB_LOCK_TIMEOUT', 3600) * 1000, (holder, position) =>
+    release = await acquireLock(join(dirname(cacheDir(kernel)), 'vm.lock'), envNumber('LAB_LOCK_TIMEOUT', 3600) * 1000, (holder, position) =>
       process.stderr.write(`lab: waiting for other lab VMs on this host (running: pid ${holder}; ${position} ahead of us); LAB_PARALLEL=1 skips this\n`),
     );
   }
   try {
+    // Built (or found) only now that it is our turn, so it cannot go stale while we wait.
+    const initrd = ensureInitramfs(kernel);
     return await boot(avail.qemu, kernel, initrd, { outDir, control, timeoutMs, bootTimeoutMs, memMiB, smp, options });
   } finally {
     release?.();
