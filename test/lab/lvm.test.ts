@@ -84,9 +84,15 @@ async function discard(path: string): Promise<void> {
   await run(['blkdiscard', path], { checkExitCode: false });
 }
 
+const t0 = Date.now();
+function mark(what: string): void {
+  process.stderr.write(`lvm lab: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
 before(async () => {
   await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
-  await modprobe('target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp', 'dm_snapshot', 'dm_thin_pool');
+  mark('initiator daemons up');
+  await modprobe('loop', 'target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp', 'dm_snapshot', 'dm_thin_pool');
   vg = await createVolumeGroup({ name: VG, sizeMiB: 8192 });
   thinVg = await createVolumeGroup({ name: THIN_VG, sizeMiB: 4096 });
   if (fs.existsSync('/usr/sbin/tgtd')) {
@@ -95,13 +101,16 @@ before(async () => {
     tgtdStarted = true;
   }
   baseline = probeLeftovers();
+  mark('setup done');
 });
 
 after(async () => {
+  mark('tests done');
   if (tgtdStarted) await run(['tgtadm', '--op', 'delete', '--mode', 'system'], { checkExitCode: false });
   await thinVg?.destroy();
   await vg?.destroy();
   rmSync(stateRoot, { recursive: true, force: true });
+  mark('teardown done');
 });
 
 function makeDriver(label: string): VolumeDriver {
@@ -154,8 +163,11 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
       assert.ok(v.provider_location, 'provider_location set');
       const foreign = await d.initializeConnection(v, foreignConnector(real));
       const props = protocol === 'NVMEOF' ? { ...foreign.data, host_nqn: real.nqn ?? LAB_HOST_NQN } : foreign.data;
+      mark(`${label}: exported`);
+      const withLv = probeLeftovers();
       await assert.rejects(c.connectVolume(props), (e: unknown) => e instanceof BrickError, 'this host is not mapped yet');
-      await assertNoLeftovers(baseline);
+      mark(`${label}: refused`);
+      await assertNoLeftovers(withLv);
       const ci = await d.initializeConnection(v, real);
       assert.equal(ci.driver_volume_type, protocol === 'NVMEOF' ? 'nvmeof' : 'iscsi');
       if (protocol === 'ISCSI') {
@@ -166,6 +178,7 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
         assert.equal(ci.data.host_nqn, real.nqn);
       }
       info = await c.connectVolume(ci.data);
+      mark(`${label}: connected`);
       assert.ok(fs.existsSync(info.path), `device ${info.path} exists`);
       assert.equal(devSize(info.path), GiB);
       const data = pattern(`brick-${label}-`);
