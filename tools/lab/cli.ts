@@ -80,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'test':
     case 'bench': {
-      const opts: LabSuiteOptions = { onBooted, env: passThroughEnv() };
+      const opts: LabSuiteOptions = { onBooted, env: passThroughEnv(), keepOutDir: cmd === 'bench' };
       let outDir: string | undefined;
       const files: string[] = [];
       const nodeArgs: string[] = [];

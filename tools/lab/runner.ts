@@ -27,6 +27,11 @@ export interface LabSuiteOptions extends Omit<VmRunOptions, 'onStdout' | 'onStde
   reporter?: 'spec' | 'tap' | 'dot';
   /** Extra node flags for the guest process (e.g. `--test-name-pattern=...`). */
   nodeArgs?: string[];
+  /**
+   * Keep the temporary results directory of a run that passed. Default false: it is removed
+   * (a given `outDir`, a failed run, or env `LAB_KEEP=1` always keeps it).
+   */
+  keepOutDir?: boolean;
 }
 
 /** The outcome of a lab suite run. */
@@ -86,6 +91,10 @@ async function runNodeInVm(nodeArgs: string[], entryArgs: string[], files: strin
     onStdout: stream ? (b) => process.stdout.write(b) : undefined,
     onStderr: stream ? (b) => process.stderr.write(b) : undefined,
   });
+  // A results directory we made for a run that passed holds nothing anyone asked for: remove it.
+  if (options.outDir === undefined && result.exitCode === 0 && process.env.LAB_KEEP !== '1' && !options.keepOutDir) {
+    fs.rmSync(result.outDir, { recursive: true, force: true });
+  }
   const summary = parseSummary(result.stdout);
   const out: LabSuiteResult = { ...result, files: files.map((f) => relative(REPO_ROOT, f)), ...summary };
   if (result.bootMs !== undefined) out.suiteMs = result.totalMs - result.bootMs;
