@@ -14,7 +14,10 @@
  *   device-mapper map multipathd builds over the namespace paths is returned;
  * - the namespace is found in sysfs by `uuid`, then `nguid`, then `nsid`;
  * - disconnect flushes the device and disconnects only the controllers that carry no other
- *   namespace (os-brick bug 1961102).
+ *   namespace in use (os-brick bug 1961102). A namespace is in use when Brick attached it (an
+ *   attachment record under `/run/brick/nvmeof/`), when something holds it (a dm map) or when
+ *   it is mounted. os-brick keeps a controller while it carries any other namespace, attached or
+ *   not, and so leaks controllers of shared subsystems; Brick disconnects them.
  *
  * Differences from os-brick: the lock is per subsystem NQN (`nvmeof-<nqn>`), not one host-wide
  * `connect_volume` lock; controllers this call created are disconnected again when the
@@ -22,8 +25,9 @@
  *
  * @module
  */
-import { realpath, readdir, readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { realpath, readdir, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { createHash } from 'node:crypto';
 import {
   BrickError,
   InvalidInputError,
@@ -294,6 +298,7 @@ export class NvmeofConnector implements Connector {
           log.warn({ nqn: t.nqn, device: ns.name }, 'no dm-multipath map appeared over the NVMe paths; using a single path');
         }
       }
+      if (ns.nsid !== undefined) await this.setRef(t, ns.nsid, true);
       log.info({ nqn: t.nqn, path: info.path, native_multipath: native }, 'NVMe-oF volume connected');
       return info;
     } catch (e) {
@@ -434,10 +439,18 @@ export class NvmeofConnector implements Connector {
         log.warn({ device: name }, 'flush failed; disconnecting anyway (force)');
       }
     }
+    for (const n of all) if ((ours.has(n.name) || (ns && n.name === ns.name)) && n.nsid !== undefined) await this.setRef(t, n.nsid, false);
+    const nsidOf = new Map(all.map((n) => [n.name, n.nsid]));
+    const mounted = await this.mountedDevices();
     for (const c of controllers) {
-      const others = c.paths.filter((p) => !ours.has(p) && !ours.has(namespaceHeadName(p)));
-      if (others.length > 0) {
-        log.info({ controller: c.name, others }, 'controller carries other namespaces; left connected');
+      const others = c.paths.map((p) => namespaceHeadName(p)).filter((h) => !ours.has(h));
+      const inUse: string[] = [];
+      for (const h of others) {
+        const nsid = nsidOf.get(h);
+        if ((nsid !== undefined && (await this.hasRef(t, nsid))) || (await dmHolderOf(this.host, h)) || mounted.has(h)) inUse.push(h);
+      }
+      if (inUse.length > 0) {
+        log.info({ controller: c.name, in_use: inUse }, 'controller carries other namespaces in use; left connected');
         continue;
       }
       try {
@@ -447,6 +460,44 @@ export class NvmeofConnector implements Connector {
       }
     }
     return this.finish(errors, options, t);
+  }
+
+  /** Attachment records: `/run/brick/nvmeof/<sha256(nqn)>/nsid-<n>`, one per namespace attached through Brick. */
+  private refPath(t: NvmeofTarget, nsid: number): string {
+    return hostPath(this.host.hostRoot, `/run/brick/nvmeof/${createHash('sha256').update(t.nqn).digest('hex').slice(0, 32)}/nsid-${nsid}`);
+  }
+
+  private async setRef(t: NvmeofTarget, nsid: number, on: boolean): Promise<void> {
+    const p = this.refPath(t, nsid);
+    try {
+      if (on) {
+        await mkdir(dirname(p), { recursive: true, mode: 0o755 });
+        await writeFile(p, `${t.nqn}\n`);
+      } else {
+        await rm(p, { force: true });
+      }
+    } catch (e) {
+      this.host.logger.warn({ path: p, err: (e as Error).message }, 'could not update the NVMe-oF attachment record');
+    }
+  }
+
+  private async hasRef(t: NvmeofTarget, nsid: number): Promise<boolean> {
+    try {
+      await readFile(this.refPath(t, nsid));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Block device names (`nvme0n2`) that are mounted, from /proc/mounts. */
+  private async mountedDevices(): Promise<Set<string>> {
+    try {
+      const text = await readFile(hostPath(this.host.hostRoot, '/proc/mounts'), 'utf8');
+      return new Set(text.split('\n').map((l) => l.split(' ')[0] ?? '').filter((d) => d.startsWith('/dev/')).map((d) => basename(d)));
+    } catch {
+      return new Set();
+    }
   }
 
   private finish(errors: string[], options: DisconnectOptions, t: NvmeofTarget): void {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
@@ -224,12 +224,34 @@ test('a namespace that never appears: VolumeDeviceNotFoundError and only the con
   }
 });
 
-test('disconnect flushes, and leaves controllers that carry another volume connected', async () => {
+test('disconnect flushes, and leaves controllers that carry another volume in use connected', async () => {
   const k = nvmeKernel('native-2portals', { connected: ['nvme0', 'nvme1'] });
   try {
     const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    // the other volume (nsid 2) is attached through Brick too
+    assert.equal((await c.connectVolume(props({ vol_uuid: UUID2 }))).path, '/dev/nvme0n2');
+    const before = k.ex.commands().length;
+    await c.disconnectVolume(props(), { type: 'block', path: '/dev/nvme0n1' });
+    assert.deepEqual(k.ex.commands().slice(before), ['blockdev --flushbufs /dev/nvme0n1']);
+    // once that one goes too, the controllers go
+    await c.disconnectVolume(props({ vol_uuid: UUID2 }), { type: 'block', path: '/dev/nvme0n2' });
+    assert.deepEqual(k.ex.commands().slice(before + 1), ['blockdev --flushbufs /dev/nvme0n2', 'nvme disconnect -d /dev/nvme0', 'nvme disconnect -d /dev/nvme1']);
+  } finally {
+    k.cleanup();
+  }
+});
+
+test('another namespace that is mounted keeps the controllers; one nobody uses does not', async () => {
+  const k = nvmeKernel('native-2portals', { connected: ['nvme0', 'nvme1'] });
+  try {
+    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    mkdirSync(join(k.root, 'proc'), { recursive: true });
+    writeFileSync(join(k.root, 'proc/mounts'), '/dev/vda1 / ext4 rw,relatime 0 0\n/dev/nvme0n2 /srv/data xfs rw,relatime 0 0\n');
     await c.disconnectVolume(props(), { type: 'block', path: '/dev/nvme0n1' });
     assert.deepEqual(k.ex.commands(), ['blockdev --flushbufs /dev/nvme0n1']);
+    writeFileSync(join(k.root, 'proc/mounts'), '/dev/vda1 / ext4 rw,relatime 0 0\n');
+    await c.disconnectVolume(props(), { type: 'block', path: '/dev/nvme0n1' });
+    assert.deepEqual(k.ex.commands().slice(1), ['blockdev --flushbufs /dev/nvme0n1', 'nvme disconnect -d /dev/nvme0', 'nvme disconnect -d /dev/nvme1']);
   } finally {
     k.cleanup();
   }
