@@ -53,7 +53,7 @@ export interface LabAvailability {
 
 /** Options for {@link runInVm}. Environment overrides apply when a field is not given. */
 export interface VmRunOptions {
-  /** Working directory in the guest (the host path; the host root is visible at the same path). Default `process.cwd()`. */
+  /** Working directory in the guest (the host path; the host root is visible at the same path, except under `/tmp` and `/run`, which are fresh tmpfs in the guest). Default `process.cwd()`. */
   cwd?: string;
   /** Extra environment variables for the command in the guest. `BRICK_LAB=1`, `LAB_OUT=/out`, `PATH`, `HOME` are always set. */
   env?: Readonly<Record<string, string>>;
@@ -534,6 +534,7 @@ export async function runInVm(argv: readonly string[], options: VmRunOptions = {
   const serialize = options.serialize ?? process.env.LAB_PARALLEL !== '1';
 
   const outDir = resolve(options.outDir ?? fs.mkdtempSync(join(tmpdir(), 'brick-lab-')));
+  if (outDir.includes(',')) throw new Error(`runInVm: the results directory path must not contain a comma (QEMU option syntax): ${outDir}`);
   const control = join(outDir, CONTROL);
   fs.rmSync(control, { recursive: true, force: true });
   fs.mkdirSync(control, { recursive: true });
@@ -599,7 +600,6 @@ function boot(qemu: string, kernel: LabKernel, initrd: string, plan: BootPlan): 
     '-device', 'virtio-9p-pci,fsdev=out,mount_tag=out',
     '-device', 'virtio-rng-pci',
   ];
-  if (outDir.includes(',')) throw new Error(`runInVm: the results directory path must not contain a comma: ${outDir}`);
   const started = Date.now();
   const consoleChunks: Buffer[] = [];
   let consoleBytes = 0;
