@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
+import { FIXTURES, fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { NvmeofConnector, parseNvmeofProperties } from '../../../src/initiator/connectors/nvmeof.js';
 import {
@@ -376,4 +376,28 @@ test('connect without /etc/nvme/hostnqn persists a host identity first and conne
   } finally {
     k.cleanup();
   }
+});
+
+test('the fixture trees use the attribute names and formats a real 6.1 kernel shows (lab capture)', async () => {
+  const cap = JSON.parse(readFileSync(join(FIXTURES, 'nvme/lab-capture-6.1.0-56.json'), 'utf8')) as Record<string, string>;
+  // controller attributes the code reads exist on the real kernel, in the same format
+  for (const c of ['nvme0', 'nvme1']) {
+    for (const a of ['subsysnqn', 'transport', 'address', 'state', 'hostnqn']) assert.ok(cap[`/sys/class/nvme/${c}/${a}`] !== undefined, `${c}/${a}`);
+    const addr = parseFabricsAddress(cap[`/sys/class/nvme/${c}/address`]!);
+    assert.match(addr.traddr!, /^127\.0\.0\.[12]$/);
+    assert.equal(addr.trsvcid, '4420');
+  }
+  // native multipath: per-controller path entries nvme<subsys>c<ctrl>n<ns> that carry the namespace ids too
+  assert.match(cap['/sys/class/nvme/nvme0/nvme0c0n1']!, /\bnguid\b.*\bnsid\b.*\buuid\b.*\bwwid\b/);
+  assert.equal(cap['/sys/module/nvme_core/parameters/multipath'], 'Y');
+  // head attributes: uuid and nguid in UUID form, wwid "uuid.<uuid>"
+  assert.equal(cap['/sys/block/nvme0n1/wwid'], `uuid.${cap['/sys/block/nvme0n1/uuid']}`);
+  assert.match(cap['/sys/block/nvme0n1/nguid']!, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  // and the fixture tree has the same shapes
+  const fx = (p: string) => readFileSync(join(FIXTURES, 'nvme/native-2portals', p), 'utf8').trim();
+  assert.match(fx('sys/class/nvme/nvme0/address'), /^traddr=[\d.]+,trsvcid=\d+,src_addr=[\d.]+$/);
+  assert.match(fx('sys/block/nvme0n1/nguid'), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  assert.equal(fx('sys/block/nvme0n1/wwid'), `uuid.${fx('sys/block/nvme0n1/uuid')}`);
+  assert.ok(existsSync(join(FIXTURES, 'nvme/native-2portals/sys/class/nvme/nvme0/nvme0c0n1')));
+  assert.equal(fx('sys/class/nvme/nvme0/ctrl_loss_tmo'), cap['/sys/class/nvme/nvme0/ctrl_loss_tmo'], 'connected with -l -1: ctrl_loss_tmo off');
 });
