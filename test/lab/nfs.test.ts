@@ -24,8 +24,9 @@ const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutM
 const BASE = '/run/brick-lab-nfs';
 
 test('NFS: mount under the md5 mount point, data both ways, shared mount, unmount on last disconnect', async () => {
-  const baseline = probeLeftovers();
   const ex = await createNfsExport({ 'volume-a': 8 << 20, 'volume-b': 8 << 20 });
+  // after the server is up: its own nfsd mount is not a leftover of the connector
+  const baseline = probeLeftovers();
   try {
     const c = connectorFor('NFS', { host, mountPointBase: BASE });
     const mp = join(BASE, createHash('md5').update(ex.share).digest('hex'));
@@ -56,8 +57,8 @@ test('NFS: mount under the md5 mount point, data both ways, shared mount, unmoun
 });
 
 test('NFS: a missing volume file fails with the share unmounted again', async () => {
-  const baseline = probeLeftovers();
   const ex = await createNfsExport({ 'volume-a': 1 << 20 });
+  const baseline = probeLeftovers();
   try {
     const c = connectorFor('NFS', { host, mountPointBase: BASE });
     await assert.rejects(c.connectVolume({ export: ex.share, name: 'volume-missing' }), (e: unknown) => e instanceof VolumeDeviceNotFoundError && e.field === 'name');
