@@ -155,7 +155,6 @@ export class LvmDriver implements VolumeDriver {
     const name = lvName(volume);
     const size = sizeGiB(volume.size, 'volume.size');
     await this.vg.createVolume(name, size, this.thin ? this.thinPool : undefined);
-    this.cachedStats = undefined;
   }
 
   private async clear(devicePath: string, sizeGiBValue: number): Promise<void> {
@@ -178,7 +177,6 @@ export class LvmDriver implements VolumeDriver {
     if (await this.vg.hasSnapshots(name)) throw new InvalidStateError(`volume ${volume.id} has snapshots: delete them first`, { details: { volume_id: volume.id } });
     if (!this.thin && lv.pool === '') await this.clear(this.vg.devicePath(name), volume.size || Math.ceil(lv.sizeBytes / GiB));
     await this.vg.remove(name);
-    this.cachedStats = undefined;
   }
 
   /** Snapshot `snapshot.volume` as `_snapshot-<id>` (thin snapshot, or thick COW snapshot as large as the origin). */
@@ -188,7 +186,6 @@ export class LvmDriver implements VolumeDriver {
     const src = await this.vg.lv(source);
     if (!src) throw new NotFoundError('volume', snapshot.volume_id, { details: { lv: `${this.config.volumeGroup}/${source}` } });
     await this.vg.createSnapshot(name, source, src.pool !== '');
-    this.cachedStats = undefined;
   }
 
   /** Delete the snapshot LV (zeroing a thick snapshot's COW store first when `volume_clear = zero`); a missing one is success. */
@@ -200,7 +197,6 @@ export class LvmDriver implements VolumeDriver {
       await this.clear(`/dev/mapper/${mapperName(this.config.volumeGroup, name)}-cow`, snapshot.volume_size || Math.ceil(lv.sizeBytes / GiB));
     }
     await this.vg.remove(name);
-    this.cachedStats = undefined;
   }
 
   /**
@@ -253,7 +249,6 @@ export class LvmDriver implements VolumeDriver {
         throw e;
       }
     }
-    this.cachedStats = undefined;
   }
 
   /**
@@ -277,7 +272,6 @@ export class LvmDriver implements VolumeDriver {
         await this.vg.remove(name).catch(() => undefined);
         throw e;
       }
-      this.cachedStats = undefined;
       return;
     }
     const temp = `clone-snap-${volume.id}`;
@@ -294,7 +288,6 @@ export class LvmDriver implements VolumeDriver {
     } finally {
       await this.vg.remove(temp);
     }
-    this.cachedStats = undefined;
   }
 
   /**
@@ -317,7 +310,6 @@ export class LvmDriver implements VolumeDriver {
       if (deactivate) await this.vg.activate(name);
     }
     await this.target.extendTarget({ ...volume, size }, this.vg.devicePath(name));
-    this.cachedStats = undefined;
   }
 
   private async activeDevice(volume: DriverVolume): Promise<string> {
@@ -360,7 +352,7 @@ export class LvmDriver implements VolumeDriver {
    * Cinder's LVM stats, one pool named after the backend. Thick: VG size and free space,
    * provisioned = size - free. Thin: the pool's size and unused data space, provisioned = the
    * sum of the thin LVs' virtual sizes. `allocated_capacity_gb` and `total_volumes` count the
-   * `volume-*` LVs. Cached until `refresh` (and dropped by every change the driver makes).
+   * `volume-*` LVs. Cached until asked with `refresh` (Cinder: `get_volume_stats(refresh=False)` returns the last report).
    */
   async getVolumeStats(refresh: boolean): Promise<VolumeStats> {
     if (this.cachedStats && !refresh) return this.cachedStats;
@@ -431,7 +423,6 @@ export class LvmDriver implements VolumeDriver {
       if (/^volume-[0-9a-f-]{36}$/.test(from)) throw new InvalidStateError(`${from} already looks managed (Cinder's ManageExistingAlreadyManaged)`, { field: 'existing_ref.source-name' });
       await this.vg.rename(from, to);
     }
-    this.cachedStats = undefined;
     return { size: Math.ceil(lv.sizeBytes / GiB) };
   }
 
@@ -446,6 +437,5 @@ export class LvmDriver implements VolumeDriver {
   /** Leave the LV as it is (keeping its `volume-<id>` name, as Cinder's LVM driver does); only its export is removed. */
   async unmanage(volume: DriverVolume): Promise<void> {
     await this.target.removeExport(volume);
-    this.cachedStats = undefined;
   }
 }

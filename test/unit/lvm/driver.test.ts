@@ -276,8 +276,11 @@ describe('LVM driver on a fake LVM', () => {
     const n = t.exec.calls.length;
     assert.equal(await d.getVolumeStats(false), s);
     assert.equal(t.exec.calls.length, n, 'cached stats run nothing');
-    lvm.lvs.set('volume-outside', { size: GiB, attr: '-wi-a-----', origin: '', pool: '', dataPercent: '' });
+    await d.createVolume(vol(B, 1));
+    assert.equal(await d.getVolumeStats(false), s, 'a change does not refresh the report (Cinder: refresh=False returns the last one)');
     assert.equal((await d.getVolumeStats(true)).total_volumes, 2);
+    lvm.lvs.set('volume-outside', { size: GiB, attr: '-wi-a-----', origin: '', pool: '', dataPercent: '' });
+    assert.equal((await d.getVolumeStats(true)).total_volumes, 3);
   });
 
   test('thin stats: pool size, free from data%, provisioned = sum of thin LVs', async () => {
