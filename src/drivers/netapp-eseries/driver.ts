@@ -854,7 +854,7 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
   validateConnector(connector: ConnectorProperties): void {
     const iqn = connector?.initiator;
     if (typeof iqn !== 'string' || iqn.trim() === '') throw new InvalidInputError('connector.initiator', 'the E-Series iSCSI driver needs the initiator IQN');
-    if (!/^(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$/.test(iqn.trim())) {
+    if (!/^(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16,32})$/i.test(iqn.trim())) {
       throw new InvalidInputError('connector.initiator', `${JSON.stringify(iqn)} is not an iSCSI name (iqn., eui. or naa.)`);
     }
   }
@@ -933,7 +933,7 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
         return await this.mapThroughGroup(vol, me, current, mappings, hosts);
       } catch (err) {
         // Another attach took the LUN in between: choose again, a bounded number of times.
-        if (err instanceof BrickError && err.details?.retcode === 'lunCollision' && attempt < 3) continue;
+        if (!current && err instanceof BrickError && err.details?.retcode === 'lunCollision' && attempt < 3) continue;
         throw err;
       }
     }
@@ -965,12 +965,13 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
       host.clusterRef = group;
     }
     if (!currentHost) return current.lun;
-    const used = this.lunsInUse(group, mappings, hosts, current.lunMappingRef);
-    const lun = used.has(current.lun) ? this.freeLun(group, mappings, hosts, current.lunMappingRef) : current.lun;
+    // Both hosts are in the group now, so the array has checked that the mapping's LUN is free
+    // for every member: keep it, so the host already attached sees no change.
+    const lun = current.lun;
     const answer = await this.client.post<unknown>('/symbol/moveLUNMapping', { lunMappingRef: current.lunMappingRef, lun, mapRef: group });
     if (answer !== 'ok') {
       throw new BackendError(`moving the mapping of volume ${vol.label} to host group ${MULTI_ATTACH_HOST_GROUP_NAME} failed: ${String(answer)}`, {
-        details: { retcode: answer === 'lunCollision' ? 'lunCollision' : String(answer) },
+        details: { retcode: String(answer) },
       });
     }
     return lun;
