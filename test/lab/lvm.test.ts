@@ -8,7 +8,8 @@
  * 2. The cinderlib functional suite (`cinderlib/tests/functional/test_basic.py`) through the
  *    library: stats, stats with creation, create (size on the host), create+delete twice,
  *    snapshots, attach/detach (two levels), disk I/O, extend detached and attached, clone,
- *    volume from snapshot; on LIO thick with multipath over two portals, tgt, nvmet, and LIO thin.
+ *    volume from snapshot; on LIO with thick LVs and multipath over two portals, on tgt with thin
+ *    LVs, and on nvmet with thin LVs.
  *
  * Every test ends with the leftovers probe showing nothing beyond the baseline, and no target
  * object (LIO target, nvmet subsystem, tgt target) left behind.
@@ -54,10 +55,16 @@ let baseline: Partial<Leftovers> = {};
 let tgtdStarted = false;
 
 const CONFIGS: Record<string, Record<string, unknown>> = {
+  // thick LVs, LIO, multipath over two portals: clone and volume-from-snapshot copy with dd
   lio: { volume_group: VG, target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_secondary_ip_addresses: '127.0.0.2', volume_clear: 'none', use_multipath_for_image_xfer: true },
-  tgt: { volume_group: VG, target_helper: 'tgtadm', target_ip_address: '127.0.0.1', target_port: 3261, volume_clear: 'none' },
-  nvmet: { volume_group: VG, target_helper: 'nvmet', target_protocol: 'nvmet_tcp', target_ip_address: '127.0.0.1', target_port: 4420, volume_clear: 'none' },
-  'lio-thin': { volume_group: THIN_VG, lvm_type: 'thin', target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_prefix: 'iqn.2010-10.org.openstack.thin:' },
+  // thin LVs (clone and volume-from-snapshot are thin snapshots), tgtd, single path
+  tgt: { volume_group: THIN_VG, lvm_type: 'thin', target_helper: 'tgtadm', target_ip_address: '127.0.0.1', target_port: 3261 },
+  // thin LVs, nvmet NVMe/TCP
+  nvmet: { volume_group: THIN_VG, lvm_type: 'thin', target_helper: 'nvmet', target_protocol: 'nvmet_tcp', target_ip_address: '127.0.0.1', target_port: 4420 },
+  // the driver-level tests: thick, one per helper
+  'drv-lio': { volume_group: VG, target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_secondary_ip_addresses: '127.0.0.2', volume_clear: 'none', use_multipath_for_image_xfer: true },
+  'drv-tgt': { volume_group: VG, target_helper: 'tgtadm', target_ip_address: '127.0.0.1', target_port: 3261, volume_clear: 'zero', volume_clear_size: 16 },
+  'drv-nvmet': { volume_group: VG, target_helper: 'nvmet', target_protocol: 'nvmet_tcp', target_ip_address: '127.0.0.1', target_port: 4420, volume_clear: 'none' },
 };
 
 /** No LIO target, nvmet subsystem or tgt target of ours is left. */
@@ -94,7 +101,7 @@ before(async () => {
   mark('initiator daemons up');
   await modprobe('loop', 'target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp', 'dm_snapshot', 'dm_thin_pool');
   vg = await createVolumeGroup({ name: VG, sizeMiB: 8192 });
-  thinVg = await createVolumeGroup({ name: THIN_VG, sizeMiB: 4096 });
+  thinVg = await createVolumeGroup({ name: THIN_VG, sizeMiB: 4096, thinPool: `${THIN_VG}-pool`, thinPoolSizeMiB: 3072 });
   if (fs.existsSync('/usr/sbin/tgtd')) {
     await run(['tgtd', '--iscsi', 'portal=127.0.0.1:3261'], { timeoutMs: 30_000 });
     await run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], { timeoutMs: 30_000 });
@@ -115,7 +122,7 @@ after(async () => {
 
 function makeDriver(label: string): VolumeDriver {
   const stateDir = join(stateRoot, `driver-${label}`);
-  return driverFactory('lvm').factory(CONFIGS[label]!, { host, backendName: `drv-${label}`, stateDir });
+  return driverFactory('lvm').factory(CONFIGS[`drv-${label}`]!, { host, backendName: `drv-${label}`, stateDir });
 }
 
 function pattern(seed: string): Buffer {
@@ -382,4 +389,4 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
   });
 }
 
-for (const label of ['lio', 'tgt', 'nvmet', 'lio-thin'] as const) cinderlibSuite(label);
+for (const label of ['lio', 'tgt', 'nvmet'] as const) cinderlibSuite(label);
