@@ -331,18 +331,22 @@ export class LvmDriver implements VolumeDriver {
     await this.target.ensureExport(volume, await this.activeDevice(volume));
   }
 
+  /** Remove the target export (and every mapping); a missing export is fine. */
   async removeExport(volume: DriverVolume): Promise<void> {
     await this.target.removeExport(volume);
   }
 
+  /** Map the volume to the connector's host (ACL / allowed host) and return Cinder's connection info (`iscsi` or `nvmeof`). */
   async initializeConnection(volume: DriverVolume, connector: ConnectorProperties): Promise<ConnectionInfo> {
     return this.target.initializeConnection(volume, connector);
   }
 
+  /** Unmap the connector's host (every host when null); the export stays until {@link removeExport}. */
   async terminateConnection(volume: DriverVolume, connector: ConnectorProperties | null, _options?: TerminateOptions): Promise<void> {
     await this.target.terminateConnection(volume, connector);
   }
 
+  /** @throws {@link InvalidInputError} naming `connector.initiator` (iSCSI) or `connector.nqn` (NVMe-oF) when missing */
   validateConnector(connector: ConnectorProperties): void {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object');
     this.target.validateConnector(connector);
