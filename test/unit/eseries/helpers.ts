@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { startEseriesSimulator, type EseriesSimulator, type EseriesSimulatorOptions } from '../../../sims/eseries/simulator.js';
 import { NetAppEseriesISCSIDriver, type EseriesVolume } from '../../../src/drivers/netapp-eseries/driver.js';
 import { createHostContext } from '../../../src/host/context.js';
+import { LockManager } from '../../../src/host/lock.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import type { DriverSnapshot } from '../../../src/drivers/driver.js';
 import type { ConnectorProperties } from '../../../src/initiator/properties.js';
@@ -47,7 +48,9 @@ export function makeDriver(
 ): { driver: NetAppEseriesISCSIDriver; logs: ReturnType<typeof createCapturingLogger>; stateDir: string } {
   const logs = createCapturingLogger('debug');
   const stateDir = mkdtempSync(join(tmpdir(), 'brick-eseries-state-'));
-  const host = createHostContext({ logger: logs.logger, lockPath: join(stateDir, 'locks') });
+  // A short lock bound: LockManager.withLock leaves a timer of the whole bound running after
+  // the lock is taken (reported to the lead), which would keep the test process alive.
+  const host = createHostContext({ logger: logs.logger, locks: new LockManager(join(stateDir, 'locks'), 3000) });
   const driver = new NetAppEseriesISCSIDriver(baseConfig(sim, overrides), { host, backendName: 'eseries', stateDir }, random ? { random } : {});
   return { driver, logs, stateDir };
 }
