@@ -57,6 +57,8 @@ export interface FlashSystemConfig {
   copyTimeoutMs: number;
   /** Block size of the host-side copy, bytes. */
   copyBlockSize: number;
+  /** Bound on waiting for a per-volume or per-host lock, ms (`flashsystem_lock_timeout`, seconds; default: the copy timeout plus a minute). */
+  lockTimeoutMs?: number;
 }
 
 function bad(key: string, problem: string): InvalidConfigError {
@@ -242,6 +244,7 @@ export function parseFlashSystemConfig(raw: Record<string, unknown>): FlashSyste
   if (pp !== undefined) cfg.sanPrivateKeyPassphrase = pp;
   if (present(raw, 'flashsystem_iscsi_portid')) cfg.iscsiPortId = int(raw, 'flashsystem_iscsi_portid', 0, 0, 64);
   if (targetIp !== undefined) cfg.targetIpAddress = targetIp;
+  if (present(raw, 'flashsystem_lock_timeout')) cfg.lockTimeoutMs = int(raw, 'flashsystem_lock_timeout', 0, 1, 7 * 86400) * 1000;
   const vbn = str(raw, 'volume_backend_name');
   if (vbn !== undefined) cfg.volumeBackendName = vbn;
   return cfg;

@@ -216,8 +216,8 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     return `flashsystem-${this.config.sanIp}-${kind}-${name}`;
   }
 
-  private withVdiskLock<T>(name: string, fn: () => Promise<T>, timeoutMs = this.config.copyTimeoutMs + 60_000): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('vdisk', name), fn, { timeoutMs });
+  private withVdiskLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.ctx.host.locks.withLock(this.lockName('vdisk', name), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.copyTimeoutMs + 60_000 });
   }
 
   private withVdiskLocks<T>(names: string[], fn: () => Promise<T>): Promise<T> {
@@ -227,7 +227,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   }
 
   private withHostLock<T>(prefix: string, fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('host', prefix), fn, { timeoutMs: this.config.commandTimeoutMs * 10 });
+    return this.ctx.host.locks.withLock(this.lockName('host', prefix), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.commandTimeoutMs * 10 });
   }
 
   // ---------------------------------------------------------------- set-up

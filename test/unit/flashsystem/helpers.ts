@@ -41,6 +41,9 @@ export function baseConfig(sim: FlashSystemSimulator, extra: Record<string, unkn
     flashsystem_iscsi_portid: 1,
     target_ip_address: '192.168.1.10',
     ssh_command_timeout: 10,
+    // LockManager keeps a timer of the full lock timeout alive after each lock (reported to the
+    // lead); a short bound keeps the test process from lingering after the last test.
+    flashsystem_lock_timeout: 2,
     ...extra,
   };
 }
