@@ -6,7 +6,10 @@
  *
  * Scenarios: one portal; two portals with native NVMe multipath. Each runs once to warm up,
  * then `BENCH_REPS` times (default 3); medians are printed as a Markdown table and written to
- * `$LAB_OUT/nvmeof-bench.json` when `LAB_OUT` is set. Run with
+ * `$LAB_OUT/nvmeof-bench.json` when `LAB_OUT` is set; `BENCH_OSBRICK=0` skips os-brick. (Debian's
+ * os-brick 6.1 matches controllers on the whole `address` attribute and so finds none on
+ * kernels that append `src_addr=`, os-brick bug 2035811: on the lab's 6.1 kernel it fails with
+ * VolumeDeviceNotFound and its column stays empty.) Run with
  * `node dist/tools/lab/cli.js bench dist/bench/nvmeof.js`.
  */
 import * as fs from 'node:fs';
@@ -99,7 +102,7 @@ print('RESULT ' + json.dumps(out))
 `;
 
 async function osBrick(t: NvmetTarget, portals: number, reps: number): Promise<Timing[] | undefined> {
-  if (!fs.existsSync(OS_BRICK)) return undefined;
+  if (!fs.existsSync(OS_BRICK) || process.env.BENCH_OSBRICK === '0') return undefined;
   const script = '/run/brick-bench-osbrick-nvme.py';
   fs.writeFileSync(script, PY);
   fs.mkdirSync('/run/osbrick-locks', { recursive: true });
@@ -109,14 +112,14 @@ async function osBrick(t: NvmetTarget, portals: number, reps: number): Promise<T
     process.stdout.write(`os-brick run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join(' | ')}\n`);
     return undefined;
   }
+  // leftovers of a failed os-brick run must not bias the next scenario
+  await run(['nvme', 'disconnect', '-n', t.nqn], { checkExitCode: false });
   const all = JSON.parse(line.slice(7)) as (Timing & { errors: string[] })[];
   const errs = all.flatMap((x) => x.errors);
   if (errs.length > 0) {
     process.stdout.write(`os-brick errors: ${errs.slice(0, 3).join(' | ')}\n`);
     return undefined;
   }
-  // leftovers of a failed os-brick run must not bias the next scenario
-  await run(['nvme', 'disconnect', '-n', t.nqn], { checkExitCode: false });
   return all.slice(1);
 }
 
