@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 
@@ -95,6 +96,8 @@ export interface EseriesSimulatorOptions {
   dveDurationMs?: number;
   /** Hooks for a real data path (the lab's LIO backing). */
   backing?: SimBackingHooks;
+  /** Serve HTTPS with this PEM key and certificate instead of HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 /** A volume (thick or thin) in the simulator's state. */
@@ -229,7 +232,7 @@ export interface SimRequestRecord {
 
 /** The simulator's state, exposed for inspection and fault injection. */
 export class EseriesSimState {
-  readonly options: Required<Omit<EseriesSimulatorOptions, 'backing' | 'arrayPassword' | 'port' | 'host'>> & {
+  readonly options: Required<Omit<EseriesSimulatorOptions, 'backing' | 'arrayPassword' | 'port' | 'host' | 'tls'>> & {
     arrayPassword: string | undefined;
     backing: SimBackingHooks | undefined;
   };
@@ -1299,7 +1302,7 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
   const routes = buildRoutes(state);
   const expectedAuth = 'Basic ' + Buffer.from(`${state.options.login}:${state.options.password}`).toString('base64');
 
-  const server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://sim');
       const method = (req.method ?? 'GET').toUpperCase();
@@ -1365,7 +1368,8 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
       }
       send(res, 404, { errorMessage: `no resource ${method} ${path}`, retcode: 'resourceNotFound', codeType: 'webservice' });
     })();
-  });
+  };
+  const server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, listener) : createServer(listener);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -1373,7 +1377,7 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
   });
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     host,
     port,
     state,

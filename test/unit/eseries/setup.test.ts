@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { startEseriesSimulator } from '../../../sims/eseries/simulator.js';
 import { makeDriver } from './helpers.js';
 import { AuthenticationError, BackendError, BackendUnreachableError, InvalidConfigError, InvalidStateError } from '../../../src/errors.js';
@@ -242,6 +244,61 @@ describe('eseries setup', () => {
       await assert.rejects(driver.doSetup(), (err: unknown) => err instanceof InvalidConfigError && err.field === 'netapp_controller_ips');
     } finally {
       await driver.close();
+      await sim.close();
+    }
+  });
+});
+
+describe('eseries TLS', () => {
+  const fixtures = new URL('../../../../test/fixtures/eseries/', import.meta.url);
+  const tls = { key: readFileSync(new URL('sim-key.pem', fixtures), 'utf8'), cert: readFileSync(new URL('sim-cert.pem', fixtures), 'utf8') };
+
+  it('verifies the certificate by default and refuses a self-signed one at setup', async () => {
+    const sim = await startEseriesSimulator({ tls });
+    const { driver } = makeDriver(sim, { netapp_transport_type: 'https' });
+    try {
+      assert.equal(driver.config.verifyCertificate, true);
+      await assert.rejects(driver.doSetup(), (err: unknown) => {
+        assert.ok(err instanceof BackendUnreachableError, String(err));
+        assert.equal(err.field, 'netapp_verify_certificate');
+        assert.match(err.message, /certificate/);
+        return true;
+      });
+      assert.equal(sim.state.requests.length, 0, 'no request got through');
+    } finally {
+      await driver.close();
+      await sim.close();
+    }
+  });
+
+  it('trusts the certificate given by netapp_ca_certificate_path', async () => {
+    const sim = await startEseriesSimulator({ tls });
+    const { driver } = makeDriver(sim, { netapp_transport_type: 'https', netapp_ca_certificate_path: fileURLToPath(new URL('sim-cert.pem', fixtures)) });
+    try {
+      await driver.doSetup();
+      await driver.checkForSetupError();
+    } finally {
+      await driver.close();
+      await sim.close();
+    }
+  });
+
+  it('skips verification only when told to', async () => {
+    const sim = await startEseriesSimulator({ tls });
+    const { driver } = makeDriver(sim, { netapp_transport_type: 'https', netapp_verify_certificate: false });
+    try {
+      await driver.doSetup();
+    } finally {
+      await driver.close();
+      await sim.close();
+    }
+  });
+
+  it('names netapp_ca_certificate_path when the file cannot be read', async () => {
+    const sim = await startEseriesSimulator({ tls });
+    try {
+      assert.throws(() => makeDriver(sim, { netapp_ca_certificate_path: '/nonexistent/ca.pem' }), (e: unknown) => e instanceof InvalidConfigError && e.field === 'netapp_ca_certificate_path');
+    } finally {
       await sim.close();
     }
   });
