@@ -212,7 +212,7 @@ export interface SimFault {
   method?: string;
   /** Matched against the request path (without the query). */
   path: RegExp | string;
-  /** HTTP status, or 0 to destroy the connection without answering. */
+  /** HTTP status, 0 to destroy the connection without answering, or -1 to never answer. */
   status: number;
   body?: unknown;
   /** How many requests it applies to; default 1. */
@@ -1322,6 +1322,7 @@ export async function startEseriesSimulator(options: EseriesSimulatorOptions = {
       if (fault && !fault.afterHandling) {
         fault.times = (fault.times ?? 1) - 1;
         if (fault.times <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
+        if (fault.status === -1) return;
         if (fault.status === 0) {
           req.socket.destroy();
           return;

@@ -5,6 +5,7 @@ import { uuidToLabel } from '../../../src/drivers/netapp-eseries/utils.js';
 import {
   AlreadyExistsError,
   BackendError,
+  BackendUnreachableError,
   InsufficientCapacityError,
   InvalidInputError,
   InvalidStateError,
@@ -215,6 +216,18 @@ describe('eseries volumes', () => {
   it('gives up after netapp_api_retries and raises BackendError with the status', async () => {
     r.sim.state.injectFault({ method: 'GET', path: /storage-pools$/, status: 500, times: 2 });
     await assert.rejects(r.driver.getVolumeStats(true), (e: unknown) => e instanceof BackendError && e.details?.http_status === 500);
+  });
+
+  it('bounds every request by netapp_api_timeout', async () => {
+    const quick = await rig({ netapp_api_timeout: 0.2, netapp_api_retries: 0 });
+    try {
+      quick.sim.state.injectFault({ method: 'GET', path: /storage-pools$/, status: -1 });
+      const t0 = Date.now();
+      await assert.rejects(quick.driver.getVolumeStats(true), (e: unknown) => e instanceof BackendUnreachableError && /storage-pools/.test(e.message));
+      assert.ok(Date.now() - t0 < 5000);
+    } finally {
+      await quick.close();
+    }
   });
 
   it('does not repeat a POST the array may have acted on', async () => {
