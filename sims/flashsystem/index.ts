@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { startFlashSystemSimulator, sshFingerprint, type FlashSystemSimulator, type FlashSystemSimulatorOptions, type SimulatorUser } from './server.js';
+export { startFlashSystemSimulator, generateSshKeyPair, sshFingerprint, type FlashSystemSimulator, type FlashSystemSimulatorOptions, type SimulatorUser } from './server.js';
 export {
   FlashSystemState,
   GIB,

@@ -55,6 +55,19 @@ export function sshFingerprint(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
+/**
+ * A fresh ed25519 key pair in OpenSSH format (`private`, `public` line). `ssh2`'s generator
+ * now and then (about 1 in 200) emits a key its own parser rejects, so the pair is checked
+ * and generated again when that happens.
+ */
+export function generateSshKeyPair(): { private: string; public: string } {
+  for (let i = 0; ; i++) {
+    const k = ssh2.utils.generateKeyPairSync('ed25519');
+    if (!(ssh2.utils.parseKey(k.private) instanceof Error) && !(ssh2.utils.parseKey(k.public) instanceof Error)) return k;
+    if (i >= 20) throw new Error('could not generate a usable ed25519 key pair');
+  }
+}
+
 function sameText(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -77,7 +90,7 @@ export async function startFlashSystemSimulator(options: FlashSystemSimulatorOpt
   const users = options.users ?? [{ name: 'superuser', password: 'passw0rd' }];
   const userKeys = new Map<string, ParsedKey>();
   for (const u of users) if (u.publicKey) userKeys.set(u.name, parsePublic(u.publicKey));
-  const hostKeyText = options.hostKey ?? ssh2.utils.generateKeyPairSync('ed25519').private;
+  const hostKeyText = options.hostKey ?? generateSshKeyPair().private;
   const parsedHost = ssh2.utils.parseKey(hostKeyText);
   if (parsedHost instanceof Error) throw parsedHost;
   const hostKey = Array.isArray(parsedHost) ? (parsedHost[0] as ParsedKey) : parsedHost;

@@ -19,7 +19,7 @@ import {
   validateIqn,
   validateObjectName,
 } from '../../../src/drivers/ibm-flashsystem/index.js';
-import { tokenize } from '../../../sims/flashsystem/index.js';
+import { generateSshKeyPair, tokenize } from '../../../sims/flashsystem/index.js';
 import { AlreadyExistsError, BackendError, InsufficientCapacityError, InvalidInputError, InvalidStateError, NotFoundError } from '../../../src/errors.js';
 
 describe('renderCommand', () => {
@@ -132,7 +132,7 @@ describe('CMMVC error mapping', () => {
 });
 
 describe('host-key fingerprints', () => {
-  const key = ssh2.utils.generateKeyPairSync('ed25519');
+  const key = generateSshKeyPair();
   const parsed = ssh2.utils.parseKey(key.public);
   if (parsed instanceof Error) throw parsed;
   const blob = (Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH();

@@ -8,8 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
-import type { FlashSystemSimulator } from '../../../sims/flashsystem/index.js';
+import { generateSshKeyPair, type FlashSystemSimulator } from '../../../sims/flashsystem/index.js';
 import { FlashSystemIscsiDriver, SshConnectionPool } from '../../../src/drivers/ibm-flashsystem/index.js';
 import { AuthenticationError, BackendUnreachableError, ProcessTimeoutError } from '../../../src/errors.js';
 import { createCapturingLogger } from '../../../src/log.js';
@@ -20,7 +19,7 @@ describe('ibm_flashsystem SSH: host keys and credentials', () => {
   let other: FlashSystemSimulator;
   let userKey: { private: string; public: string };
   before(async () => {
-    userKey = ssh2.utils.generateKeyPairSync('ed25519');
+    userKey = generateSshKeyPair();
     sim = await startSim({ users: [{ name: 'superuser', password: PASSWORD }, { name: 'keyuser', publicKey: userKey.public }] });
     other = await startSim();
   });
@@ -98,7 +97,7 @@ describe('ibm_flashsystem SSH: host keys and credentials', () => {
     await byPath.close();
     const byText = await setupDriver(sim, { san_login: 'keyuser', san_password: undefined, san_private_key: userKey.private });
     await byText.close();
-    const stranger = ssh2.utils.generateKeyPairSync('ed25519');
+    const stranger = generateSshKeyPair();
     const wrong = new FlashSystemIscsiDriver(baseConfig(sim, { san_login: 'keyuser', san_password: undefined, san_private_key: stranger.private }), driverContext());
     await assert.rejects(wrong.doSetup(), (e: unknown) => e instanceof AuthenticationError && e.field === 'san_private_key');
     await wrong.close();
