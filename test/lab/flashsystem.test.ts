@@ -1,0 +1,161 @@
+/**
+ * Lab test of the IBM FlashSystem driver against the SSH CLI simulator backed by real LIO
+ * targets: the driver maps a vdisk over SSH, the simulator turns the mapping into a real LUN
+ * (target = the node's iSCSI name on 127.0.0.1:3260, LUN = the host's SCSI id), and the ISCSI
+ * connector attaches it. Data written through the device is in the vdisk's file and the other
+ * way round; a FlashCopy clone holds the source's data. Every test ends with nothing left over
+ * on the host and no host object left on the array.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, type Leftovers } from './fixtures/index.js';
+import { startFlashSystemSimulator, type FlashSystemSimulator } from '../../sims/flashsystem/index.js';
+import { createFlashSystemLioBacking, type FlashSystemLioBacking } from '../../sims/flashsystem/lio-backing.js';
+import { FlashSystemIscsiDriver } from '../../src/drivers/ibm-flashsystem/index.js';
+import { connectorFor } from '../../src/initiator/factory.js';
+import '../../src/initiator/connectors/index.js';
+import { createHostContext } from '../../src/host/context.js';
+import { LockManager } from '../../src/host/lock.js';
+import { ProcessExecutor } from '../../src/exec/executor.js';
+import type { ConnectorProperties } from '../../src/initiator/properties.js';
+import type { DriverVolume } from '../../src/drivers/driver.js';
+
+const NODE_IQN = 'iqn.1986-03.com.ibm:2145.bricklab.node1';
+const PASSWORD = 'lab-Passw0rd';
+const executor = new ProcessExecutor({ defaultTimeoutMs: 120_000 });
+let sim: FlashSystemSimulator;
+let backing: FlashSystemLioBacking;
+let driver: FlashSystemIscsiDriver;
+let baseline: Partial<Leftovers> = {};
+let host: ReturnType<typeof createHostContext>;
+
+function connectorProps(): ConnectorProperties {
+  return { platform: 'x86_64', os_type: 'linux2', ip: '127.0.0.1', host: 'brick-lab', multipath: false, enforce_multipath: false, initiator: LAB_INITIATOR_IQN };
+}
+
+function vol(sizeGiB = 1): DriverVolume {
+  const id = randomUUID();
+  return { id, name: `volume-${id}`, size: sizeGiB };
+}
+
+function readDirect(dev: string, offset: number, length = 4096): Buffer {
+  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
+}
+
+function writeAt(path: string, data: Buffer, offset: number): void {
+  const fd = fs.openSync(path, 'r+');
+  try {
+    fs.writeSync(fd, data, 0, data.length, offset);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readAt(path: string, offset: number, length = 4096): Buffer {
+  const b = Buffer.alloc(length);
+  const fd = fs.openSync(path, 'r');
+  try {
+    fs.readSync(fd, b, 0, length, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return b;
+}
+
+before(async () => {
+  await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
+  await modprobe('target_core_mod', 'iscsi_target_mod', 'target_core_file');
+  baseline = probeLeftovers();
+  backing = createFlashSystemLioBacking({ dir: join(LAB_SCRATCH, `flashsystem-${process.pid}`), targets: [{ iqn: NODE_IQN, portals: ['127.0.0.1:3260'] }] });
+  sim = await startFlashSystemSimulator({
+    users: [{ name: 'superuser', password: PASSWORD }],
+    nodes: [{ id: 1, name: 'node1', ioGroupId: 0, wwnn: '500507680C000001', status: 'online', iscsiName: NODE_IQN, configNode: true }],
+    ports: [{ id: 1, nodeId: 1, ip: '127.0.0.1', ip6: '', state: 'online', speed: '10Gb/s', failover: false }],
+    poolCapacity: 64 * 1024 ** 3,
+    copyDurationMs: 100,
+    backing,
+  });
+  const stateDir = fs.mkdtempSync(join(LAB_SCRATCH, 'flashsystem-state-'));
+  host = createHostContext({ executor, locks: new LockManager(join(stateDir, 'locks'), 30_000) });
+  driver = new FlashSystemIscsiDriver(
+    {
+      san_ip: '127.0.0.1',
+      san_ssh_port: sim.port,
+      san_login: 'superuser',
+      san_password: PASSWORD,
+      san_ssh_host_key: sim.publicKey,
+      flashsystem_connection_protocol: 'iSCSI',
+      flashsystem_iscsi_portid: 1,
+      target_ip_address: '127.0.0.1',
+      flashsystem_lock_timeout: 30,
+    },
+    { host, backendName: 'flashsystem-lab', stateDir },
+  );
+  await driver.doSetup();
+  await driver.checkForSetupError();
+});
+
+after(async () => {
+  await driver?.close();
+  await sim?.close();
+  await backing?.close();
+});
+
+test('initialize connection -> attach -> data both ways -> detach -> terminate, nothing left', async () => {
+  const v = vol(1);
+  await driver.createVolume(v);
+  const info = await driver.initializeConnection(v, connectorProps());
+  assert.equal(info.driver_volume_type, 'iscsi');
+  assert.equal(info.data.target_portal, '127.0.0.1:3260');
+  assert.equal(info.data.target_iqn, NODE_IQN);
+  assert.equal(info.data.target_lun, 1);
+  const c = connectorFor(driver.connectorProtocol, { useMultipath: false, host });
+  const device = await c.connectVolume(info.data);
+  try {
+    assert.match(device.path, /^\/dev\/sd[a-z]+$/);
+    const file = backing.fileOf(sim.state.findVdisk(v.name)!.id);
+    const data = randomBytes(4096);
+    writeAt(device.path, data, 1 << 20);
+    assert.ok(readAt(file, 1 << 20).equals(data), 'data written to the device is in the vdisk file');
+    const data2 = randomBytes(4096);
+    writeAt(file, data2, 2 << 20);
+    assert.ok(readDirect(device.path, 2 << 20).equals(data2), 'data written to the vdisk file reads back through the device');
+  } finally {
+    await c.disconnectVolume(info.data, device);
+    await driver.terminateConnection(v, connectorProps());
+  }
+  assert.equal(sim.state.hosts.size, 0, 'the host object is deleted with its last mapping');
+  await driver.deleteVolume(v);
+  await assertNoLeftovers(baseline);
+});
+
+test('a FlashCopy clone holds the source data and attaches at its own LUN', async () => {
+  const src = vol(1);
+  await driver.createVolume(src);
+  const payload = randomBytes(4096);
+  writeAt(backing.fileOf(sim.state.findVdisk(src.name)!.id), payload, 0);
+  const clone = vol(1);
+  await driver.createClonedVolume(clone, src);
+  const c = connectorFor(driver.connectorProtocol, { useMultipath: false, host });
+  // Attach both: the clone gets the next LUN of the same host.
+  const srcInfo = await driver.initializeConnection(src, connectorProps());
+  const info = await driver.initializeConnection(clone, connectorProps());
+  assert.deepEqual([srcInfo.data.target_lun, info.data.target_lun], [1, 2]);
+  const device = await c.connectVolume(info.data);
+  try {
+    assert.ok(readDirect(device.path, 0).equals(payload), 'the clone has the source data');
+  } finally {
+    await c.disconnectVolume(info.data, device);
+    await driver.terminateConnection(clone, connectorProps());
+    await driver.terminateConnection(src, connectorProps());
+  }
+  assert.equal(sim.state.hosts.size, 0);
+  await driver.deleteVolume(clone);
+  await driver.deleteVolume(src);
+  await assertNoLeftovers(baseline);
+});
