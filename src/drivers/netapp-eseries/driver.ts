@@ -431,8 +431,13 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
     return pools.filter((p) => this.config.poolPattern.test(p.label));
   }
 
+  /**
+   * The volume's extra specs: the `netapp*` keys of its admin metadata (how Brick's library
+   * passes per-volume options), then Cinder's volume-type extra specs, then `extra_specs`.
+   */
   private specs(volume: EseriesVolume): Record<string, unknown> {
-    return { ...(volume.volume_type?.extra_specs ?? {}), ...(volume.extra_specs ?? {}) };
+    const fromMetadata = Object.fromEntries(Object.entries(volume.admin_metadata ?? {}).filter(([k]) => k.startsWith('netapp')));
+    return { ...fromMetadata, ...(volume.volume_type?.extra_specs ?? {}), ...(volume.extra_specs ?? {}) };
   }
 
   private requestedPool(volume: EseriesVolume): string | undefined {

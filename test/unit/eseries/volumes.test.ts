@@ -56,6 +56,9 @@ describe('eseries volumes', () => {
     await r.driver.createVolume(v);
     assert.equal(arrayVolume(v.id)!.thin, true);
     assert.equal(arrayVolume(v.id)!.poolRef, pool('DDP').id);
+    const viaMetadata = vol(8, { admin_metadata: { netapp_thin_provisioned: 'true', pool: 'DDP' } });
+    await r.driver.createVolume(viaMetadata);
+    assert.equal(arrayVolume(viaMetadata.id)!.thin, true, 'admin metadata carries the spec from the library');
     const bad = vol(1, { host: 'h@b#RG6', extra_specs: { netapp_thin_provisioned: 'yes' } });
     await assert.rejects(r.driver.createVolume(bad), (e: unknown) => e instanceof InvalidInputError && /disk pool/.test(e.message));
     assert.equal(arrayVolume(bad.id), undefined);
