@@ -107,11 +107,8 @@ conf = cfg.CONF
 conf([], project='brick-bench')
 conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
 os_brick.setup(conf)
-job = json.load(sys.stdin)
-c = connector.InitiatorConnector.factory('ISCSI', 'sudo', use_multipath=job['multipath'], device_scan_attempts=3)
-out = []
-for rep in range(job['reps']):
-    props = job['props']
+jobs = json.load(sys.stdin)
+def cycle(c, props):
     devs = [None] * len(props)
     errs = []
     def attach(i):
@@ -131,25 +128,33 @@ for rep in range(job['reps']):
     ts = [threading.Thread(target=detach, args=(i,)) for i in range(len(props))]
     [t.start() for t in ts]; [t.join() for t in ts]
     t2 = time.monotonic()
-    out.append({'connectMs': (t1 - t0) * 1000, 'disconnectMs': (t2 - t1) * 1000, 'errors': errs})
-print('RESULT ' + json.dumps(out))
+    return {'connectMs': (t1 - t0) * 1000, 'disconnectMs': (t2 - t1) * 1000, 'errors': errs}
+first = True
+for job in jobs:
+    c = connector.InitiatorConnector.factory('ISCSI', 'sudo', use_multipath=job['multipath'], device_scan_attempts=3)
+    if first:
+        cycle(c, job['props'])  # warm-up: starts the privsep daemon
+        first = False
+    out = [cycle(c, job['props']) for _ in range(job['reps'])]
+    print('RESULT ' + json.dumps({'name': job['name'], 'runs': out}), flush=True)
 `;
 
-async function osBrick(list: Props[], multipath: boolean, reps: number): Promise<Timing[] | undefined> {
+/** Run os-brick's ISCSIConnector for every job in one python process (one privsep daemon, one warm-up); timings by job name. */
+async function osBrick(jobs: { name: string; props: Props[]; multipath: boolean; reps: number }[]): Promise<Map<string, Timing[]> | undefined> {
   if (!fs.existsSync(OS_BRICK)) return undefined;
   const script = '/run/brick-bench-osbrick.py';
   fs.writeFileSync(script, PY);
   fs.mkdirSync('/run/osbrick-locks', { recursive: true });
-  const r = await run(['/usr/bin/python3', script], { input: JSON.stringify({ props: list, multipath, reps: reps + 1 }), timeoutMs: 1_800_000, checkExitCode: false });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) {
-    process.stdout.write(`os-brick run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join(' | ')}\n`);
-    return undefined;
+  const r = await run(['/usr/bin/python3', script], { input: JSON.stringify(jobs), timeoutMs: 2_400_000, checkExitCode: false });
+  const out = new Map<string, Timing[]>();
+  for (const line of r.stdout.split('\n').filter((l) => l.startsWith('RESULT '))) {
+    const j = JSON.parse(line.slice(7)) as { name: string; runs: (Timing & { errors: string[] })[] };
+    const errs = j.runs.flatMap((x) => x.errors);
+    if (errs.length > 0) process.stdout.write(`os-brick errors in ${j.name}: ${errs.slice(0, 3).join(' | ')}\n`);
+    out.set(j.name, j.runs);
   }
-  const all = JSON.parse(line.slice(7)) as (Timing & { errors: string[] })[];
-  const errs = all.flatMap((x) => x.errors);
-  if (errs.length > 0) process.stdout.write(`os-brick errors: ${errs.slice(0, 3).join(' | ')}\n`);
-  return all.slice(1);
+  if (out.size < jobs.length) process.stdout.write(`os-brick run incomplete (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join(' | ')}\n`);
+  return out;
 }
 
 async function series(fn: () => Promise<Timing>): Promise<Timing[]> {
@@ -157,6 +162,16 @@ async function series(fn: () => Promise<Timing>): Promise<Timing[]> {
   const out: Timing[] = [];
   for (let i = 0; i < REPS; i++) out.push(await fn());
   return out;
+}
+
+function rowLine(row: { name: string; brick: Timing[]; raw: Timing[]; os?: Timing[] }): string {
+  const bc = median(row.brick.map((x) => x.connectMs));
+  const bd = median(row.brick.map((x) => x.disconnectMs));
+  const rc = median(row.raw.map((x) => x.connectMs));
+  const rd = median(row.raw.map((x) => x.disconnectMs));
+  const oc = row.os ? median(row.os.map((x) => x.connectMs)) : undefined;
+  const od = row.os ? median(row.os.map((x) => x.disconnectMs)) : undefined;
+  return `| ${row.name} | ${fmt(bc)} | ${fmt(bd)} | ${fmt(rc)} | ${fmt(rd)} | ${fmt(oc)} | ${fmt(od)} | ${ratio(bc, rc)} | ${ratio(oc, bc)} | ${ratio(od, bd)} |`;
 }
 
 const fmt = (ms: number | undefined): string => (ms === undefined || Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(2)} s`);
@@ -174,6 +189,7 @@ async function main(): Promise<void> {
       { name: '1 LUN, multipath', t: t1, luns: [0], mp: true },
       { name: '8 LUNs at once, multipath', t: t8, luns: [0, 1, 2, 3, 4, 5, 6, 7], mp: true },
     ];
+    const osJobs: { name: string; props: Props[]; multipath: boolean; reps: number }[] = [];
     for (const s of scenarios) {
       const list = s.luns.map((l) => props(s.t, l, s.mp));
       process.stdout.write(`bench: ${s.name}: brick...\n`);
@@ -181,9 +197,16 @@ async function main(): Promise<void> {
       await assertNoLeftovers(undefined, { timeoutMs: 30_000 });
       process.stdout.write(`bench: ${s.name}: raw floor...\n`);
       const r = await series(() => raw(s.t, s.luns, s.mp));
-      process.stdout.write(`bench: ${s.name}: os-brick...\n`);
-      const o = await osBrick(list, s.mp, REPS);
-      rows.push({ name: s.name, brick: b, raw: r, os: o });
+      const row = { name: s.name, brick: b, raw: r };
+      rows.push(row);
+      process.stdout.write(`${rowLine(row)}\n`);
+      osJobs.push({ name: s.name, props: list, multipath: s.mp, reps: s.luns.length > 1 ? 1 : REPS });
+    }
+    process.stdout.write('bench: os-brick (all scenarios, one process)...\n');
+    const os = await osBrick(osJobs);
+    for (const row of rows) {
+      const o = os?.get(row.name);
+      if (o) (row as { os?: Timing[] }).os = o;
     }
   } finally {
     await t1.destroy();
@@ -195,13 +218,7 @@ async function main(): Promise<void> {
   lines.push('|---|---|---|---|---|---|---|---|---|---|');
   const summary: Record<string, unknown> = {};
   for (const row of rows) {
-    const bc = median(row.brick.map((x) => x.connectMs));
-    const bd = median(row.brick.map((x) => x.disconnectMs));
-    const rc = median(row.raw.map((x) => x.connectMs));
-    const rd = median(row.raw.map((x) => x.disconnectMs));
-    const oc = row.os ? median(row.os.map((x) => x.connectMs)) : undefined;
-    const od = row.os ? median(row.os.map((x) => x.disconnectMs)) : undefined;
-    lines.push(`| ${row.name} | ${fmt(bc)} | ${fmt(bd)} | ${fmt(rc)} | ${fmt(rd)} | ${fmt(oc)} | ${fmt(od)} | ${ratio(bc, rc)} | ${ratio(oc, bc)} | ${ratio(od, bd)} |`);
+    lines.push(rowLine(row));
     summary[row.name] = { brick: row.brick, raw: row.raw, os_brick: row.os ?? null };
   }
   const mp = rows.find((r) => r.name === '1 LUN, multipath');
