@@ -176,6 +176,8 @@ export interface IscsiConnectorTunables {
   mapGraceMs?: number;
   /** Bound on waiting for the first read of the returned device to succeed (os-brick `multipath -C`: 4 tries). Default 10 000. */
   readyTimeoutMs?: number;
+  /** Hand every new path device to multipathd (`multipathd add path`) as soon as it appears, rather than waiting for udev's event. Default true. */
+  earlyPathAdd?: boolean;
   /** After the map has formed, how long to let the other paths join before returning (and warning about the missing ones). Default 1 000. */
   pathGraceMs?: number;
   /** Seconds-scale base of the rescan schedule: after scan k the device is awaited `(k+1)^2 * rescanBaseMs` (os-brick 4, 9, 16 s). Default 1 000. */
@@ -216,6 +218,7 @@ export class IscsiConnector implements Connector {
   private readonly readyTimeoutMs: number;
   private readonly rescanBaseMs: number;
   private readonly pathGraceMs: number;
+  private readonly earlyPathAdd: boolean;
   /** Path attaches still running after a multipath connect returned, by volume lock name. */
   private readonly background = new Map<string, Set<Promise<unknown>>>();
 
@@ -240,6 +243,8 @@ export class IscsiConnector implements Connector {
     this.readyTimeoutMs = num(options.readyTimeoutMs, 'readyTimeoutMs', 10_000);
     this.rescanBaseMs = num(options.rescanBaseMs, 'rescanBaseMs', 1_000, 1);
     this.pathGraceMs = num(options.pathGraceMs, 'pathGraceMs', 1_000);
+    if (options.earlyPathAdd !== undefined && typeof options.earlyPathAdd !== 'boolean') throw new InvalidInputError('earlyPathAdd', 'must be a boolean');
+    this.earlyPathAdd = options.earlyPathAdd ?? true;
   }
 
   /** `/dev/disk/by-path` (os-brick `get_search_path`). */
@@ -457,6 +462,8 @@ export class IscsiConnector implements Connector {
     let wwid: string | undefined;
     let map: MultipathMap | undefined;
     let forced = false;
+    const handedOver = new Set<string>();
+    const adds: Promise<boolean>[] = [];
     let firstFoundAt: number | undefined;
     let allDoneAt: number | undefined;
     let outcome: 'map' | 'single' | 'none' = 'none';
@@ -466,6 +473,15 @@ export class IscsiConnector implements Connector {
       if (allDone && allDoneAt === undefined) allDoneAt = Date.now();
       if (devices.length > 0) {
         firstFoundAt ??= Date.now();
+        if (this.earlyPathAdd) {
+          // Hand each new path to multipathd at once instead of waiting for udev to finish with it
+          // (udev rules run several programs per disk; under load that delays the map by seconds).
+          for (const d of devices) {
+            if (handedOver.has(d)) continue;
+            handedOver.add(d);
+            adds.push(addPath(ctx, `/dev/${d}`));
+          }
+        }
         wwid ??= await deviceWwid(ctx, devices[0]!);
         if (wwid) {
           const m = await mapForWwid(ctx, wwid);
@@ -489,8 +505,9 @@ export class IscsiConnector implements Connector {
       } else if (allDone) {
         break;
       }
-      await Promise.race([delay(devices.length > 0 ? 100 : 250), new Promise<void>((r) => (wake = r))]);
+      await Promise.race([delay(devices.length > 0 ? 50 : 250), new Promise<void>((r) => (wake = r))]);
     }
+    await Promise.all(adds);
     try {
       if (outcome === 'none') throw this.connectError(paths.map((s) => s.error).filter((e) => e !== undefined));
       if (outcome === 'single') {

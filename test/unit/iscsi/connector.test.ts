@@ -192,7 +192,7 @@ test('multipath: one portal down gives a map with one path and a warning', async
   }
 });
 
-test('multipath: when multipathd makes no map by itself the map is forced (multipath -a, multipathd add path)', async () => {
+test('multipath: each new path is handed to multipathd at once (multipathd add path), without waiting for udev', async () => {
   const k = kernel();
   try {
     k.multipathd = false;
@@ -200,8 +200,36 @@ test('multipath: when multipathd makes no map by itself the map is forced (multi
     const info = await c.connectVolume(multi(0));
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
-    assert.ok(cmds.includes(`multipath -a ${WWID0}`));
     assert.ok(cmds.some((x) => x.startsWith('multipathd add path /dev/sd')));
+    assert.ok(!cmds.includes(`multipath -a ${WWID0}`), 'no whitelisting needed when multipathd takes the path');
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: with find_multipaths refusing a single path, the map is forced (multipath -a, then multipathd add path)', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    const known = new Set<string>();
+    k.executor.on(['multipath', '-a'], (argv) => {
+      known.add(argv[2]!);
+      return {};
+    });
+    k.executor.on(['multipathd', 'add', 'path'], (argv) => {
+      const disk = argv[3]!.replace('/dev/', '');
+      const wwid = `3${fs.readFileSync(k.p(`/sys/block/${disk}/device/wwid`), 'utf8').trim().slice(4)}`;
+      if (!known.has(wwid)) return { stdout: 'fail\n' };
+      k.addToMap(wwid, disk, 64 << 20);
+      return { stdout: 'ok\n' };
+    });
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    const cmds = k.executor.commands();
+    const a = cmds.indexOf(`multipath -a ${WWID0}`);
+    assert.ok(a > 0);
+    assert.ok(cmds.slice(a).some((x) => x.startsWith('multipathd add path /dev/sd')));
   } finally {
     k.dispose();
   }
