@@ -12,6 +12,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { exitCodeFor, InvalidInputError, BrickError, NotFoundError, type BrickErrorCode } from '../errors.js';
 import { getConnectorProperties } from '../initiator/properties.js';
 import { connectorFor } from '../initiator/factory.js';
+import { createHostContext } from '../host/context.js';
 import type { DeviceInfo } from '../initiator/connector.js';
 import { createRuntime, type GlobalFlags, type Runtime } from './runtime.js';
 import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
@@ -339,14 +340,22 @@ connector
   .option('--host <name>')
   .action(async (o: { multipath?: boolean; enforceMultipath?: boolean; myIp?: string; host?: string }) =>
     plain(async (json) => {
-      const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host });
+      // As os-brick does, create the NVMe host NQN/id when missing (root only: it writes /etc/nvme).
+      const root = (process.getuid?.() ?? 0) === 0;
+      const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host, ensureNvmeIdentity: root ? createHostContext() : undefined });
       if (json) process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
       else printObject(false, p);
     }),
   );
 function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
   const rh = flags().rootHelper;
-  return { useMultipath: Boolean(o.multipath), rootHelper: rh ? rh.split(/\s+/).filter(Boolean) : (process.getuid?.() ?? 0) === 0 ? [] : ['sudo', '-n'] };
+  return {
+    useMultipath: Boolean(o.multipath),
+    rootHelper: rh ? rh.split(/\s+/).filter(Boolean) : (process.getuid?.() ?? 0) === 0 ? [] : ['sudo', '-n'],
+    // os-brick reads the SDS CLI location from this variable; the connector takes it as an option.
+    ...(process.env.HUAWEISDSHYPERVISORCLI_PATH ? { cliPath: process.env.HUAWEISDSHYPERVISORCLI_PATH } : {}),
+    ...(process.env.BRICK_MOUNT_POINT_BASE ? { mountPointBase: process.env.BRICK_MOUNT_POINT_BASE } : {}),
+  };
 }
 connector
   .command('connect [protocol] [file]')
@@ -412,6 +421,53 @@ program
     withRuntime(async (rt, json) => {
       const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
       printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
+    }),
+  );
+
+// ---- simulators --------------------------------------------------------------------------
+/** Serve until SIGINT/SIGTERM, then close. */
+function serveUntilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => void close().then(resolve);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+function portOption(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidInputError('port', `must be 0-65535, got ${v}`);
+  return n;
+}
+const sim = program.command('sim').description('array simulators for trying the drivers without hardware (loopback only)');
+sim
+  .command('eseries')
+  .description('a SANtricity Web Services Proxy simulator (passwords from ESERIES_SIM_PASSWORD / ESERIES_SIM_ARRAY_PASSWORD)')
+  .option('--port <n>', 'TCP port (default: a free one)', portOption)
+  .option('--host <addr>', 'listen address', '127.0.0.1')
+  .option('--login <user>', 'Web Services login', 'rw')
+  .action(async (o: { port?: number; host: string; login: string }) =>
+    plain(async () => {
+      const { startEseriesSimulator } = await import('../../sims/eseries/simulator.js');
+      const s = await startEseriesSimulator({ port: o.port, host: o.host, login: o.login, password: process.env.ESERIES_SIM_PASSWORD, arrayPassword: process.env.ESERIES_SIM_ARRAY_PASSWORD });
+      const u = new URL(s.url);
+      const backend = { volume_backend_name: 'eseries-sim', volume_driver: 'netapp_eseries', netapp_server_hostname: u.hostname, netapp_server_port: Number(u.port), netapp_transport_type: 'http', netapp_login: o.login, netapp_password: '<ESERIES_SIM_PASSWORD>', netapp_controller_ips: s.state.options.controllerAddresses.join(',') };
+      process.stdout.write(`${JSON.stringify({ url: s.url, webservice_path: '/devmgr/v2', backend })}\n`);
+      await serveUntilSignal(() => s.close());
+    }),
+  );
+sim
+  .command('flashsystem')
+  .description('an IBM FlashSystem SSH CLI simulator (login password from FLASHSYSTEM_SIM_PASSWORD, default passw0rd)')
+  .option('--port <n>', 'TCP port (default: a free one)', portOption)
+  .option('--host <addr>', 'listen address', '127.0.0.1')
+  .option('--login <user>', 'SSH login', 'superuser')
+  .action(async (o: { port?: number; host: string; login: string }) =>
+    plain(async () => {
+      const { startFlashSystemSimulator } = await import('../../sims/flashsystem/index.js');
+      const s = await startFlashSystemSimulator({ port: o.port, host: o.host, users: [{ name: o.login, password: process.env.FLASHSYSTEM_SIM_PASSWORD ?? 'passw0rd' }] });
+      const backend = { volume_backend_name: 'flashsystem-sim', volume_driver: 'ibm_flashsystem', san_ip: s.host, san_ssh_port: s.port, san_login: o.login, san_password: '<FLASHSYSTEM_SIM_PASSWORD>', san_ssh_host_key: s.hostKeyFingerprint, flashsystem_connection_protocol: 'iSCSI' };
+      process.stdout.write(`${JSON.stringify({ host: s.host, port: s.port, host_key: s.publicKey, host_key_fingerprint: s.hostKeyFingerprint, backend })}\n`);
+      await serveUntilSignal(() => s.close());
     }),
   );
 

@@ -67,7 +67,11 @@ export class LockManager {
     const tail = previous.then(() => mine);
     this.local.set(name, tail);
     try {
-      const waited = await Promise.race([previous.then(() => true), delay(Math.max(0, deadline - Date.now())).then(() => false)]);
+      // The timer racing the in-process wait is cancelled as soon as the wait ends, so a
+      // process that took a lock is not kept alive until the timeout would have fired.
+      const timer = new AbortController();
+      const waited = await Promise.race([previous.then(() => true), delay(Math.max(0, deadline - Date.now()), timer.signal).then(() => false)]);
+      timer.abort();
       if (!waited) throw new LockTimeoutError(name, timeoutMs);
       const fd = await this.acquireFile(name, deadline, timeoutMs);
       try {

@@ -12,7 +12,8 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { hostname, arch, networkInterfaces } from 'node:os';
-import { hostPath } from '../host/context.js';
+import { hostPath, type HostContext } from '../host/context.js';
+import { ensureNvmeHostIdentity } from '../host/nvme.js';
 import { InvalidInputError } from '../errors.js';
 
 /** The connector properties document, with os-brick's keys. */
@@ -51,6 +52,12 @@ export interface ConnectorPropertiesOptions {
   host?: string;
   /** Filesystem root under which `/etc` and `/sys` are read. Default `/`. */
   hostRoot?: string;
+  /**
+   * Create the NVMe host NQN and host id (`/etc/nvme/hostnqn`, `/etc/nvme/hostid`) when missing,
+   * as os-brick's NVMe-oF connector does while gathering connector properties. Needs the host
+   * seams to write with. Default: off (reading only).
+   */
+  ensureNvmeIdentity?: HostContext;
 }
 
 async function readTrim(path: string): Promise<string | undefined> {
@@ -119,6 +126,7 @@ export async function getConnectorProperties(options: ConnectorPropertiesOptions
     multipath: options.multipath ?? false,
     enforce_multipath: options.enforceMultipath ?? false,
   };
+  if (options.ensureNvmeIdentity) await ensureNvmeHostIdentity(options.ensureNvmeIdentity);
   const iname = await readTrim(hostPath(root, '/etc/iscsi/initiatorname.iscsi'));
   const initiator = iname ? parseInitiatorName(iname) : undefined;
   if (initiator) props.initiator = initiator;

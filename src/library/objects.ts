@@ -289,6 +289,7 @@ export class Backend {
       host: this.context.hostName,
       myIp: this.context.myIp,
       hostRoot: this.context.host.hostRoot,
+      ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context.host : undefined,
     });
   }
 

@@ -79,3 +79,17 @@ test('waitFor returns the probe value or times out with what it waited for', asy
   assert.equal(await waitFor(() => (++k >= 3 ? 'ready' : undefined), { timeoutMs: 2000, intervalMs: 1, description: 'x' }), 'ready');
   await assert.rejects(waitFor(() => false, { timeoutMs: 50, intervalMs: 5, description: 'the device /dev/sdz' }), (e: unknown) => e instanceof RetryExhaustedError && /the device \/dev\/sdz/.test(e.message));
 });
+
+test('taking a lock leaves no timer behind: a process that used a lock exits at once', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'brick-lock-'));
+  try {
+    const lockModule = new URL('../../../src/host/lock.js', import.meta.url).href;
+    const script = `const { LockManager } = await import(${JSON.stringify(lockModule)}); await new LockManager(${JSON.stringify(dir)}, 60000).withLock('x', async () => 1);`;
+    const t0 = Date.now();
+    const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' }).on('close', resolve));
+    assert.equal(code, 0);
+    assert.ok(Date.now() - t0 < 20_000, `process took ${Date.now() - t0} ms to exit with a 60 s lock timeout`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
