@@ -4,8 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { createHostContext } from '../../../src/host/context.js';
+import { LockManager, type LockOptions } from '../../../src/host/lock.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import type { DriverContext } from '../../../src/drivers/driver.js';
+
+/**
+ * Real file locks with a short bound: LockManager.withLock leaves its timeout timer running
+ * after the lock is taken, which would keep the test process alive for the helpers' 120 s bound.
+ */
+class ShortLocks extends LockManager {
+  override withLock<T>(name: string, fn: () => Promise<T>, _options?: LockOptions): Promise<T> {
+    return super.withLock(name, fn, { timeoutMs: 5_000 });
+  }
+}
 
 export interface TestContext {
   ctx: DriverContext;
@@ -22,7 +33,7 @@ export async function makeContext(hostRoot: string): Promise<TestContext> {
   const captured = createCapturingLogger();
   const progress: [string, number, number][] = [];
   const ctx: DriverContext = {
-    host: createHostContext({ executor: exec, hostRoot, lockPath: join(stateDir, 'locks'), logger: captured.logger }),
+    host: createHostContext({ executor: exec, hostRoot, locks: new ShortLocks(join(stateDir, 'locks')), logger: captured.logger }),
     backendName: 'lvm-test',
     stateDir,
     onProgress: (op, done, total) => progress.push([op, done, total]),
