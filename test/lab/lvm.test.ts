@@ -102,6 +102,10 @@ before(async () => {
   await modprobe('loop', 'target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp', 'dm_snapshot', 'dm_thin_pool');
   vg = await createVolumeGroup({ name: VG, sizeMiB: 8192 });
   thinVg = await createVolumeGroup({ name: THIN_VG, sizeMiB: 4096, thinPool: `${THIN_VG}-pool`, thinPoolSizeMiB: 3072 });
+  // The pool's `-tpool` device appears with its first thin LV and stays: bring the pool to that
+  // steady state before the leftovers baseline is taken.
+  await run(['lvcreate', '-T', '-V', '4m', '-n', 'warm-up', `${THIN_VG}/${THIN_VG}-pool`], { timeoutMs: 120_000 });
+  await run(['lvremove', '-f', `${THIN_VG}/warm-up`], { timeoutMs: 120_000 });
   if (fs.existsSync('/usr/sbin/tgtd')) {
     await run(['tgtd', '--iscsi', 'portal=127.0.0.1:3261'], { timeoutMs: 30_000 });
     await run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], { timeoutMs: 30_000 });
