@@ -198,6 +198,18 @@ describe('ibm_flashsystem driver: volumes, snapshots, clones (FlashCopy)', () =>
     await d.deleteVolume(volume());
   });
 
+  it('deletes a volume left as the target of a FlashCopy mapping (a failed copy elsewhere)', async () => {
+    const src = volume();
+    const dst = volume();
+    await d.createVolume(src);
+    await d.createVolume(dst);
+    await sim.state.execute(`svctask mkfcmap -source '${src.name}' -target '${dst.name}' -name 'stale' -copyrate 0`);
+    await sim.state.execute("svctask startfcmap -prep 'stale'");
+    await d.deleteVolume(dst);
+    assert.equal(vdisk(dst.name), undefined);
+    assert.equal(sim.state.fcmaps.size, 0);
+  });
+
   it('refuses to delete a mapped volume (CMMVC5840E -> InvalidStateError)', async () => {
     const vol = volume();
     await d.createVolume(vol);
