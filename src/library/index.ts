@@ -5,3 +5,4 @@
  */
 export * from './context.js';
 export * from './objects.js';
+export * from './serialization.js';
