@@ -82,6 +82,7 @@ test('single path: record with manual scan, login, targeted scan of that LUN, de
     const rec = fs.readFileSync(k.p(k.recordPath(IQN, P1)), 'utf8');
     assert.match(rec, /^node\.session\.scan = manual$/m);
     assert.match(rec, /^node\.startup = manual$/m);
+    assert.match(rec, /^node\.session\.initial_login_retry_max = 1$/m);
     assert.match(rec, /^node\.session\.auth\.authmethod = None$/m);
     // Only LUN 1 was scanned in: LUN 0 of the same target has no SCSI device.
     assert.deepEqual(k.sessionDisks(k.sessions[0]!).map((d) => d.lun), [1]);
