@@ -2,8 +2,9 @@
  * A real data path for the E-Series simulator: every mapped simulated volume becomes a LUN of
  * one real LIO iSCSI target (the array's target IQN, one network portal per simulated iSCSI
  * port) on a sparse file backstore, visible only to the initiators of the host (or host group)
- * it is mapped to. Copy jobs copy the backing files, so clones and volumes from snapshots hold
- * the source's data (as of the copy, not of the snapshot).
+ * it is mapped to. Snapshot images keep a sparse copy of the volume's file, and copy jobs copy
+ * files, so clones hold the source's data and volumes from snapshots the data as at snapshot
+ * time; expansions grow the file and the backstore.
  *
  * Needs root and the kernel's LIO modules (`target_core_mod`, `iscsi_target_mod`,
  * `target_core_file`) loaded; it is used in the lab VM. It writes configfs
@@ -52,6 +53,27 @@ function unlinkQuiet(path: string): void {
     fs.unlinkSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Copy `src` to `dst` (truncated to `size`), writing only the non-zero 1 MiB chunks so sparse files stay sparse. */
+function sparseCopy(src: string, dst: string, size: number): void {
+  const chunk = Buffer.alloc(1 << 20);
+  fs.writeFileSync(dst, '');
+  fs.truncateSync(dst, size);
+  const inFd = fs.openSync(src, 'r');
+  const outFd = fs.openSync(dst, 'r+');
+  try {
+    for (let off = 0; off < size; off += chunk.length) {
+      const n = fs.readSync(inFd, chunk, 0, Math.min(chunk.length, size - off), off);
+      if (n <= 0) break;
+      const part = chunk.subarray(0, n);
+      if (part.some((b) => b !== 0)) fs.writeSync(outFd, part, 0, n, off);
+    }
+    fs.fsyncSync(outFd);
+  } finally {
+    fs.closeSync(inFd);
+    fs.closeSync(outFd);
   }
 }
 
@@ -178,12 +200,29 @@ export function createLioBacking(options: LioBackingOptions): LioBacking {
       unlinkQuiet(join(options.dir, `${volume.id}.img`));
     },
 
-    onCopyComplete({ sourceVolume, target }) {
-      const src = join(options.dir, `${sourceVolume.id}.img`);
+    onCopyComplete({ sourceVolume, target, sourceImageId }) {
+      const image = sourceImageId ? join(options.dir, `snap-${sourceImageId}.img`) : undefined;
+      const src = image && fs.existsSync(image) ? image : join(options.dir, `${sourceVolume.id}.img`);
       const dst = ensureFile(target);
-      if (fs.existsSync(src)) {
-        fs.copyFileSync(src, dst);
-        fs.truncateSync(dst, target.capacity);
+      if (fs.existsSync(src)) sparseCopy(src, dst, target.capacity);
+    },
+
+    onSnapshot({ volume, imageId }) {
+      const src = join(options.dir, `${volume.id}.img`);
+      if (fs.existsSync(src)) sparseCopy(src, join(options.dir, `snap-${imageId}.img`), volume.capacity);
+    },
+
+    onSnapshotDeleted(imageId) {
+      unlinkQuiet(join(options.dir, `snap-${imageId}.img`));
+    },
+
+    onExtended(volume) {
+      const file = join(options.dir, `${volume.id}.img`);
+      if (fs.existsSync(file)) fs.truncateSync(file, volume.capacity);
+      const b = backstores.get(volume.id);
+      if (b) {
+        write(join(b.so, 'control'), `fd_dev_size=${volume.capacity}`);
+        b.size = volume.capacity;
       }
     },
 

@@ -58,8 +58,12 @@ export interface SimBackingHooks {
   onUnmapped?(event: { volume: SimVolume; lun: number }): Promise<void> | void;
   /** A volume was deleted. */
   onVolumeDeleted?(volume: SimVolume): Promise<void> | void;
-  /** A copy job completed: `target` now holds `source`'s data. */
-  onCopyComplete?(event: { sourceVolume: SimVolume; target: SimVolume }): Promise<void> | void;
+  /** A copy job completed: `target` now holds `source`'s data (as of snapshot image `sourceImageId` when the source was a view). */
+  onCopyComplete?(event: { sourceVolume: SimVolume; target: SimVolume; sourceImageId?: string }): Promise<void> | void;
+  /** A volume's capacity grew. */
+  onExtended?(volume: SimVolume): Promise<void> | void;
+  /** A snapshot image was deleted. */
+  onSnapshotDeleted?(imageId: string): Promise<void> | void;
   /** A snapshot image was taken of `volume`. */
   onSnapshot?(event: { volume: SimVolume; imageId: string }): Promise<void> | void;
 }
@@ -656,6 +660,7 @@ function buildRoutes(s: EseriesSimState): Route[] {
       if (i.groupRef !== g.id) continue;
       for (const sv of [...s.snapshotVolumes.values()]) if (sv.basePIT === i.id) s.snapshotVolumes.delete(sv.id);
       s.images.delete(i.id);
+      void hooks().onSnapshotDeleted?.(i.id);
     }
     s.volumes.delete(g.repositoryRef);
     s.snapshotGroups.delete(g.id);
@@ -874,7 +879,7 @@ function buildRoutes(s: EseriesSimState): Route[] {
   add('DELETE', `${sys}/ssc/volumes/{id}`, deleteVolumeRoute);
   add('DELETE', `${sys}/volumes/{id}`, deleteVolumeRoute);
   add('DELETE', `${sys}/thin-volumes/{id}`, deleteVolumeRoute);
-  add('POST', `${sys}/volumes/{id}/expand`, (p, body) => {
+  add('POST', `${sys}/volumes/{id}/expand`, async (p, body) => {
     const b = asRecord(body);
     const v = getVolume(p.id!);
     if (v.thin) throw invalid('invalidVolumeType', `volume ${v.label} is thin; use thin-volumes/{id}/expand`);
@@ -884,15 +889,17 @@ function buildRoutes(s: EseriesSimState): Route[] {
     checkFree(pool, bytes - v.capacity);
     v.capacity = bytes;
     if (!pool.diskPool && s.options.dveDurationMs > 0) pool.dve.set(v.id, Date.now() + s.options.dveDurationMs);
+    await hooks().onExtended?.(v);
     return volumeJson(v);
   });
-  add('POST', `${sys}/thin-volumes/{id}/expand`, (p, body) => {
+  add('POST', `${sys}/thin-volumes/{id}/expand`, async (p, body) => {
     const b = asRecord(body);
     const v = getVolume(p.id!);
     if (!v.thin) throw invalid('invalidVolumeType', `volume ${v.label} is not thin`);
     const bytes = unitBytes(b.newVirtualSize, b.sizeUnit);
     if (bytes <= v.capacity) throw invalid('invalidParameters', 'newVirtualSize must exceed the current virtual size');
     v.capacity = bytes;
+    await hooks().onExtended?.(v);
     return volumeJson(v);
   });
 
@@ -943,6 +950,7 @@ function buildRoutes(s: EseriesSimState): Route[] {
     if (older) throw invalid('notOldestPit', 'only the oldest snapshot image of a snapshot group can be deleted');
     for (const sv of [...s.snapshotVolumes.values()]) if (sv.basePIT === i.id) s.snapshotVolumes.delete(sv.id);
     s.images.delete(i.id);
+      void hooks().onSnapshotDeleted?.(i.id);
     return null;
   });
   add('GET', `${sys}/snapshot-volumes`, () => [...s.snapshotVolumes.values()].map(viewJson));
@@ -996,7 +1004,7 @@ function buildRoutes(s: EseriesSimState): Route[] {
       const view = s.snapshotVolumes.get(j.sourceId);
       const source = s.volumes.get(view ? view.baseVol : j.sourceId);
       const target = s.volumes.get(j.targetId);
-      if (source && target) await hooks().onCopyComplete?.({ sourceVolume: source, target });
+      if (source && target) await hooks().onCopyComplete?.({ sourceVolume: source, target, ...(view ? { sourceImageId: view.basePIT } : {}) });
     } else if (st.status !== 'pending' && st.status !== 'inProgress') {
       j.completed = true;
     }
@@ -1229,6 +1237,7 @@ function buildRoutes(s: EseriesSimState): Route[] {
       if (i.seq !== seq) continue;
       for (const sv of [...s.snapshotVolumes.values()]) if (sv.basePIT === i.id) s.snapshotVolumes.delete(sv.id);
       s.images.delete(i.id);
+      void hooks().onSnapshotDeleted?.(i.id);
     }
     return null;
   });

@@ -1166,9 +1166,8 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
     ]);
     const out: PoolStats[] = pools.map((p) => {
       const ssc = sscPools.find((s) => s.poolId === p.volumeGroupRef || s.name === p.label);
-      const provisioned = volumes
-        .filter((v) => v.volumeGroupRef === p.volumeGroupRef && !v.label.startsWith('repos_'))
-        .reduce((sum, v) => sum + Number(v.capacity), 0);
+      const own = volumes.filter((v) => v.volumeGroupRef === p.volumeGroupRef && !v.label.startsWith('repos_'));
+      const provisioned = own.reduce((sum, v) => sum + Number(v.capacity), 0);
       const raid = (ssc?.raidLevel ?? p.raidLevel) as string;
       const raidType = raid === 'raidDiskPool' ? 'DDP' : raid === 'raid3' ? 'raid5' : /^raid[0156]$/.test(raid) ? raid : 'unknown';
       const media = ssc?.pool?.driveMediaType;
@@ -1183,6 +1182,7 @@ export class NetAppEseriesISCSIDriver implements VolumeDriver {
         total_capacity_gb: gib(p.totalRaidedSpace),
         free_capacity_gb: gib(Number(p.totalRaidedSpace) - Number(p.usedSpace)),
         provisioned_capacity_gb: gib(provisioned),
+        total_volumes: own.length,
         thin_provisioning_support: thin,
         thick_provisioning_support: true,
         multiattach: this.config.enableMultiattach,
