@@ -159,3 +159,70 @@ test('a FlashCopy clone holds the source data and attaches at its own LUN', asyn
   await driver.deleteVolume(src);
   await assertNoLeftovers(baseline);
 });
+
+test('two nodes in the I/O group give two portals: a multipath attach over both node targets', async () => {
+  const iqns = ['iqn.1986-03.com.ibm:2145.bricklab2.node1', 'iqn.1986-03.com.ibm:2145.bricklab2.node2'];
+  const mpBacking = createFlashSystemLioBacking({
+    dir: join(LAB_SCRATCH, `flashsystem-mp-${process.pid}`),
+    targets: [
+      { iqn: iqns[0]!, portals: ['127.0.0.1:3260'] },
+      { iqn: iqns[1]!, portals: ['127.0.0.2:3260'] },
+    ],
+  });
+  const mpSim = await startFlashSystemSimulator({
+    users: [{ name: 'superuser', password: PASSWORD }],
+    nodes: [
+      { id: 1, name: 'node1', ioGroupId: 0, wwnn: '500507680C000011', status: 'online', iscsiName: iqns[0]!, configNode: true },
+      { id: 2, name: 'node2', ioGroupId: 0, wwnn: '500507680C000012', status: 'online', iscsiName: iqns[1]!, configNode: false },
+    ],
+    ports: [
+      { id: 1, nodeId: 1, ip: '127.0.0.1', ip6: '', state: 'online', speed: '10Gb/s', failover: false },
+      { id: 1, nodeId: 2, ip: '127.0.0.2', ip6: '', state: 'online', speed: '10Gb/s', failover: false },
+    ],
+    poolCapacity: 16 * 1024 ** 3,
+    backing: mpBacking,
+  });
+  const stateDir = fs.mkdtempSync(join(LAB_SCRATCH, 'flashsystem-mp-state-'));
+  const mpHost = createHostContext({ executor, locks: new LockManager(join(stateDir, 'locks'), 30_000) });
+  const mpDriver = new FlashSystemIscsiDriver(
+    {
+      san_ip: '127.0.0.1',
+      san_ssh_port: mpSim.port,
+      san_login: 'superuser',
+      san_password: PASSWORD,
+      san_ssh_host_key: mpSim.hostKeyFingerprint,
+      flashsystem_iscsi_portid: 1,
+      target_ip_address: '127.0.0.1',
+      use_multipath_for_image_xfer: true,
+      flashsystem_lock_timeout: 30,
+    },
+    { host: mpHost, backendName: 'flashsystem-lab-mp', stateDir },
+  );
+  try {
+    await mpDriver.doSetup();
+    const v = vol(1);
+    await mpDriver.createVolume(v);
+    const props = { ...connectorProps(), multipath: true };
+    const info = await mpDriver.initializeConnection(v, props);
+    assert.deepEqual(info.data.target_portals, ['127.0.0.1:3260', '127.0.0.2:3260']);
+    assert.deepEqual(info.data.target_iqns, iqns);
+    const c = connectorFor(mpDriver.connectorProtocol, { useMultipath: true, host: mpHost });
+    const device = await c.connectVolume(info.data);
+    try {
+      assert.match(device.path, /^\/dev\/(dm-\d+|mapper\/)/, `multipath device, got ${device.path}`);
+      const data = randomBytes(4096);
+      writeAt(device.path, data, 3 << 20);
+      assert.ok(readAt(mpBacking.fileOf(mpSim.state.findVdisk(v.name)!.id), 3 << 20).equals(data));
+    } finally {
+      await c.disconnectVolume(info.data, device);
+      await mpDriver.terminateConnection(v, props);
+    }
+    assert.equal(mpSim.state.hosts.size, 0);
+    await mpDriver.deleteVolume(v);
+  } finally {
+    await mpDriver.close();
+    await mpSim.close();
+    await mpBacking.close();
+  }
+  await assertNoLeftovers(baseline);
+});
