@@ -438,10 +438,29 @@ export class Volume {
   }
 
   /**
+   * @internal Start from the stored state when another host or process saved the volume since
+   * this object read it, and refuse while someone alive is in the middle of an operation on it.
+   * @throws {@link InvalidStateError} when a live owner holds the volume in a transitional status
+   */
+  async syncFromStore(): Promise<void> {
+    if (this.version === 0) return;
+    const [cur] = await this.backend.context.store.getVolumes({ id: this.id });
+    if (cur && cur.version > this.version) {
+      this.assign(cur);
+      if (TRANSITIONAL.has(cur.status) && !ownerIsDead(this.backend.context, cur.admin_metadata[BUSY_KEY])) {
+        throw new InvalidStateError(`volume ${this.id} is ${cur.status} by ${cur.admin_metadata[BUSY_KEY] ?? 'another process'}; try again when it is done`, {
+          details: { volume_id: this.id, status: cur.status },
+        });
+      }
+    }
+  }
+
+  /**
    * @internal Run a driver step under cinderlib's error contract: save `transitional`, run,
    * save `done` (or `error` and rethrow).
    */
   async runDriver<T>(transitional: VolumeStatus, done: VolumeStatus | (() => VolumeStatus), fn: () => Promise<T>): Promise<T> {
+    await this.syncFromStore();
     this.status = transitional;
     this.error = null;
     this.adminMetadata[BUSY_KEY] = owner(this.backend.context);
@@ -557,6 +576,7 @@ export class Volume {
    */
   async extend(newSize: number): Promise<number> {
     const size = validateSize(newSize, 'new_size');
+    await this.syncFromStore();
     if (size <= this.size) throw new InvalidInputError('new_size', `must be larger than the current size ${this.size} GiB, got ${size}`);
     this.ensureUsable('extend');
     await this.backend.ready;

@@ -198,3 +198,31 @@ test('a host disconnects its own connection from a stale view: the other host ke
     await closeAll([controller!, a!, b!]);
   }
 });
+
+test('an out-of-date Volume object picks up the stored state before extend and delete', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { setup, Backend } = await import('../../src/library/index.js');
+  const { SqliteStore } = await import('../../src/persistence/sqlite.js');
+  const dir = await mkdtemp(join(tmpdir(), 'brick-stale-'));
+  try {
+    const cfg = { volume_backend_name: 'stale', volume_driver: 'file', pool_path: join(dir, 'pool') };
+    const a = setup({ stateDir: dir, hostName: 'a', persistence: SqliteStore.open({ path: join(dir, 'db.sqlite') }) });
+    const b = setup({ stateDir: dir, hostName: 'b', persistence: SqliteStore.open({ path: join(dir, 'db.sqlite') }) });
+    const va = await (await Backend.create(cfg, { context: a })).createVolume({ size: 1 });
+    const vb = await (await Backend.create(cfg, { context: b })).getVolume(va.id);
+    await va.extend(2); // b's object still says 1 GiB
+    assert.equal(vb.size, 1);
+    await vb.extend(3); // no StaleRecordError: b starts from the stored state
+    assert.equal(vb.size, 3);
+    const [rec] = await b.store.getVolumes({ id: va.id });
+    assert.equal(rec?.size, 3);
+    await va.delete(); // a's object is now out of date in turn
+    assert.deepEqual(await a.store.getVolumes({ id: va.id }), []);
+    await a.store.close();
+    await b.store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
