@@ -470,7 +470,9 @@ export class Volume {
       if (result && typeof result === 'object' && !Array.isArray(result)) this.applyUpdate(result as ModelUpdate);
       this.status = typeof done === 'function' ? done() : done;
       delete this.adminMetadata[BUSY_KEY];
-      await this.save();
+      // A 'deleted' outcome is never written: the caller removes the record next, so a crash in
+      // between leaves the 'deleting' record (marked error on the next start), not a 'deleted' one.
+      if (this.status !== 'deleted') await this.save();
       return result;
     } catch (err) {
       this.status = 'error';
@@ -837,7 +839,7 @@ export class Snapshot {
         if (u.provider_id !== undefined) this.providerId = u.provider_id;
       }
       this.status = done;
-      await this.save();
+      if (done !== 'deleted') await this.save(); // the caller removes the record (see Volume.runDriver)
       return r;
     } catch (err) {
       this.status = 'error';
