@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { SimBackingHooks, SimVolume } from './simulator.js';
 
 /** Options of {@link createLioBacking}. */
@@ -56,25 +57,15 @@ function unlinkQuiet(path: string): void {
   }
 }
 
-/** Copy `src` to `dst` (truncated to `size`), writing only the non-zero 1 MiB chunks so sparse files stay sparse. */
+/**
+ * Copy `src` to `dst` and size it to `size`, keeping holes: `cp --sparse=always` seeks over the
+ * holes of a sparse file (a 1 GiB volume with a few written blocks copies in milliseconds,
+ * where reading it through would take minutes under emulation).
+ */
 function sparseCopy(src: string, dst: string, size: number): void {
-  const chunk = Buffer.alloc(1 << 20);
-  fs.writeFileSync(dst, '');
+  unlinkQuiet(dst);
+  execFileSync('cp', ['--sparse=always', src, dst], { timeout: 120_000 });
   fs.truncateSync(dst, size);
-  const inFd = fs.openSync(src, 'r');
-  const outFd = fs.openSync(dst, 'r+');
-  try {
-    for (let off = 0; off < size; off += chunk.length) {
-      const n = fs.readSync(inFd, chunk, 0, Math.min(chunk.length, size - off), off);
-      if (n <= 0) break;
-      const part = chunk.subarray(0, n);
-      if (part.some((b) => b !== 0)) fs.writeSync(outFd, part, 0, n, off);
-    }
-    fs.fsyncSync(outFd);
-  } finally {
-    fs.closeSync(inFd);
-    fs.closeSync(outFd);
-  }
 }
 
 /** Create the LIO-backed data path. Nothing is created in configfs until the first mapping. */
