@@ -14,22 +14,39 @@
  * the open handles are listed on stderr, the summary is forced out and the process exits with
  * the harness's status.
  *
- * Usage (inside the VM): `node [--test-reporter=spec] guest-entry.js [--guard] FILE...`
+ * With `--suites` (also passed for test suites) each file is imported inside its own
+ * `describe(<file name>)`, so a file's top-level `before`/`after` hooks apply to that file only
+ * (at the root they would wrap every file's tests, and one failing hook would fail them all).
+ * Benchmarks are imported one after another with neither flag.
+ *
+ * Usage (inside the VM): `node [--test-reporter=spec] guest-entry.js [--guard] [--suites] FILE...`
  *
  * @module
  */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
-const guard = args[0] === '--guard';
-const files = guard ? args.slice(1) : args;
+const flags = new Set(args.filter((a) => a.startsWith('--')));
+const guard = flags.has('--guard');
+const suites = flags.has('--suites');
+const files = args.filter((a) => !a.startsWith('--'));
 if (files.length === 0) {
   process.stderr.write('guest-entry: no files given\n');
   process.exit(2);
 }
-for (const f of files) {
-  await import(pathToFileURL(resolve(f)).href);
+if (suites) {
+  // One suite per file: a file's top-level before/after hooks then belong to that file's suite,
+  // not to the root (where they would run around EVERY file's tests, and one failing hook
+  // would fail them all), and the report is grouped by file.
+  const { describe } = await import('node:test');
+  for (const f of files) {
+    describe(basename(f), async () => {
+      await import(pathToFileURL(resolve(f)).href);
+    });
+  }
+} else {
+  for (const f of files) await import(pathToFileURL(resolve(f)).href);
 }
 if (guard) {
   const { test } = await import('node:test');

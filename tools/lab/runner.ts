@@ -114,7 +114,7 @@ export async function runLabTests(files?: readonly string[], options: LabSuiteOp
   const list = checkFiles(files && files.length > 0 ? files : defaultLabTestFiles());
   if (list.length === 0) throw new Error('lab: no lab test files found under dist/test/lab (build first: npx tsc -p .)');
   const nodeArgs = [`--test-reporter=${options.reporter ?? 'spec'}`, ...(options.nodeArgs ?? [])];
-  return runNodeInVm(nodeArgs, ['--guard'], list, options);
+  return runNodeInVm(nodeArgs, ['--guard', '--suites'], list, options);
 }
 
 /** Every compiled benchmark: `dist/bench/*.js` (excluding `.d.ts`/maps and files starting with `_`), sorted. */
