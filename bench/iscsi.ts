@@ -193,10 +193,18 @@ async function main(): Promise<void> {
     for (const s of scenarios) {
       const list = s.luns.map((l) => props(s.t, l, s.mp));
       process.stdout.write(`bench: ${s.name}: brick...\n`);
-      const b = await series(() => brick(list, s.mp));
-      await assertNoLeftovers(undefined, { timeoutMs: 30_000 });
-      process.stdout.write(`bench: ${s.name}: raw floor...\n`);
-      const r = await series(() => raw(s.t, s.luns, s.mp));
+      let b: Timing[] = [];
+      let r: Timing[] = [];
+      try {
+        b = await series(() => brick(list, s.mp));
+        await assertNoLeftovers(undefined, { timeoutMs: 30_000 });
+        process.stdout.write(`bench: ${s.name}: raw floor...\n`);
+        r = await series(() => raw(s.t, s.luns, s.mp));
+      } catch (err) {
+        process.stdout.write(`bench: ${s.name} FAILED: ${(err as Error).message}\n`);
+        const c = connectorFor('ISCSI', { useMultipath: s.mp });
+        for (const p of list) await c.disconnectVolume(p, null, { force: true, ignoreErrors: true }).catch(() => undefined);
+      }
       const row = { name: s.name, brick: b, raw: r };
       rows.push(row);
       process.stdout.write(`${rowLine(row)}\n`);

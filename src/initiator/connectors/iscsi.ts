@@ -174,9 +174,9 @@ export interface IscsiConnectorTunables {
   forceMapAfterMs?: number;
   /** After every login has settled with devices found but no map, how long to wait for one before returning a single device with a warning (os-brick: 10 s). Default 10 000. */
   mapGraceMs?: number;
-  /** Bound on waiting for the first read of the returned device to succeed (os-brick `multipath -C`: 4 tries). Default 10 000. */
+  /** Bound on waiting for the first read of the returned device to succeed (os-brick `multipath -C`: 4 tries, about 14 s). Default 30 000. */
   readyTimeoutMs?: number;
-  /** Hand every new path device to multipathd (`multipathd add path`) as soon as it appears, rather than waiting for udev's event. Default true. */
+  /** Hand every new path device to multipathd (`multipathd add path`) as soon as it appears, rather than waiting for udev's event. Default false: in the lab it did not shorten the wait for the map, and under heavy load (8 LUNs x 2 paths) one map it made was not readable within 10 s. */
   earlyPathAdd?: boolean;
   /** After the map has formed, how long to let the other paths join before returning (and warning about the missing ones). Default 1 000. */
   pathGraceMs?: number;
@@ -240,11 +240,11 @@ export class IscsiConnector implements Connector {
     this.loginRetryMax = num(options.loginRetryMax, 'loginRetryMax', 1, 0);
     this.forceMapAfterMs = num(options.forceMapAfterMs, 'forceMapAfterMs', 1_000);
     this.mapGraceMs = num(options.mapGraceMs, 'mapGraceMs', 10_000);
-    this.readyTimeoutMs = num(options.readyTimeoutMs, 'readyTimeoutMs', 10_000);
+    this.readyTimeoutMs = num(options.readyTimeoutMs, 'readyTimeoutMs', 30_000);
     this.rescanBaseMs = num(options.rescanBaseMs, 'rescanBaseMs', 1_000, 1);
     this.pathGraceMs = num(options.pathGraceMs, 'pathGraceMs', 1_000);
     if (options.earlyPathAdd !== undefined && typeof options.earlyPathAdd !== 'boolean') throw new InvalidInputError('earlyPathAdd', 'must be a boolean');
-    this.earlyPathAdd = options.earlyPathAdd ?? true;
+    this.earlyPathAdd = options.earlyPathAdd ?? false;
   }
 
   /** `/dev/disk/by-path` (os-brick `get_search_path`). */

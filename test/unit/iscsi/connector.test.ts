@@ -197,7 +197,7 @@ test('multipath: each new path is handed to multipathd at once (multipathd add p
   const k = kernel();
   try {
     k.multipathd = false;
-    const c = make(k, true);
+    const c = make(k, true, { earlyPathAdd: true, forceMapAfterMs: 5_000 });
     const info = await c.connectVolume(multi(0));
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
