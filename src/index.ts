@@ -37,3 +37,4 @@ export * from './initiator/connectors/aoe.js';
 export * from './initiator/connectors/remotefs.js';
 export * from './initiator/connectors/rbd.js';
 export * from './initiator/connectors/huawei_sdshypervisor.js';
+export * from './drivers/ibm-flashsystem/index.js';
