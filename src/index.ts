@@ -38,3 +38,4 @@ export * from './initiator/connectors/remotefs.js';
 export * from './initiator/connectors/rbd.js';
 export * from './initiator/connectors/huawei_sdshypervisor.js';
 export * from './drivers/ibm-flashsystem/index.js';
+export { NetAppEseriesISCSIDriver, parseEseriesConfig, EseriesRestClient, uuidToLabel, labelToUuid, type EseriesVolume, type DriverGroup, type DriverGroupSnapshot, type EseriesConfig } from './drivers/netapp-eseries/index.js';
