@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { startInitiatorDaemons, createVolumeGroup, assertNoLeftovers, modprobe, LAB_INITIATOR_IQN } from '../test/lab/fixtures/index.js';
+import { startInitiatorDaemons, createVolumeGroup, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN } from '../test/lab/fixtures/index.js';
 import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import '../src/drivers/index.js';
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
   await modprobe('loop', 'target_core_mod', 'iscsi_target_mod', 'target_core_iblock');
   const vg = await createVolumeGroup({ name: VG, sizeMiB: 2048 });
+  const baseline = probeLeftovers();
   const stateDir = mkdtempSync(join('/run', 'brick-bench-'));
   const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }) });
   const runs: Record<string, number>[] = [];
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
       if (i > 0) runs.push(t);
       process.stdout.write(`bench lvm: run ${i}${i === 0 ? ' (warm-up)' : ''}: ${STEPS.map((s) => `${s} ${t[s]!.toFixed(0)} ms`).join(', ')}\n`);
     }
-    await assertNoLeftovers();
+    await assertNoLeftovers(baseline);
   } finally {
     await vg.destroy();
     rmSync(stateDir, { recursive: true, force: true });
