@@ -173,6 +173,23 @@ export class Backend {
     await this.driver.doSetup();
     await this.driver.checkForSetupError();
     this.loaded = await this.loadVolumes();
+    await this.ensureExports();
+  }
+
+  /**
+   * Cinder's `init_host`: re-create the exports of volumes that have connections (after a reboot
+   * of the target host, LIO/tgt/nvmet configuration and loop devices are gone). A failure is
+   * logged and the volume left as it is; it does not stop the backend.
+   */
+  private async ensureExports(): Promise<void> {
+    for (const vol of this.loaded) {
+      if (vol.connections.length === 0 || vol.status === 'error' || vol.status === 'deleted') continue;
+      try {
+        vol.applyUpdate(await this.driver.ensureExport(vol.toDriver()));
+      } catch (err) {
+        this.context.host.logger.warn({ volume_id: vol.id, err: errorText(err) }, 'ensure_export failed at backend start');
+      }
+    }
   }
 
   /** Volumes of this backend loaded so far (kept current by this process's operations). */
@@ -556,6 +573,12 @@ export class Volume {
   async delete(): Promise<void> {
     if (this.status === 'deleted') return;
     await this.backend.ready;
+    if (this.version > 0 && (await this.backend.context.store.getVolumes({ id: this.id })).length === 0) {
+      // Someone (another object, process or host) already deleted it: deleting twice succeeds.
+      this.status = 'deleted';
+      this.backend.forget(this);
+      return;
+    }
     await this.loadChildren();
     if (this.snapshots.length > 0) {
       throw new InvalidStateError(`volume ${this.id} has ${this.snapshots.length} snapshot(s); delete them first`, { details: { volume_id: this.id, snapshots: this.snapshots.map((s) => s.id) } });

@@ -159,3 +159,31 @@ test('objects loaded twice are the same instance', async () => {
   assert.ok((await backend.getVolumes()).includes(vol));
   await vol.delete();
 });
+
+test('backend start re-creates the export of a connected volume (Cinder init_host after a reboot)', async () => {
+  const { detachLoop, loopsForFile } = await import('../../src/host/loop.js');
+  const host = createHostContext();
+  const vol = await backend.createVolume({ size: 1 });
+  const conn = await vol.attach();
+  const file = join(dir, 'pool', `volume-${vol.id}.img`);
+  await detachLoop(host, conn.path!); // what a reboot does to a loop device
+  assert.deepEqual(await loopsForFile(host, file), []);
+  const ctx2 = setup({ stateDir: dir, persistence: ctx.store });
+  const again = await Backend.create({ volume_backend_name: 'hostfile', volume_driver: 'file', pool_path: join(dir, 'pool') }, { context: ctx2 });
+  assert.equal((await loopsForFile(host, file)).length, 1, 'the loop device is back');
+  const v2 = await again.getVolume(vol.id);
+  const c2 = v2.connections[0]!;
+  await c2.detach({ force: true, ignoreErrors: true });
+  await c2.disconnect();
+  await v2.delete();
+  assert.deepEqual(await loopsForFile(host, file), []);
+});
+
+test('deleting a volume another object already deleted succeeds', async () => {
+  const vol = await backend.createVolume({ size: 1 });
+  const other = setup({ stateDir: dir, persistence: ctx.store });
+  const b2 = await Backend.create({ volume_backend_name: 'hostfile', volume_driver: 'file', pool_path: join(dir, 'pool') }, { context: other });
+  await (await b2.getVolume(vol.id)).delete();
+  await vol.delete();
+  assert.equal(vol.status, 'deleted');
+});
