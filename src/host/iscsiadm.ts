@@ -28,6 +28,7 @@ import { basename, dirname } from 'node:path';
 import { AuthenticationError, InvalidInputError, TargetPortalLoginError, BrickError, ProcessExecutionError } from '../errors.js';
 import type { HostContext } from './context.js';
 import { listDir, readAttr, resolvePath, readFilePrivileged, writeFilePrivate } from './sysfs.js';
+import { retry } from './retry.js';
 
 /** iscsiadm exit status: a session to that node already exists. */
 export const ISCSI_ERR_SESS_EXISTS = 15;
@@ -266,7 +267,7 @@ export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, 
   let created = false;
   if (!file) {
     try {
-      await ctx.executor.run(['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal.text, '-I', iface, '-o', 'new'], { timeoutMs: options.timeoutMs ?? 30_000 });
+      await withNodeDb(ctx, iqn, () => ctx.executor.run(['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal.text, '-I', iface, '-o', 'new'], { timeoutMs: options.timeoutMs ?? 30_000 }));
     } catch (err) {
       throw iscsiadmError(err, portal, iqn, 'creating the node record for');
     }
@@ -332,10 +333,27 @@ export async function logout(ctx: HostContext, iqn: string, portal: Portal, opti
  * @throws ProcessExecutionError for other failures
  */
 export async function deleteNode(ctx: HostContext, iqn: string, portal: Portal, options: NodeOptions = {}): Promise<void> {
-  await ctx.executor.run(['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal.text, '-I', options.iface ?? 'default', '-o', 'delete'], {
-    timeoutMs: options.timeoutMs ?? 30_000,
-    checkExitCode: [0, ISCSI_ERR_NO_OBJS_FOUND],
-  });
+  const argv = ['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal.text, '-I', options.iface ?? 'default', '-o', 'delete'];
+  // Serialised per target (see withNodeDb); a race with a program outside Brick still shows as
+  // ISCSI_ERR_IDBM ("could not stat" a record that vanished meanwhile), which is retried.
+  await retry(
+    () => withNodeDb(ctx, iqn, () => ctx.executor.run(argv, { timeoutMs: options.timeoutMs ?? 30_000, checkExitCode: [0, ISCSI_ERR_NO_OBJS_FOUND] })),
+    { attempts: 3, delayMs: 100, retryIf: (e) => e instanceof ProcessExecutionError && e.exitCode === ISCSI_ERR_IDBM },
+  );
+}
+
+/** iscsiadm's exit status for an iSCSI database failure (open-iscsi `ISCSI_ERR_IDBM`). */
+export const ISCSI_ERR_IDBM = 6;
+
+/**
+ * Run `fn` holding the node-database lock of target `iqn`. open-iscsi keeps one directory per
+ * target under /etc/iscsi/nodes, and `iscsiadm -o delete` (or `-o new`) for one portal walks
+ * every portal record of that target: two such calls for two portals of the same target, run in
+ * parallel, make one of them fail with "iface iter could not stat ..." (status 6). Logins and
+ * scans stay parallel; only these short record changes are serialised, across processes.
+ */
+export function withNodeDb<T>(ctx: HostContext, iqn: string, fn: () => Promise<T>): Promise<T> {
+  return ctx.locks.withLock(`iscsi-nodedb-${iqn}`, fn, { timeoutMs: 60_000 });
 }
 
 /** One sendtargets answer: a portal, its portal group tag and a target IQN. */
