@@ -366,8 +366,13 @@ connector
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean; deviceScanAttempts?: number }) =>
     plain(async () => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const device = await connectorFor(protocol, { ...connectorOptions(o), deviceScanAttempts: o.deviceScanAttempts }).connectVolume(doc.data);
+      const conn = connectorFor(protocol, { ...connectorOptions(o), deviceScanAttempts: o.deviceScanAttempts });
+      const device = await conn.connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
+      // Multipath logins to slow portals finish in the background; wait for them (and their
+      // cleanup on failure) before this process exits.
+      const pending = conn as { settled?: () => Promise<void> };
+      if (typeof pending.settled === 'function') await pending.settled();
     }),
   );
 connector
