@@ -775,7 +775,14 @@ export class IscsiConnector implements Connector {
         }
       }
       const newSize = Math.max(...sizes);
-      const map = await mapForDevice(ctx, found[0]!.device);
+      // multipathd may drop a path whose size no longer matches its map, so look at every path's
+      // holders, then for the map by WWID, before concluding there is no map to resize.
+      let map: Awaited<ReturnType<typeof mapForDevice>>;
+      for (const f of found) if (!map) map = await mapForDevice(ctx, f.device);
+      if (!map) {
+        const wwid = await deviceWwid(ctx, found[0]!.device);
+        if (wwid) map = await mapForWwid(ctx, wwid);
+      }
       if (!map) return newSize;
       await resizeMap(ctx, map.name).catch((err: unknown) => {
         throw new ExtendError((err as Error).message, { details: { map: map.name }, cause: err });

@@ -388,6 +388,25 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
   }
 });
 
+test('extend: a map whose paths multipathd dropped (size mismatch) is still found by WWID and resized', async () => {
+  const k = kernel();
+  try {
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    k.growLun(IQN, 0, 128 << 20);
+    // multipathd fails and drops paths whose size no longer matches the map: no holders left.
+    for (const b of fs.readdirSync(k.p('/sys/block')).filter((n) => n.startsWith('sd'))) {
+      for (const h of fs.readdirSync(k.p(`/sys/block/${b}/holders`))) fs.rmSync(k.p(`/sys/block/${b}/holders/${h}`), { force: true });
+    }
+    const size = await c.extendVolume(multi(0));
+    assert.ok(k.executor.commands().includes(`multipathd resize map ${WWID0}`), 'the map was resized');
+    assert.equal(size, 128 << 20);
+    await c.disconnectVolume(multi(0), info, { force: true, ignoreErrors: true });
+  } finally {
+    k.dispose();
+  }
+});
+
 test('extend: rescans every path, resizes the map, returns bytes', async () => {
   const k = kernel();
   try {
