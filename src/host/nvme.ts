@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { readFile, readdir, writeFile, mkdir, stat } from 'node:fs/promises';
+import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { HostContext } from './context.js';
@@ -374,12 +374,3 @@ export async function ensureNvmeHostIdentity(host: HostContext): Promise<NvmeHos
   return { hostnqn, hostid };
 }
 
-/** True when host path `p` exists (under the host root). */
-export async function hostPathExists(host: HostContext, p: string): Promise<boolean> {
-  try {
-    await stat(hostPath(host.hostRoot, p));
-    return true;
-  } catch {
-    return false;
-  }
-}

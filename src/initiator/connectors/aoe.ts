@@ -12,10 +12,10 @@
  *
  * @module
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { hostPath, hostPathExists } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -73,13 +73,8 @@ export class AoeConnector implements Connector {
     this.timings = { discoveryWaitMs: 2_000, removalWaitMs: 5_000, ...(options.timings ?? {}) };
   }
 
-  private async exists(p: string): Promise<boolean> {
-    try {
-      await stat(hostPath(this.host.hostRoot, p));
-      return true;
-    } catch {
-      return false;
-    }
+  private exists(p: string): Promise<boolean> {
+    return hostPathExists(this.host, p);
   }
 
   private run(argv: string[]): Promise<unknown> {

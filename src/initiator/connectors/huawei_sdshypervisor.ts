@@ -19,7 +19,7 @@
 import { stat } from 'node:fs/promises';
 import { BackendError, InvalidConfigError, InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { hostPathExists } from '../../host/context.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -98,13 +98,8 @@ export class HuaweiSdsHypervisorConnector implements Connector {
     return res;
   }
 
-  private async exists(p: string): Promise<boolean> {
-    try {
-      await stat(hostPath(this.host.hostRoot, p));
-      return true;
-    } catch {
-      return false;
-    }
+  private exists(p: string): Promise<boolean> {
+    return hostPathExists(this.host, p);
   }
 
   private async devicePath(volumeId: string): Promise<string | undefined> {

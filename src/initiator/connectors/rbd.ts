@@ -18,12 +18,12 @@
  *
  * @module
  */
-import { mkdtemp, writeFile, rm, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { hostPath, hostPathExists } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -133,13 +133,8 @@ export class RbdConnector implements Connector {
     return (await listRbdMappings(this.host)).find((m) => m.pool === v.pool && m.image === v.image && m.snap === '-');
   }
 
-  private async exists(p: string): Promise<boolean> {
-    try {
-      await stat(hostPath(this.host.hostRoot, p));
-      return true;
-    } catch {
-      return false;
-    }
+  private exists(p: string): Promise<boolean> {
+    return hostPathExists(this.host, p);
   }
 
   private async pathFor(v: RbdVolume, m: RbdMapping): Promise<string> {

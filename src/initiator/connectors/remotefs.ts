@@ -21,7 +21,7 @@ import { stat, writeFile, unlink, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { hostPath, hostPathExists } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { findMount, makeHostDir, mountFs, mountPointFor, nfsMountAttempts, removeHostDir, shareHash, unmountFs } from '../../host/mount.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -126,13 +126,8 @@ export class RemoteFsConnector implements Connector {
     }
   }
 
-  private async exists(p: string): Promise<boolean> {
-    try {
-      await stat(hostPath(this.host.hostRoot, p));
-      return true;
-    } catch {
-      return false;
-    }
+  private exists(p: string): Promise<boolean> {
+    return hostPathExists(this.host, p);
   }
 
   private async mountShare(v: RemoteFsVolume, mp: string): Promise<void> {
