@@ -53,7 +53,7 @@ export interface LabAvailability {
 
 /** Options for {@link runInVm}. Environment overrides apply when a field is not given. */
 export interface VmRunOptions {
-  /** Working directory in the guest (the host path; the host root is visible at the same path, except under `/tmp` and `/run`, which are fresh tmpfs in the guest). Default `process.cwd()`. */
+  /** Working directory in the guest (the host path; the host root is visible at the same path). `/tmp` and `/run` are fresh tmpfs in the guest, but a working directory under them is carried over at its own path. Default `process.cwd()`. */
   cwd?: string;
   /** Extra environment variables for the command in the guest. `BRICK_LAB=1`, `LAB_OUT=/out`, `PATH`, `HOME` are always set. */
   env?: Readonly<Record<string, string>>;
@@ -303,8 +303,14 @@ mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# A working directory under /tmp or /run (a checkout there, as CI may make) would vanish under
+# the fresh tmpfs mounts below: set it aside first and put it back at the same path after.
+workdir="$(cat ${c}/cwd)"
+keep=""
+case "$workdir" in /tmp/*|/run/*) mkdir -p /.brick-keep && mount --bind "$workdir" /.brick-keep && keep=1 ;; esac
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+if [ -n "$keep" ]; then mkdir -p "$workdir" && mount --move /.brick-keep "$workdir"; fi
 mkdir -p /run/lock /run/lvm /run/udev /var/lock /run/multipath
 modprobe configfs 2>/dev/null
 mount -t configfs none /sys/kernel/config 2>/dev/null
