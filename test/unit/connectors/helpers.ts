@@ -2,9 +2,9 @@
  * Shared test helpers for the connector unit tests: fixture trees copied to a scratch
  * directory (so a fake kernel can change them), and host contexts over them.
  */
-import { cpSync, mkdtempSync, rmSync, existsSync, renameSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, existsSync, renameSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHostContext, type HostContext } from '../../../src/host/context.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
@@ -20,6 +20,9 @@ export function fixtureCopy(rel: string): { root: string; stash: string; cleanup
   const root = join(base, 'root');
   const stash = join(base, 'stash');
   cpSync(join(FIXTURES, rel), root, { recursive: true, verbatimSymlinks: true });
+  // Git keeps no empty directories, yet sysfs trees are full of them (holders/, slaves/): the
+  // fixtures mark them with .gitkeep files, which must not appear in the tree a test sees.
+  for (const f of readdirSync(root, { recursive: true, encoding: 'utf8' })) if (basename(f) === '.gitkeep') rmSync(join(root, f));
   mkdirSync(stash);
   return { root, stash, cleanup: () => rmSync(base, { recursive: true, force: true }) };
 }
