@@ -22,7 +22,7 @@ export function fixtureCopy(rel: string): { root: string; stash: string; cleanup
   cpSync(join(FIXTURES, rel), root, { recursive: true, verbatimSymlinks: true });
   // Git keeps no empty directories, yet sysfs trees are full of them (holders/, slaves/): the
   // fixtures mark them with .gitkeep files, which must not appear in the tree a test sees.
-  for (const f of readdirSync(root, { recursive: true, encoding: 'utf8' })) if (basename(f) === '.gitkeep') rmSync(join(root, f));
+  for (const f of readdirSync(root, { recursive: true, encoding: 'utf8' })) if (basename(f) === '.gitkeep') rmSync(join(root, f), { force: true }); // reached twice through symlinked dirs
   mkdirSync(stash);
   return { root, stash, cleanup: () => rmSync(base, { recursive: true, force: true }) };
 }
