@@ -8,8 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { startInitiatorDaemons, createLioTarget, assertNoLeftovers, probeLeftovers, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createLioTarget, verifyData, readDirect, assertNoLeftovers, probeLeftovers, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector, DeviceInfo } from '../../src/initiator/connector.js';
@@ -49,41 +48,6 @@ function props(t: LioTarget, lun: number, multipath: boolean, extra: Record<stri
   const base: Record<string, unknown> = { target_portal: t.portals[0], target_iqn: t.iqn, target_lun: lun, target_discovered: false, volume_id: `vol-${lun}` };
   if (multipath) Object.assign(base, { target_portals: t.portals, target_iqns: t.portals.map(() => t.iqn), target_luns: t.portals.map(() => lun) });
   return { ...base, ...extra };
-}
-
-/** Write `data` at `offset` through the device, flush it, and read it back from the backstore file; then the reverse. */
-function verifyData(dev: string, file: string, offset: number): void {
-  const data = randomBytes(4096);
-  const fd = fs.openSync(dev, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const back = Buffer.alloc(4096);
-  const ff = fs.openSync(file, 'r');
-  try {
-    fs.readSync(ff, back, 0, 4096, offset);
-  } finally {
-    fs.closeSync(ff);
-  }
-  assert.ok(back.equals(data), `data written to ${dev} is in ${file}`);
-  // Reverse direction: the target writes, the initiator reads with O_DIRECT (no stale page cache).
-  const data2 = randomBytes(4096);
-  const wf = fs.openSync(file, 'r+');
-  try {
-    fs.writeSync(wf, data2, 0, 4096, offset + 4096);
-    fs.fsyncSync(wf);
-  } finally {
-    fs.closeSync(wf);
-  }
-  assert.ok(readDirect(dev, offset + 4096).equals(data2), `data written to ${file} reads back through ${dev}`);
-}
-
-/** Read `length` bytes at `offset` with O_DIRECT (dd iflag=direct: Node's buffers are not aligned for O_DIRECT), bypassing the page cache. */
-function readDirect(dev: string, offset: number, length = 4096): Buffer {
-  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
 }
 
 async function until(probe: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {

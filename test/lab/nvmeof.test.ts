@@ -7,8 +7,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, probeLeftovers, modprobe, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createNvmetTarget, verifyData, assertNoLeftovers, probeLeftovers, modprobe, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector } from '../../src/initiator/connector.js';
@@ -71,42 +70,6 @@ async function growNamespace(t: NvmetTarget, nsid: number, b: Backing, bytes: nu
   fs.truncateSync(b.file, bytes);
   await run(['losetup', '-c', b.dev]);
   fs.writeFileSync(`/sys/kernel/config/nvmet/subsystems/${t.nqn}/namespaces/${nsid}/revalidate_size`, '1');
-}
-
-/** Write through the device and find the bytes in the backing file; then the reverse with O_DIRECT. */
-function verifyData(dev: string, file: string, offset: number): void {
-  const data = randomBytes(4096);
-  const fd = fs.openSync(dev, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, 4096, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const back = Buffer.alloc(4096);
-  const ff = fs.openSync(file, 'r');
-  try {
-    fs.readSync(ff, back, 0, 4096, offset);
-  } finally {
-    fs.closeSync(ff);
-  }
-  assert.ok(back.equals(data), `data written to ${dev} is in ${file}`);
-  const data2 = randomBytes(4096);
-  const wf = fs.openSync(file, 'r+');
-  try {
-    fs.writeSync(wf, data2, 0, 4096, offset + 4096);
-    fs.fsyncSync(wf);
-  } finally {
-    fs.closeSync(wf);
-  }
-  const rd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-  try {
-    const buf = Buffer.alloc(4096);
-    fs.readSync(rd, buf, 0, 4096, offset + 4096);
-    assert.ok(buf.equals(data2), `data written to ${file} reads back through ${dev}`);
-  } finally {
-    fs.closeSync(rd);
-  }
 }
 
 /** Save what the real kernel shows (controller and namespace attributes) under $LAB_OUT, to keep the unit fixtures honest. */
