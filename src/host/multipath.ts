@@ -8,7 +8,9 @@
  * slow and was dropped by os-brick's 2017 rewrite. Actions follow os-brick's `linuxscsi`:
  * `multipath -a` + `multipathd add path` to force a map over a single path (needed with
  * `find_multipaths yes|smart`), `multipath -f` to flush, `multipathd del map` as the forced
- * fallback, `multipathd resize map` after the paths have grown.
+ * fallback, `multipathd resize map` after the paths have grown. Beyond os-brick,
+ * {@link createMap} loads a first map with `dmsetup create` for multipathd to adopt, which is
+ * faster than waiting for multipathd to act on udev's events.
  *
  * @module
  */
@@ -221,4 +223,98 @@ export async function resizeMap(ctx: HostContext, name: string, timeoutMs = 60_0
 /** True when `/dev/dm-N` of map `m` exists on the host. */
 export async function mapDeviceExists(ctx: HostContext, m: MultipathMap): Promise<boolean> {
   return pathExists(ctx, `/sys/block/${m.dm}`);
+}
+
+/**
+ * True when a multipathd process runs on the host: the pid in `/run/multipathd.pid` (written by
+ * multipathd at start) names a live process called `multipathd`, or, without the pid file, some
+ * `/proc/N/comm` says `multipathd`. Reads files only, spawns nothing. Never throws.
+ */
+export async function multipathdPresent(ctx: HostContext): Promise<boolean> {
+  const pid = await readAttr(ctx, '/run/multipathd.pid');
+  if (pid && /^\d+$/.test(pid)) return (await readAttr(ctx, `/proc/${pid}/comm`)) === 'multipathd';
+  for (const entry of await listDir(ctx, '/proc')) {
+    if (/^\d+$/.test(entry) && (await readAttr(ctx, `/proc/${entry}/comm`)) === 'multipathd') return true;
+  }
+  return false;
+}
+
+/** ALUA asymmetric access states (`/sys/block/sdX/device/access_state`, SPC-4 / scsi_dh_alua) that carry I/O. */
+const ALUA_OPTIMIZED = new Set(['active/optimized']);
+const ALUA_NON_OPTIMIZED = new Set(['active/non-optimized', 'lba-dependent']);
+
+/** Why {@link buildMapTable} declined to build a table, for the debug log. */
+export type MapTableRefusal = 'no paths' | 'size unknown' | 'sizes differ' | 'path in use' | 'no active path';
+
+/**
+ * The device-mapper table of a first multipath map over block devices `paths` (`['sdb', 'sdc']`),
+ * from sysfs only: one `multipath` target over the paths' whole size (`/sys/block/X/size`, 512-byte
+ * sectors), no features, no hardware handler, the `service-time` path selector, and path groups by
+ * ALUA access state when the kernel reports one (`device/access_state`): active/optimized paths
+ * first, then active/non-optimized ones; standby, unavailable and transitioning paths are left
+ * for multipathd to add. Without ALUA every path is in one group. The shape is that of
+ * multipath-tools' `assemble_map` with `path_grouping_policy group_by_prio` and the `alua` prio.
+ * @returns the table text, or why there is none (no path given, a size unreadable or different
+ * between paths, a path already held by another device-mapper device, no path in an active state)
+ */
+export async function buildMapTable(ctx: HostContext, paths: readonly string[]): Promise<{ table: string } | { refused: MapTableRefusal }> {
+  if (paths.length === 0) return { refused: 'no paths' };
+  const info: { dev: string; sectors: number; state: string | undefined }[] = [];
+  for (const p of paths) {
+    const dev = await readAttr(ctx, `/sys/block/${p}/dev`);
+    const sectors = Number(await readAttr(ctx, `/sys/block/${p}/size`));
+    if (!dev || !/^\d+:\d+$/.test(dev) || !Number.isInteger(sectors) || sectors <= 0) return { refused: 'size unknown' };
+    if ((await listDir(ctx, `/sys/block/${p}/holders`)).length > 0) return { refused: 'path in use' };
+    info.push({ dev, sectors, state: await readAttr(ctx, `/sys/block/${p}/device/access_state`) });
+  }
+  if (info.some((i) => i.sectors !== info[0]!.sectors)) return { refused: 'sizes differ' };
+  const alua = info.some((i) => i.state !== undefined);
+  const groups = alua
+    ? [info.filter((i) => i.state !== undefined && ALUA_OPTIMIZED.has(i.state)), info.filter((i) => i.state !== undefined && ALUA_NON_OPTIMIZED.has(i.state))].filter((g) => g.length > 0)
+    : [info];
+  if (groups.length === 0) return { refused: 'no active path' };
+  const pgs = groups.map((g) => `service-time 0 ${g.length} 2 ${g.map((i) => `${i.dev} 1 1`).join(' ')}`).join(' ');
+  return { table: `0 ${info[0]!.sectors} multipath 0 0 ${groups.length} 1 ${pgs}` };
+}
+
+/** Options for {@link createMap}. */
+export interface CreateMapOptions {
+  /** Bound on `dmsetup`, ms. Default 10 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Build the multipath map for `wwid` over block devices `paths` (`['sdb', 'sdc']`) with
+ * device-mapper directly (`dmsetup create --noudevsync --uuid mpath-WWID WWID --table ...`),
+ * instead of waiting for multipathd to react to the paths' uevents after udev has processed them
+ * (about a second per map in the lab, several under load). This is how multipath(8) itself loads
+ * a map: the `mpath-` uuid marks it as a multipath map, so multipathd adopts it when the map's
+ * uevent arrives, reloads the table with its own configuration (features such as
+ * `queue_if_no_path`, hardware handler, path groups, alias) and starts checking the paths; paths
+ * that were not ready yet join it the usual way. The table is {@link buildMapTable}'s.
+ *
+ * Only call this when multipathd runs (see {@link multipathdPresent}): a map nobody adopts has no
+ * path checker. A map multipathd has just made itself wins: `dmsetup` then fails and this returns
+ * whatever map now exists for `wwid`.
+ * @returns the map (`/dev/dm-N` exists when this returns: devtmpfs makes the node in the kernel),
+ * or `undefined` when no table could be built or device-mapper refused and no map exists
+ * @throws nothing; failures are logged at debug level
+ */
+export async function createMap(ctx: HostContext, wwid: string, paths: readonly string[], options: CreateMapOptions = {}): Promise<MultipathMap | undefined> {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(wwid)) return undefined;
+  const built = await buildMapTable(ctx, paths);
+  if ('refused' in built) {
+    ctx.logger.debug({ wwid, paths, reason: built.refused }, 'multipath: no direct map');
+    return mapForWwid(ctx, wwid);
+  }
+  try {
+    const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--uuid', `mpath-${wwid}`, wwid, '--table', built.table], {
+      timeoutMs: options.timeoutMs ?? 10_000,
+      checkExitCode: false,
+    });
+    if (r.exitCode !== 0) ctx.logger.debug({ wwid, paths, stderr: r.stderr.trim() }, 'multipath: dmsetup create refused');
+  } catch (err) {
+    ctx.logger.debug({ wwid, paths, error: (err as Error).message }, 'multipath: dmsetup create failed');
+  }
+  return mapForWwid(ctx, wwid);
 }

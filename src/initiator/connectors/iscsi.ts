@@ -16,6 +16,12 @@
  * - **Multipath returns as soon as one path works and its map exists**; logins to slower
  *   portals carry on in the background and join the map; a later disconnect of the same volume
  *   in this process waits for them.
+ * - **The map is built directly when multipathd is slow to**: multipathd makes a map only after
+ *   udev has finished with a path (about a second per map in the lab, several under load). When
+ *   multipathd runs and the map is not there once the paths have settled, the connector loads it
+ *   with device-mapper ({@link createMap}); multipathd adopts it and reloads it with its own
+ *   configuration. os-brick instead waits, then forces multipathd (`multipath -a` + `multipathd
+ *   add path`); that remains the fallback, and the behaviour with `directMap: false`.
  * - **CHAP secrets never appear in a process argument** (the node record file is edited
  *   directly, see `host/iscsiadm.ts`), nor in logs or errors.
  * - A connect that fails removes exactly what it created (devices it scanned in, a map made
@@ -50,7 +56,7 @@ import {
   type Portal,
 } from '../../host/iscsiadm.js';
 import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
-import { addPath, addWwid, flushMap, mapForDevice, mapForPath, mapForWwid, removeMap, resizeMap, type MultipathMap } from '../../host/multipath.js';
+import { addPath, addWwid, createMap, flushMap, mapForDevice, mapForPath, mapForWwid, multipathdPresent, removeMap, resizeMap, type MultipathMap } from '../../host/multipath.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
@@ -170,7 +176,17 @@ export interface IscsiConnectorTunables {
   transport?: string;
   /** `node.session.initial_login_retry_max` written into node records. Default 1 (gobrick's fail-fast choice): a dead portal costs one login timeout (15 s by default) instead of iscsid's default 8 attempts, which os-brick relies on; in the lab, 2 made a dead portal cost about 30 s. */
   loginRetryMax?: number;
-  /** After the first path device appears, how long to let multipathd build the map by itself before forcing it (`multipath -a` + `multipathd add path`). Default 1 000. */
+  /**
+   * Build the multipath map with device-mapper directly ({@link createMap}) when multipathd has not
+   * made it yet, instead of waiting for multipathd to react to udev's events; multipathd adopts the
+   * map and reloads it with its configuration. Only when multipathd runs. Default true: in the lab
+   * it cut a two-path attach from about 2.0 s to 1.1 s. False restores os-brick's behaviour
+   * (wait, then force with `multipath -a` + `multipathd add path`).
+   */
+  directMap?: boolean;
+  /** After the first path device appears, how long to wait for the other paths' devices before building the map directly (it is built at once when every path has settled). Default 250. */
+  directMapAfterMs?: number;
+  /** After the first path device appears, how long to let multipathd build the map by itself before forcing it (`multipath -a` + `multipathd add path`). Also the fallback when a direct build did not give a map. Default 1 000. */
   forceMapAfterMs?: number;
   /** After every login has settled with devices found but no map, how long to wait for one before returning a single device with a warning (os-brick: 10 s). Default 10 000. */
   mapGraceMs?: number;
@@ -219,6 +235,8 @@ export class IscsiConnector implements Connector {
   private readonly rescanBaseMs: number;
   private readonly pathGraceMs: number;
   private readonly earlyPathAdd: boolean;
+  private readonly directMap: boolean;
+  private readonly directMapAfterMs: number;
   /** Path attaches still running after a multipath connect returned, by volume lock name. */
   private readonly background = new Map<string, Set<Promise<unknown>>>();
 
@@ -245,6 +263,9 @@ export class IscsiConnector implements Connector {
     this.pathGraceMs = num(options.pathGraceMs, 'pathGraceMs', 1_000);
     if (options.earlyPathAdd !== undefined && typeof options.earlyPathAdd !== 'boolean') throw new InvalidInputError('earlyPathAdd', 'must be a boolean');
     this.earlyPathAdd = options.earlyPathAdd ?? false;
+    if (options.directMap !== undefined && typeof options.directMap !== 'boolean') throw new InvalidInputError('directMap', 'must be a boolean');
+    this.directMap = options.directMap ?? true;
+    this.directMapAfterMs = num(options.directMapAfterMs, 'directMapAfterMs', 250);
   }
 
   /** `/dev/disk/by-path` (os-brick `get_search_path`). */
@@ -462,6 +483,7 @@ export class IscsiConnector implements Connector {
     let wwid: string | undefined;
     let map: MultipathMap | undefined;
     let forced = false;
+    let direct = false;
     const handedOver = new Set<string>();
     const adds: Promise<boolean>[] = [];
     let firstFoundAt: number | undefined;
@@ -489,6 +511,20 @@ export class IscsiConnector implements Connector {
             map = m;
             outcome = 'map';
             break;
+          }
+          if (this.directMap && !direct && (allDone || Date.now() - firstFoundAt >= this.directMapAfterMs)) {
+            direct = true;
+            if (await multipathdPresent(ctx)) {
+              const built = await createMap(ctx, wwid, devices);
+              if (built && built.paths.some((d) => devices.includes(d))) {
+                log.debug({ wwid, map: built.dm, paths: built.paths }, 'iscsi: built the multipath map directly');
+                map = built;
+                outcome = 'map';
+                break;
+              }
+              firstFoundAt = Date.now(); // the force below waits its own delay from here
+            }
+            continue;
           }
           if (!forced && (Date.now() - firstFoundAt >= this.forceMapAfterMs || allDone)) {
             forced = true;

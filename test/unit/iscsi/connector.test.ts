@@ -236,6 +236,81 @@ test('multipath: with find_multipaths refusing a single path, the map is forced 
   }
 });
 
+test('multipath: with multipathd running but slow, the map is built directly (dmsetup) over every path; nothing is forced', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.setMultipathdProcess(true);
+    const c = make(k, true, { forceMapAfterMs: 5_000 });
+    const info = await c.connectVolume(multi(0));
+    assert.deepEqual(info, { type: 'block', path: '/dev/dm-0', scsi_wwn: WWID0, multipath_id: WWID0 });
+    assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).sort(), ['sdb', 'sdc']);
+    const size = (64 << 20) / 512;
+    // One group over both paths, in the order their devices appeared.
+    const table = k.dmTables.get(WWID0)!;
+    assert.match(table, new RegExp(`^0 ${size} multipath 0 0 1 1 service-time 0 2 2 (8:16 1 1 8:32 1 1|8:32 1 1 8:16 1 1)$`));
+    const cmds = k.executor.commands();
+    assert.ok(cmds.includes(`dmsetup create --noudevsync --uuid mpath-${WWID0} ${WWID0} --table ${table}`));
+    assert.ok(!cmds.some((x) => x.startsWith('multipath -a') || x.startsWith('multipathd add path')), 'no forcing when the direct map exists');
+    await c.disconnectVolume(multi(0), info);
+    assert.equal(k.mapOf(WWID0), undefined);
+    assert.equal(k.sessions.length, 0);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: without a multipathd process no map is built directly; the os-brick force path is used', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    const c = make(k, true, { forceMapAfterMs: 50 });
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    const cmds = k.executor.commands();
+    assert.ok(!cmds.some((x) => x.startsWith('dmsetup create')));
+    assert.ok(cmds.includes(`multipath -a ${WWID0}`));
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: directMap false keeps os-brick behaviour even with multipathd running', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.setMultipathdProcess(true);
+    const c = make(k, true, { directMap: false });
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    assert.ok(!k.executor.commands().some((x) => x.startsWith('dmsetup create')));
+    assert.throws(() => make(k, true, { directMap: 'yes' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'directMap');
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: a direct build that loses the race to multipathd returns multipathd\'s map', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.setMultipathdProcess(true);
+    k.executor.on(['dmsetup', 'create'], (argv) => {
+      // multipathd got there first: its map exists, device-mapper refuses the second one.
+      const wwid = argv[argv.indexOf('--uuid') + 1]!.replace(/^mpath-/, '');
+      for (const d of ['sdb', 'sdc']) k.addToMap(wwid, d, 64 << 20);
+      return { exitCode: 1, stderr: 'device-mapper: create ioctl failed: Device or resource busy' };
+    });
+    const c = make(k, true, { forceMapAfterMs: 5_000 });
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    assert.equal(info.multipath_id, WWID0);
+    assert.ok(!k.executor.commands().some((x) => x.startsWith('multipath -a')));
+  } finally {
+    k.dispose();
+  }
+});
+
 test('multipath: no map at all returns the single device with a warning', async () => {
   const k = kernel();
   try {

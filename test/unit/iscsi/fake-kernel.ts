@@ -60,6 +60,8 @@ export class FakeKernel {
   readonly sessions: Session[] = [];
   /** Make multipathd build maps for new disks on its own. */
   multipathd = true;
+  /** Tables loaded with `dmsetup create`, by map name. */
+  readonly dmTables = new Map<string, string>();
   /** Let block devices appear only after this many scans of their LUN (simulates slow probes). */
   scansBeforeDisk = 1;
   /** LUNs whose disks never appear. */
@@ -201,6 +203,7 @@ export class FakeKernel {
     const name = `sd${String.fromCharCode(97 + this.nextDisk++)}`;
     const bdir = `${ddir}/block/${name}`;
     this.write(`${bdir}/size`, `${l.sizeBytes / 512}\n`);
+    this.write(`${bdir}/dev`, `8:${(this.nextDisk - 1) * 16}\n`);
     fs.mkdirSync(this.p(`${bdir}/holders`), { recursive: true });
     this.link(`${bdir}/device`, ddir);
     this.link(`/sys/block/${name}`, bdir);
@@ -218,6 +221,17 @@ export class FakeKernel {
       if (fs.readFileSync(this.p(`/sys/block/${dm}/dm/uuid`), 'utf8').trim() === `mpath-${wwid}`) return dm;
     }
     return undefined;
+  }
+
+  /** Show a running multipathd process (`/run/multipathd.pid` and `/proc/PID/comm`), or remove it. */
+  setMultipathdProcess(running: boolean): void {
+    if (running) {
+      this.write('/run/multipathd.pid', '4242\n');
+      this.write('/proc/4242/comm', 'multipathd\n');
+    } else {
+      fs.rmSync(this.p('/run/multipathd.pid'), { force: true });
+      fs.rmSync(this.p('/proc/4242'), { recursive: true, force: true });
+    }
   }
 
   addToMap(wwid: string, disk: string, sizeBytes: number): string {
@@ -377,6 +391,19 @@ export class FakeKernel {
       const slave = fs.readdirSync(this.p(`/sys/block/${dm}/slaves`))[0]!;
       this.write(`/sys/devices/virtual/block/${dm}/size`, fs.readFileSync(this.p(`/sys/block/${slave}/size`), 'utf8'));
       return { stdout: 'ok\n' };
+    });
+    // dmsetup create --noudevsync --uuid mpath-WWID NAME --table TABLE: a map over the table's devices.
+    ex.on(['dmsetup', 'create'], (argv) => {
+      const uuid = argv[argv.indexOf('--uuid') + 1]!;
+      const table = argv[argv.indexOf('--table') + 1]!;
+      const wwid = uuid.replace(/^mpath-/, '');
+      if (this.mapOf(wwid)) return { exitCode: 1, stderr: `device-mapper: create ioctl on ${wwid} failed: Device or resource busy` };
+      const devs = table.split(' ').filter((w) => /^\d+:\d+$/.test(w));
+      const byDev = new Map(fs.readdirSync(this.p('/sys/block')).filter((n) => n.startsWith('sd')).map((n) => [fs.readFileSync(this.p(`/sys/block/${n}/dev`), 'utf8').trim(), n]));
+      const sectors = Number(table.split(' ')[1]);
+      for (const d of devs) this.addToMap(wwid, byDev.get(d)!, sectors * 512);
+      this.dmTables.set(argv[argv.indexOf('--table') - 1]!, table);
+      return {};
     });
     ex.on(['blockdev', '--flushbufs'], {});
     ex.on(['dd'], (argv) => {
