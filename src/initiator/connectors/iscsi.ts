@@ -37,7 +37,7 @@
 import { InvalidInputError, VolumeDeviceNotFoundError, TargetPortalLoginError, BrickError, ExtendError, VolumePathNotRemovedError } from '../../errors.js';
 import { maskObject } from '../../exec/mask.js';
 import type { HostContext } from '../../host/context.js';
-import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
+import { checkReadable, deviceSizeBytes, readFirstBlock } from '../../host/blockdev.js';
 import { delay, waitFor } from '../../host/retry.js';
 import { pathExists, resolvePath } from '../../host/sysfs.js';
 import {
@@ -427,7 +427,7 @@ export class IscsiConnector implements Connector {
   }
 
   private async waitReadable(path: string): Promise<void> {
-    await waitFor(() => checkReadable(this.host, path, Math.min(this.readyTimeoutMs, 30_000)), {
+    await waitFor(() => readFirstBlock(this.host, path, Math.min(this.readyTimeoutMs, 30_000)), {
       timeoutMs: this.readyTimeoutMs,
       intervalMs: 100,
       description: `first read of ${path}`,

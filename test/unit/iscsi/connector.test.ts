@@ -311,6 +311,26 @@ test('multipath: a direct build that loses the race to multipathd returns multip
   }
 });
 
+test('multipath: a map that never reads fails the connect with the device named, and everything it made is removed', async () => {
+  const k = kernel();
+  try {
+    k.addToMap = ((orig) =>
+      function (this: FakeKernel, wwid: string, disk: string, size: number): string {
+        const dm = orig.call(this, wwid, disk, size);
+        fs.rmSync(this.p(`/dev/${dm}`), { force: true });
+        fs.mkdirSync(this.p(`/dev/${dm}`), { recursive: true }); // a read fails (EISDIR), as I/O errors would
+        return dm;
+      })(k.addToMap);
+    const c = make(k, true, { readyTimeoutMs: 300 });
+    await assert.rejects(c.connectVolume(multi(0)), (e: unknown) => e instanceof VolumeDeviceNotFoundError && /dm-0 exists but cannot be read/.test(e.message));
+    assert.equal(k.mapOf(WWID0), undefined);
+    assert.equal(k.sessions.length, 0);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+  } finally {
+    k.dispose();
+  }
+});
+
 test('multipath: no map at all returns the single device with a warning', async () => {
   const k = kernel();
   try {

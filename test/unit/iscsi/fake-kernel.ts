@@ -49,6 +49,9 @@ interface Session {
   dir: string; // host path of the session device dir
 }
 
+/** What a device node holds in the fixture: one readable 4 KiB block. */
+const BLOCK = Buffer.alloc(4096);
+
 const RECORD_TEMPLATE = fs.readFileSync(new URL('../../../../test/fixtures/iscsi/node-record-2.1.8.txt', import.meta.url), 'utf8');
 
 export class FakeKernel {
@@ -104,7 +107,7 @@ export class FakeKernel {
     fs.symlinkSync(relative(dirname(l), this.p(targetHostPath)), l);
   }
 
-  private write(hostPathText: string, content: string): void {
+  private write(hostPathText: string, content: string | Buffer): void {
     fs.mkdirSync(dirname(this.p(hostPathText)), { recursive: true });
     fs.writeFileSync(this.p(hostPathText), content);
   }
@@ -207,7 +210,7 @@ export class FakeKernel {
     fs.mkdirSync(this.p(`${bdir}/holders`), { recursive: true });
     this.link(`${bdir}/device`, ddir);
     this.link(`/sys/block/${name}`, bdir);
-    this.write(`/dev/${name}`, '');
+    this.write(`/dev/${name}`, BLOCK);
     const { addr, port } = this.split(s.portal);
     this.link(`/dev/disk/by-path/ip-${addr}:${port}-iscsi-${s.iqn}-lun-${lun}`, `/dev/${name}`);
     if (!fs.existsSync(this.p(`/dev/disk/by-id/scsi-${l.wwid}`))) this.link(`/dev/disk/by-id/scsi-${l.wwid}`, `/dev/${name}`);
@@ -244,7 +247,7 @@ export class FakeKernel {
       this.write(`${d}/size`, `${sizeBytes / 512}\n`);
       fs.mkdirSync(this.p(`${d}/slaves`), { recursive: true });
       this.link(`/sys/block/${dm}`, d);
-      this.write(`/dev/${dm}`, '');
+      this.write(`/dev/${dm}`, BLOCK);
       this.link(`/dev/disk/by-id/dm-uuid-mpath-${wwid}`, `/dev/${dm}`);
       this.link(`/dev/disk/by-id/scsi-${wwid}`, `/dev/${dm}`);
     }
