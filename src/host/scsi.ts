@@ -83,7 +83,7 @@ export async function scanHost(ctx: HostContext, host: number, address: ScanAddr
   const part = (n: number | undefined): string => (n === undefined ? '-' : String(n));
   const value = `${part(address.channel)} ${part(address.target)} ${part(address.lun)}`;
   ctx.logger.debug({ host, scan: value }, 'scsi: targeted scan');
-  await writeAttr(ctx, `/sys/class/scsi_host/host${host}/scan`, value);
+  await writeAttr(ctx, `/sys/class/scsi_host/host${host}/scan`, `${value}\n`, { append: true });
 }
 
 /** A SCSI device found under a sysfs parent, with its block device once the kernel has made one. */

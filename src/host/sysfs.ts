@@ -110,6 +110,8 @@ export async function readLink(ctx: HostContext, p: string): Promise<string | un
 export interface WriteAttrOptions {
   /** Bound on the `tee` process when a root helper is used, in ms. Default 30 000. */
   timeoutMs?: number;
+  /** Open the attribute for appending, as os-brick's `tee -a` does (the kernel ignores the offset of a sysfs write; a file standing in for it in a fixture keeps every value written). Default false. */
+  append?: boolean;
 }
 
 /**
@@ -126,7 +128,7 @@ export async function writeAttr(ctx: HostContext, p: string, value: string, opti
     return;
   }
   try {
-    await writeFile(hostPath(ctx.hostRoot, p), value);
+    await writeFile(hostPath(ctx.hostRoot, p), value, { flag: options.append ? 'a' : 'w' });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
     throw new BrickError(`writing ${JSON.stringify(value)} to ${p} failed: ${code}`, 'BRICK_ERROR', { details: { path: p, errno: code } });

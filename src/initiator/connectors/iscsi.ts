@@ -200,6 +200,15 @@ export interface IscsiConnectorTunables {
   rescanBaseMs?: number;
 }
 
+/** A path waiting for its portal's session phase (see `IscsiConnector.sessionPhase`). */
+interface PortalRequest {
+  p: IscsiProperties;
+  st: PathState;
+  signal: AbortSignal;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** What one path's attach produced. */
 interface PathState {
   target: IscsiTarget;
@@ -237,6 +246,10 @@ export class IscsiConnector implements Connector {
   private readonly earlyPathAdd: boolean;
   private readonly directMap: boolean;
   private readonly directMapAfterMs: number;
+  /** Session-phase requests waiting for their portal lock, by lock name. */
+  private readonly portalQueues = new Map<string, PortalRequest[]>();
+  /** Lock names whose queue is being served. */
+  private readonly portalRunners = new Set<string>();
   /** Path attaches still running after a multipath connect returned, by volume lock name. */
   private readonly background = new Map<string, Set<Promise<unknown>>>();
 
@@ -333,29 +346,100 @@ export class IscsiConnector implements Connector {
     return result;
   }
 
-  /** Session phase of one path (under the portal lock): node record, login if no session, targeted scan of the LUN. */
+  /** Session phase of one path, then the wait for its device. */
   private async attachPath(p: IscsiProperties, st: PathState, signal: AbortSignal): Promise<void> {
+    await this.sessionPhase(p, st, signal);
+    await this.waitForPathDevice(st, signal);
+  }
+
+  /**
+   * Node record, login if no session, targeted scan of the LUN, under the portal lock. Requests
+   * for the same portal and IQN from concurrent connects in this process are served together: the
+   * lock holder makes the record and finds (or logs in to) the session once, then scans every
+   * queued LUN back to back, taking in requests that arrive meanwhile, before it lets the lock go.
+   * Eight LUNs of one target thus cost one record write and one session lookup per portal, and
+   * their scans follow each other without a lock hand-over between them.
+   */
+  private sessionPhase(p: IscsiProperties, st: PathState, signal: AbortSignal): Promise<void> {
+    const key = lockName(st.target);
+    return new Promise<void>((resolve, reject) => {
+      let queue = this.portalQueues.get(key);
+      if (!queue) this.portalQueues.set(key, (queue = []));
+      queue.push({ p, st, signal, resolve, reject });
+      if (queue.length === 1 && !this.portalRunners.has(key)) void this.runPortalQueue(key);
+    });
+  }
+
+  private async runPortalQueue(key: string): Promise<void> {
+    this.portalRunners.add(key);
+    try {
+      for (;;) {
+        const queue = this.portalQueues.get(key);
+        if (!queue || queue.length === 0) break;
+        const waiting = queue.splice(0);
+        try {
+          await this.host.locks.withLock(key, async () => {
+            const sessions = new Map<string, IscsiSession | { failed: unknown }>();
+            let batch = waiting;
+            while (batch.length > 0) {
+              for (const r of batch) await this.servePath(r, sessions);
+              batch = queue.splice(0); // requests that arrived meanwhile, served under the same hold
+            }
+          });
+        } catch (err) {
+          for (const r of waiting) r.reject(err); // the lock itself failed (a no-op for requests already served)
+        }
+      }
+    } finally {
+      this.portalRunners.delete(key);
+      const left = this.portalQueues.get(key);
+      if (left && left.length > 0) void this.runPortalQueue(key);
+      else this.portalQueues.delete(key);
+    }
+  }
+
+  /** One queued path, under its portal lock; `sessions` holds what earlier requests of this hold set up, by node settings. */
+  private async servePath(r: PortalRequest, sessions: Map<string, IscsiSession | { failed: unknown }>): Promise<void> {
     const ctx = this.host;
+    const { p, st, signal } = r;
     const t = st.target;
-    await ctx.locks.withLock(lockName(t), async () => {
+    try {
       if (signal.aborted) throw new BrickError('connect abandoned', 'BRICK_ERROR');
-      const { created } = await ensureNode(ctx, t.iqn, t.portal, this.nodeSettings(p), { iface: this.iface });
-      st.createdNode = created;
-      let session = sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0];
-      if (!session) {
-        await login(ctx, t.iqn, t.portal, { iface: this.iface, secrets: this.secrets(p) });
-        st.loggedIn = true;
-        session = await waitFor(async () => sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0], {
-          timeoutMs: 10_000,
-          description: `session to ${t.iqn} at ${t.portal.text} in sysfs`,
-        });
+      const settings = this.nodeSettings(p);
+      const settingsKey = JSON.stringify(settings);
+      let session: IscsiSession | undefined;
+      const known = sessions.get(settingsKey);
+      if (known && 'failed' in known) throw known.failed; // the record or login failed for an earlier request of this hold
+      if (known) {
+        // Same record and session as an earlier request of this hold: that request made them, not this one.
+        session = known;
+      } else {
+        try {
+          const { created } = await ensureNode(ctx, t.iqn, t.portal, settings, { iface: this.iface });
+          st.createdNode = created;
+          session = sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0];
+          if (!session) {
+            await login(ctx, t.iqn, t.portal, { iface: this.iface, secrets: this.secrets(p) });
+            st.loggedIn = true;
+            session = await waitFor(async () => sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0], {
+              timeoutMs: 10_000,
+              description: `session to ${t.iqn} at ${t.portal.text} in sysfs`,
+            });
+          }
+        } catch (err) {
+          sessions.set(settingsKey, { failed: err });
+          throw err;
+        }
+        sessions.set(settingsKey, session);
       }
       st.session = session;
       const existing = (await scsiDevicesUnder(ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun);
       st.preexisting = existing !== undefined;
       await this.scan(session, t);
-    });
-    await this.waitForPathDevice(st, signal);
+      r.resolve();
+    } catch (err) {
+      r.reject(err);
+    }
   }
 
   private async scan(session: IscsiSession, t: IscsiTarget): Promise<void> {

@@ -519,6 +519,49 @@ test('extend: rescans every path, resizes the map, returns bytes', async () => {
   }
 });
 
+test('eight LUNs at once: one record and one login per portal, every LUN scanned once per portal, each connect gets its own map', async () => {
+  const k = kernel(8);
+  try {
+    const holds = new Map<string, number>();
+    const withLock = k.ctx.locks.withLock.bind(k.ctx.locks);
+    k.ctx.locks.withLock = ((name: string, fn: () => Promise<unknown>, o?: object) => {
+      holds.set(name, (holds.get(name) ?? 0) + 1);
+      return withLock(name, fn, o);
+    }) as typeof k.ctx.locks.withLock;
+    const c = make(k, true);
+    const infos = await Promise.all(Array.from({ length: 8 }, (_, i) => c.connectVolume(multi(i))));
+    // The portal locks were taken for batches, not once per LUN.
+    for (const portal of ['127.0.0.1:3260', '127.0.0.2:3260']) assert.ok((holds.get(`iscsi-${IQN}-${portal}`) ?? 0) <= 2, `${portal}: ${holds.get(`iscsi-${IQN}-${portal}`)} holds`);
+    assert.equal(new Set(infos.map((i) => i.path)).size, 8);
+    infos.forEach((info, i) => assert.equal(fs.readFileSync(k.p(`/sys/block/${info.path.slice(5)}/dm/uuid`), 'utf8').trim(), `mpath-${info.multipath_id}`, `LUN ${i}`));
+    const cmds = k.executor.commands();
+    assert.equal(cmds.filter((x) => x.endsWith('-o new')).length, 2);
+    assert.equal(cmds.filter((x) => x.endsWith('--login')).length, 2);
+    assert.equal(k.scans.length, 16);
+    for (let lun = 0; lun < 8; lun++) assert.equal(k.scans.filter((x) => x.endsWith(` ${lun}`)).length, 2, `LUN ${lun}`);
+    await Promise.all(infos.map((info, i) => c.disconnectVolume(multi(i), info)));
+    assert.equal(k.sessions.length, 0);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('concurrent connects to a dead target: one login attempt per portal, every connect fails cleanly', async () => {
+  const k = kernel(3);
+  try {
+    k.targets[0]!.down.add(P1);
+    k.targets[0]!.down.add(P2);
+    const c = make(k, true);
+    const results = await Promise.allSettled([0, 1, 2].map((i) => c.connectVolume(multi(i))));
+    for (const r of results) assert.ok(r.status === 'rejected' && r.reason instanceof TargetPortalLoginError);
+    const logins = k.executor.commands().filter((x) => x.endsWith('--login'));
+    assert.ok(logins.length <= 4, `at most one login per portal per lock hold, got ${logins.length}`);
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+  } finally {
+    k.dispose();
+  }
+});
+
 test('locks are per target portal and IQN, in files (cross-process)', async () => {
   const k = kernel();
   try {

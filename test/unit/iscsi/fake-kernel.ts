@@ -74,6 +74,8 @@ export class FakeKernel {
   private nextDisk = 1;
   private nextDm = 0;
   private readonly scanCount = new Map<string, number>();
+  /** How much of each host's `scan` file has been handled, in characters. */
+  private readonly scanRead = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor() {
@@ -291,9 +293,12 @@ export class FakeKernel {
       for (const s of [...this.sessions]) {
         const scan = this.p(`/sys/devices/platform/host${s.host}/scsi_host/host${s.host}/scan`);
         if (!fs.existsSync(scan)) continue;
-        const v = fs.readFileSync(scan, 'utf8').trim();
-        if (v) {
-          fs.writeFileSync(scan, '');
+        // Scans are appended (tee -a); everything after what was already handled is new.
+        const all = fs.readFileSync(scan, 'utf8');
+        const done = this.scanRead.get(scan) ?? 0;
+        const nl = all.lastIndexOf('\n');
+        if (nl + 1 > done) this.scanRead.set(scan, nl + 1);
+        for (const v of all.slice(done, nl + 1).split('\n').map((x) => x.trim()).filter(Boolean)) {
           this.scans.push(`host${s.host} ${v}`);
           const m = /^(\S+) (\S+) (\S+)$/.exec(v);
           if (m) {
