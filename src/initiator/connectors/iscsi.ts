@@ -204,6 +204,8 @@ export interface IscsiConnectorTunables {
 interface PortalRequest {
   p: IscsiProperties;
   st: PathState;
+  /** Every path of the same connect (this one included). */
+  siblings: readonly PathState[];
   signal: AbortSignal;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -220,6 +222,8 @@ interface PathState {
   device?: string;
   error?: unknown;
   done: boolean;
+  /** A portal's lock holder has picked this path for its scan. */
+  claimed?: boolean;
 }
 
 function lockName(t: IscsiTarget): string {
@@ -347,8 +351,8 @@ export class IscsiConnector implements Connector {
   }
 
   /** Session phase of one path, then the wait for its device. */
-  private async attachPath(p: IscsiProperties, st: PathState, signal: AbortSignal): Promise<void> {
-    await this.sessionPhase(p, st, signal);
+  private async attachPath(p: IscsiProperties, st: PathState, signal: AbortSignal, siblings: readonly PathState[] = [st]): Promise<void> {
+    await this.sessionPhase(p, st, signal, siblings);
     await this.waitForPathDevice(st, signal);
   }
 
@@ -360,12 +364,12 @@ export class IscsiConnector implements Connector {
    * Eight LUNs of one target thus cost one record write and one session lookup per portal, and
    * their scans follow each other without a lock hand-over between them.
    */
-  private sessionPhase(p: IscsiProperties, st: PathState, signal: AbortSignal): Promise<void> {
+  private sessionPhase(p: IscsiProperties, st: PathState, signal: AbortSignal, siblings: readonly PathState[]): Promise<void> {
     const key = lockName(st.target);
     return new Promise<void>((resolve, reject) => {
       let queue = this.portalQueues.get(key);
       if (!queue) this.portalQueues.set(key, (queue = []));
-      queue.push({ p, st, signal, resolve, reject });
+      queue.push({ p, st, signal, siblings, resolve, reject });
       if (queue.length === 1 && !this.portalRunners.has(key)) void this.runPortalQueue(key);
     });
   }
@@ -380,10 +384,16 @@ export class IscsiConnector implements Connector {
         try {
           await this.host.locks.withLock(key, async () => {
             const sessions = new Map<string, IscsiSession | { failed: unknown }>();
-            let batch = waiting;
-            while (batch.length > 0) {
-              for (const r of batch) await this.servePath(r, sessions);
-              batch = queue.splice(0); // requests that arrived meanwhile, served under the same hold
+            const pending = waiting;
+            while (pending.length > 0) {
+              // A volume returns once one of its paths works, so first serve volumes that no other
+              // portal has picked yet: with two portals and eight LUNs, each portal takes every
+              // other LUN first and all eight have a path after about half the scans.
+              const i = pending.findIndex((r) => !r.siblings.some((s) => s !== r.st && s.claimed));
+              const [r] = pending.splice(Math.max(i, 0), 1);
+              r!.st.claimed = true;
+              await this.servePath(r!, sessions);
+              pending.push(...queue.splice(0)); // requests that arrived meanwhile, served under the same hold
             }
           });
         } catch (err) {
@@ -551,7 +561,7 @@ export class IscsiConnector implements Connector {
     const paths = targets.map((t) => this.newPath(t));
     let wake: () => void = () => undefined;
     const tasks = paths.map((st) =>
-      this.attachPath(p, st, ac.signal).then(
+      this.attachPath(p, st, ac.signal, paths).then(
         () => {
           st.done = true;
           wake();

@@ -534,6 +534,16 @@ test('eight LUNs at once: one record and one login per portal, every LUN scanned
     for (const portal of ['127.0.0.1:3260', '127.0.0.2:3260']) assert.ok((holds.get(`iscsi-${IQN}-${portal}`) ?? 0) <= 2, `${portal}: ${holds.get(`iscsi-${IQN}-${portal}`)} holds`);
     assert.equal(new Set(infos.map((i) => i.path)).size, 8);
     infos.forEach((info, i) => assert.equal(fs.readFileSync(k.p(`/sys/block/${info.path.slice(5)}/dm/uuid`), 'utf8').trim(), `mpath-${info.multipath_id}`, `LUN ${i}`));
+    // Portals take different LUNs first: each LUN's first scan is spread over both hosts.
+    const firstHost = new Map<string, string>();
+    for (const x of k.scans) {
+      const [host, , , lun] = x.split(' ');
+      if (!firstHost.has(lun!)) firstHost.set(lun!, host!);
+    }
+    const perHost = [...firstHost.values()].reduce((m, h) => m.set(h, (m.get(h) ?? 0) + 1), new Map<string, number>());
+    assert.equal(perHost.size, 2, JSON.stringify(k.scans));
+    for (const n of perHost.values()) assert.ok(n >= 3, JSON.stringify(k.scans));
+    await c.settled(); // second paths join in the background
     const cmds = k.executor.commands();
     assert.equal(cmds.filter((x) => x.endsWith('-o new')).length, 2);
     assert.equal(cmds.filter((x) => x.endsWith('--login')).length, 2);
