@@ -283,15 +283,54 @@ export interface CreateMapOptions {
   timeoutMs?: number;
 }
 
+/** Direct map loads waiting for the `dmsetup` run in flight, per executor (see {@link createMap}). */
+interface LoadQueue {
+  running: boolean;
+  waiting: { spec: string; done: () => void }[];
+}
+const loadQueues = new WeakMap<object, LoadQueue>();
+
+/** Load map spec `spec` (`NAME,UUID,,,TABLE`) with the next `dmsetup create --concise` run; resolves when that run has ended, whatever its outcome. */
+function loadConcise(ctx: HostContext, spec: string, timeoutMs: number): Promise<void> {
+  let q = loadQueues.get(ctx.executor);
+  if (!q) loadQueues.set(ctx.executor, (q = { running: false, waiting: [] }));
+  const queue = q;
+  return new Promise<void>((resolve) => {
+    queue.waiting.push({ spec, done: resolve });
+    if (queue.running) return;
+    queue.running = true;
+    void (async () => {
+      while (queue.waiting.length > 0) {
+        const batch = queue.waiting.splice(0);
+        try {
+          const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--concise', batch.map((b) => b.spec).join(';')], { timeoutMs, checkExitCode: false });
+          if (r.exitCode !== 0) ctx.logger.debug({ maps: batch.length, stderr: r.stderr.trim() }, 'multipath: dmsetup create --concise refused');
+        } catch (err) {
+          ctx.logger.debug({ maps: batch.length, error: (err as Error).message }, 'multipath: dmsetup create --concise failed');
+        }
+        for (const b of batch) b.done();
+      }
+      queue.running = false;
+    })();
+  });
+}
+
 /**
  * Build the multipath map for `wwid` over block devices `paths` (`['sdb', 'sdc']`) with
- * device-mapper directly (`dmsetup create --noudevsync --uuid mpath-WWID WWID --table ...`),
- * instead of waiting for multipathd to react to the paths' uevents after udev has processed them
- * (about a second per map in the lab, several under load). This is how multipath(8) itself loads
- * a map: the `mpath-` uuid marks it as a multipath map, so multipathd adopts it when the map's
- * uevent arrives, reloads the table with its own configuration (features such as
- * `queue_if_no_path`, hardware handler, path groups, alias) and starts checking the paths; paths
- * that were not ready yet join it the usual way. The table is {@link buildMapTable}'s.
+ * device-mapper directly, instead of waiting for multipathd to react to the paths' uevents after
+ * udev has processed them (about a second per map in the lab, several under load). This is how
+ * multipath(8) itself loads a map: the `mpath-` uuid marks it as a multipath map, so multipathd
+ * adopts it when the map's uevent arrives, reloads the table with its own configuration (features
+ * such as `queue_if_no_path`, hardware handler, path groups, alias) and starts checking the
+ * paths; paths that were not ready yet join it the usual way. The table is
+ * {@link buildMapTable}'s; the map is named after the WWID.
+ *
+ * Maps asked for while a load is running are loaded together by the next one
+ * (`dmsetup create --noudevsync --concise 'WWID,mpath-WWID,,,TABLE;...'`, lvm2 2.02.171 and
+ * later): under an eight-LUN attach in the lab, starting a program took one to two seconds. A map
+ * that is still missing afterwards (an older dmsetup without `--concise`, or a batch that stopped
+ * at another map's failure) is loaded alone (`dmsetup create --noudevsync --uuid mpath-WWID WWID
+ * --table TABLE`).
  *
  * Only call this when multipathd runs (see {@link multipathdPresent}): a map nobody adopts has no
  * path checker. A map multipathd has just made itself wins: `dmsetup` then fails and this returns
@@ -307,11 +346,12 @@ export async function createMap(ctx: HostContext, wwid: string, paths: readonly 
     ctx.logger.debug({ wwid, paths, reason: built.refused }, 'multipath: no direct map');
     return mapForWwid(ctx, wwid);
   }
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  await loadConcise(ctx, `${wwid},mpath-${wwid},,,${built.table}`, timeoutMs);
+  const made = await mapForWwid(ctx, wwid);
+  if (made) return made;
   try {
-    const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--uuid', `mpath-${wwid}`, wwid, '--table', built.table], {
-      timeoutMs: options.timeoutMs ?? 10_000,
-      checkExitCode: false,
-    });
+    const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--uuid', `mpath-${wwid}`, wwid, '--table', built.table], { timeoutMs, checkExitCode: false });
     if (r.exitCode !== 0) ctx.logger.debug({ wwid, paths, stderr: r.stderr.trim() }, 'multipath: dmsetup create refused');
   } catch (err) {
     ctx.logger.debug({ wwid, paths, error: (err as Error).message }, 'multipath: dmsetup create failed');

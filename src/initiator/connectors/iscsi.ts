@@ -184,7 +184,7 @@ export interface IscsiConnectorTunables {
    * (wait, then force with `multipath -a` + `multipathd add path`).
    */
   directMap?: boolean;
-  /** After the first path device appears, how long to wait for the other paths' devices before building the map directly (it is built at once when every path has settled). Default 250. */
+  /** After the first path device appears, how long to wait for the devices of other paths whose scan is under way before building the map directly (it is built at once when no other path is being scanned). Default 250. */
   directMapAfterMs?: number;
   /** After the first path device appears, how long to let multipathd build the map by itself before forcing it (`multipath -a` + `multipathd add path`). Also the fallback when a direct build did not give a map. Default 1 000. */
   forceMapAfterMs?: number;
@@ -606,7 +606,10 @@ export class IscsiConnector implements Connector {
             outcome = 'map';
             break;
           }
-          if (this.directMap && !direct && (allDone || Date.now() - firstFoundAt >= this.directMapAfterMs)) {
+          // Wait briefly for paths whose scan is under way; a path no portal has picked yet (its
+          // portal is busy with other volumes' LUNs) would only delay the map, and joins it later.
+          const imminent = paths.some((s) => !s.done && !s.device && s.claimed);
+          if (this.directMap && !direct && (allDone || !imminent || Date.now() - firstFoundAt >= this.directMapAfterMs)) {
             direct = true;
             if (await multipathdPresent(ctx)) {
               const built = await createMap(ctx, wwid, devices);

@@ -250,13 +250,40 @@ test('multipath: with multipathd running but slow, the map is built directly (dm
     const table = k.dmTables.get(WWID0)!;
     assert.match(table, new RegExp(`^0 ${size} multipath 0 0 1 1 service-time 0 2 2 (8:16 1 1 8:32 1 1|8:32 1 1 8:16 1 1)$`));
     const cmds = k.executor.commands();
-    assert.ok(cmds.includes(`dmsetup create --noudevsync --uuid mpath-${WWID0} ${WWID0} --table ${table}`));
+    assert.ok(cmds.includes(`dmsetup create --noudevsync --concise ${WWID0},mpath-${WWID0},,,${table}`));
     assert.ok(!cmds.some((x) => x.startsWith('multipath -a') || x.startsWith('multipathd add path')), 'no forcing when the direct map exists');
     await c.disconnectVolume(multi(0), info);
     assert.equal(k.mapOf(WWID0), undefined);
     assert.equal(k.sessions.length, 0);
   } finally {
     k.dispose();
+  }
+});
+
+test('multipath: maps asked for while dmsetup runs are loaded together; a dmsetup without --concise falls back to one map per run', async () => {
+  for (const concise of [true, false]) {
+    const k = kernel(4);
+    try {
+      k.multipathd = false;
+      k.setMultipathdProcess(true);
+      k.executor.on(['dmsetup', 'create'], async (argv) => {
+        if (!concise && argv.includes('--concise')) return { exitCode: 1, stderr: 'dmsetup: unrecognized option --concise' };
+        await new Promise((r) => setTimeout(r, 30));
+        return k.dmsetupCreate(argv);
+      });
+      const c = make(k, true, { forceMapAfterMs: 5_000 });
+      const infos = await Promise.all([0, 1, 2, 3].map((i) => c.connectVolume(multi(i))));
+      assert.equal(new Set(infos.map((i) => i.multipath_id)).size, 4);
+      const runs = k.executor.commands().filter((x) => x.startsWith('dmsetup create'));
+      if (concise) {
+        assert.ok(runs.every((x) => x.includes('--concise')));
+        assert.ok(runs.length < 4, `4 maps in ${runs.length} dmsetup runs`);
+      } else {
+        assert.equal(runs.filter((x) => x.includes('--uuid')).length, 4, 'each map loaded alone after the refused batch');
+      }
+    } finally {
+      k.dispose();
+    }
   }
 });
 
@@ -297,7 +324,7 @@ test('multipath: a direct build that loses the race to multipathd returns multip
     k.setMultipathdProcess(true);
     k.executor.on(['dmsetup', 'create'], (argv) => {
       // multipathd got there first: its map exists, device-mapper refuses the second one.
-      const wwid = argv[argv.indexOf('--uuid') + 1]!.replace(/^mpath-/, '');
+      const wwid = argv[argv.indexOf('--concise') + 1]!.split(',')[0]!;
       for (const d of ['sdb', 'sdc']) k.addToMap(wwid, d, 64 << 20);
       return { exitCode: 1, stderr: 'device-mapper: create ioctl failed: Device or resource busy' };
     });
@@ -528,6 +555,12 @@ test('eight LUNs at once: one record and one login per portal, every LUN scanned
       holds.set(name, (holds.get(name) ?? 0) + 1);
       return withLock(name, fn, o);
     }) as typeof k.ctx.locks.withLock;
+    // Logins take a moment, as real ones do: every connect has queued its paths by the time the sessions exist.
+    k.executor.on(/--login$/, async (argv) => {
+      await new Promise((r) => setTimeout(r, 50));
+      k.addSession(argv[4]!, argv[6]!);
+      return {};
+    });
     const c = make(k, true);
     const infos = await Promise.all(Array.from({ length: 8 }, (_, i) => c.connectVolume(multi(i))));
     // The portal locks were taken for batches, not once per LUN.
@@ -542,7 +575,7 @@ test('eight LUNs at once: one record and one login per portal, every LUN scanned
     }
     const perHost = [...firstHost.values()].reduce((m, h) => m.set(h, (m.get(h) ?? 0) + 1), new Map<string, number>());
     assert.equal(perHost.size, 2, JSON.stringify(k.scans));
-    for (const n of perHost.values()) assert.ok(n >= 3, JSON.stringify(k.scans));
+    for (const n of perHost.values()) assert.ok(n >= 3, `first paths per host ${JSON.stringify([...perHost])}: ${JSON.stringify(k.scans)}`);
     await c.settled(); // second paths join in the background
     const cmds = k.executor.commands();
     assert.equal(cmds.filter((x) => x.endsWith('-o new')).length, 2);

@@ -400,24 +400,32 @@ export class FakeKernel {
       this.write(`/sys/devices/virtual/block/${dm}/size`, fs.readFileSync(this.p(`/sys/block/${slave}/size`), 'utf8'));
       return { stdout: 'ok\n' };
     });
-    // dmsetup create --noudevsync --uuid mpath-WWID NAME --table TABLE: a map over the table's devices.
-    ex.on(['dmsetup', 'create'], (argv) => {
-      const uuid = argv[argv.indexOf('--uuid') + 1]!;
-      const table = argv[argv.indexOf('--table') + 1]!;
-      const wwid = uuid.replace(/^mpath-/, '');
-      if (this.mapOf(wwid)) return { exitCode: 1, stderr: `device-mapper: create ioctl on ${wwid} failed: Device or resource busy` };
-      const devs = table.split(' ').filter((w) => /^\d+:\d+$/.test(w));
-      const byDev = new Map(fs.readdirSync(this.p('/sys/block')).filter((n) => n.startsWith('sd')).map((n) => [fs.readFileSync(this.p(`/sys/block/${n}/dev`), 'utf8').trim(), n]));
-      const sectors = Number(table.split(' ')[1]);
-      for (const d of devs) this.addToMap(wwid, byDev.get(d)!, sectors * 512);
-      this.dmTables.set(argv[argv.indexOf('--table') - 1]!, table);
-      return {};
-    });
+    ex.on(['dmsetup', 'create'], (argv) => this.dmsetupCreate(argv));
     ex.on(['blockdev', '--flushbufs'], {});
     ex.on(['dd'], (argv) => {
       const dev = argv.find((a) => a.startsWith('if='))!.slice(3);
       return fs.existsSync(this.p(dev)) ? { stdout: '' } : { exitCode: 1, stderr: 'No such device' };
     });
+  }
+
+  /** `dmsetup create --noudevsync (--uuid mpath-WWID NAME --table TABLE | --concise 'NAME,UUID,,,TABLE;...')`: maps over the tables' devices; like dmsetup, a concise list stops at the first failure. */
+  dmsetupCreate(argv: string[]): { exitCode?: number; stderr?: string } {
+    const specs = argv.includes('--concise')
+      ? argv[argv.indexOf('--concise') + 1]!.split(';').map((d) => {
+          const [name, uuid, , , table] = d.split(',');
+          return { name: name!, uuid: uuid!, table: table! };
+        })
+      : [{ name: argv[argv.indexOf('--table') - 1]!, uuid: argv[argv.indexOf('--uuid') + 1]!, table: argv[argv.indexOf('--table') + 1]! }];
+    for (const { name, uuid, table } of specs) {
+      const wwid = uuid.replace(/^mpath-/, '');
+      if (this.mapOf(wwid)) return { exitCode: 1, stderr: `device-mapper: create ioctl on ${name} failed: Device or resource busy` };
+      const devs = table.split(' ').filter((w) => /^\d+:\d+$/.test(w));
+      const byDev = new Map(fs.readdirSync(this.p('/sys/block')).filter((n) => n.startsWith('sd')).map((n) => [fs.readFileSync(this.p(`/sys/block/${n}/dev`), 'utf8').trim(), n]));
+      const sectors = Number(table.split(' ')[1]);
+      for (const d of devs) this.addToMap(wwid, byDev.get(d)!, sectors * 512);
+      this.dmTables.set(name, table);
+    }
+    return {};
   }
 
   /** Every targeted scan seen: `hostH C T L`. */
