@@ -567,15 +567,22 @@ test('eight LUNs at once: one record and one login per portal, every LUN scanned
     for (const portal of ['127.0.0.1:3260', '127.0.0.2:3260']) assert.ok((holds.get(`iscsi-${IQN}-${portal}`) ?? 0) <= 2, `${portal}: ${holds.get(`iscsi-${IQN}-${portal}`)} holds`);
     assert.equal(new Set(infos.map((i) => i.path)).size, 8);
     infos.forEach((info, i) => assert.equal(fs.readFileSync(k.p(`/sys/block/${info.path.slice(5)}/dm/uuid`), 'utf8').trim(), `mpath-${info.multipath_id}`, `LUN ${i}`));
-    // Portals take different LUNs first: each LUN's first scan is spread over both hosts.
-    const firstHost = new Map<string, string>();
+    // Portals take different LUNs first: in each host's own scan order, a LUN comes earlier on
+    // one host than on the other (with both scanning in arrival order, every LUN would tie).
+    const order = new Map<string, string[]>();
     for (const x of k.scans) {
       const [host, , , lun] = x.split(' ');
-      if (!firstHost.has(lun!)) firstHost.set(lun!, host!);
+      order.set(host!, [...(order.get(host!) ?? []), lun!]);
     }
-    const perHost = [...firstHost.values()].reduce((m, h) => m.set(h, (m.get(h) ?? 0) + 1), new Map<string, number>());
-    assert.equal(perHost.size, 2, JSON.stringify(k.scans));
-    for (const n of perHost.values()) assert.ok(n >= 3, `first paths per host ${JSON.stringify([...perHost])}: ${JSON.stringify(k.scans)}`);
+    const [a, b] = [...order.values()];
+    const earlier = { a: 0, b: 0 };
+    for (let lun = 0; lun < 8; lun++) {
+      const ia = a!.indexOf(String(lun));
+      const ib = b!.indexOf(String(lun));
+      if (ia >= 0 && (ib < 0 || ia < ib)) earlier.a++;
+      else if (ib >= 0 && (ia < 0 || ib < ia)) earlier.b++;
+    }
+    assert.ok(earlier.a >= 3 && earlier.b >= 3, `LUNs scanned earlier per host ${JSON.stringify(earlier)}: ${JSON.stringify(k.scans)}`);
     await c.settled(); // second paths join in the background
     const cmds = k.executor.commands();
     assert.equal(cmds.filter((x) => x.endsWith('-o new')).length, 2);
