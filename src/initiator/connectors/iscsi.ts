@@ -211,6 +211,14 @@ interface PortalRequest {
   reject: (err: unknown) => void;
 }
 
+/** A path attach still running after its multipath connect returned. */
+interface BackgroundJob {
+  /** Settles once the attach has ended and, if it failed and was not abandoned, cleaned up after itself. */
+  done: Promise<unknown>;
+  /** Stop it (a disconnect of the volume is under way and removes whatever it made). */
+  abandon(): void;
+}
+
 /** What one path's attach produced. */
 interface PathState {
   target: IscsiTarget;
@@ -255,7 +263,7 @@ export class IscsiConnector implements Connector {
   /** Lock names whose queue is being served. */
   private readonly portalRunners = new Set<string>();
   /** Path attaches still running after a multipath connect returned, by volume lock name. */
-  private readonly background = new Map<string, Set<Promise<unknown>>>();
+  private readonly background = new Map<string, Set<BackgroundJob>>();
 
   constructor(
     options: ResolvedConnectorOptions & IscsiConnectorTunables,
@@ -369,7 +377,31 @@ export class IscsiConnector implements Connector {
     return new Promise<void>((resolve, reject) => {
       let queue = this.portalQueues.get(key);
       if (!queue) this.portalQueues.set(key, (queue = []));
-      queue.push({ p, st, signal, siblings, resolve, reject });
+      const q = queue;
+      const onAbort = (): void => {
+        // Still waiting for the portal: leave the queue at once. A request already being served
+        // finishes under the lock (it checks the signal before its scan).
+        const i = q.indexOf(request);
+        if (i < 0) return;
+        q.splice(i, 1);
+        reject(new BrickError('connect abandoned', 'BRICK_ERROR'));
+      };
+      const request: PortalRequest = {
+        p,
+        st,
+        signal,
+        siblings,
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      queue.push(request);
       if (queue.length === 1 && !this.portalRunners.has(key)) void this.runPortalQueue(key);
     });
   }
@@ -443,6 +475,7 @@ export class IscsiConnector implements Connector {
         sessions.set(settingsKey, session);
       }
       st.session = session;
+      if (signal.aborted) throw new BrickError('connect abandoned', 'BRICK_ERROR');
       const existing = (await scsiDevicesUnder(ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun);
       st.preexisting = existing !== undefined;
       await this.scan(session, t);
@@ -680,21 +713,29 @@ export class IscsiConnector implements Connector {
         'iscsi: returning a multipath map without every path (failed or still logging in)',
       );
     }
-    if (paths.some((s) => !s.done || s.error)) this.trackBackground(volumeLockName(p), paths, tasks);
+    if (paths.some((s) => !s.done || s.error)) this.trackBackground(volumeLockName(p), paths, tasks, ac);
     return { type: 'block', path: `/dev/${map!.dm}`, scsi_wwn: wwid!, multipath_id: map!.wwid };
   }
 
   /** Keep the still-running path attaches of a returned multipath connect; a failed one (now or later) cleans up after itself in the background. */
-  private trackBackground(key: string, paths: PathState[], tasks: Promise<void>[]): void {
+  private trackBackground(key: string, paths: PathState[], tasks: Promise<void>[], ac: AbortController): void {
     let set = this.background.get(key);
     if (!set) this.background.set(key, (set = new Set()));
     paths.forEach((st, i) => {
       if (st.done && !st.error) return;
-      const job = tasks[i]!.then(async () => {
-        if (st.error) await this.cleanupPaths([st], undefined);
+      let abandoned = false;
+      const done = tasks[i]!.then(async () => {
+        if (st.error && !abandoned) await this.cleanupPaths([st], undefined);
       });
+      const job: BackgroundJob = {
+        done,
+        abandon: () => {
+          abandoned = true;
+          ac.abort();
+        },
+      };
       set.add(job);
-      void job.finally(() => {
+      void done.finally(() => {
         set.delete(job);
         if (set.size === 0 && this.background.get(key) === set) this.background.delete(key);
       });
@@ -707,12 +748,19 @@ export class IscsiConnector implements Connector {
    * A short-lived process (the CLI) should await this before exiting. Never rejects.
    */
   async settled(): Promise<void> {
-    while (this.background.size > 0) await Promise.allSettled([...this.background.values()].flatMap((s) => [...s]));
+    while (this.background.size > 0) await Promise.allSettled([...this.background.values()].flatMap((s) => [...s].map((j) => j.done)));
   }
 
-  private async settleBackground(key: string): Promise<void> {
+  /**
+   * Wait for the volume's background path attaches. With `abandon` (a disconnect), they are
+   * stopped first: a path still queued for its portal is dropped, one being set up stops before
+   * its scan, and the disconnect removes whatever they made.
+   */
+  private async settleBackground(key: string, abandon = false): Promise<void> {
     const set = this.background.get(key);
-    if (set && set.size > 0) await Promise.allSettled([...set]);
+    if (!set || set.size === 0) return;
+    if (abandon) for (const j of set) j.abandon();
+    await Promise.allSettled([...set].map((j) => j.done));
   }
 
   /**
@@ -804,7 +852,7 @@ export class IscsiConnector implements Connector {
     const force = options.force === true;
     ctx.logger.info({ protocol: this.protocol, device_info: deviceInfo, force, ignore_errors: options.ignoreErrors === true, connection_properties: maskObject(properties) }, 'iscsi: disconnect_volume');
     await ctx.locks.withLock(volumeLockName(p), async () => {
-      await this.settleBackground(volumeLockName(p));
+      await this.settleBackground(volumeLockName(p), true);
       const errors: unknown[] = [];
       const targets = await this.knownTargets(p);
       const scsi = await this.lunScsiDevices(targets);

@@ -391,6 +391,28 @@ test('multipath with one portal: sendtargets discovery, then every discovered po
   }
 });
 
+test('disconnect right after a multipath connect stops a path still logging in: it never scans, and nothing is left', async () => {
+  const k = kernel();
+  try {
+    k.executor.on(/--login$/, async (argv) => {
+      if (argv[6] === P2) await new Promise((r) => setTimeout(r, 300));
+      k.addSession(argv[4]!, argv[6]!);
+      return {};
+    });
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    assert.equal(info.path, '/dev/dm-0');
+    const h1 = k.sessions.find((x) => x.portal === P1)!.host;
+    await c.disconnectVolume(multi(0), info);
+    assert.deepEqual(k.scans, [`host${h1} - - 0`], 'only the first portal scanned');
+    assert.equal(k.sessions.length, 0, 'both sessions logged out');
+    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+    assert.equal(k.mapOf(WWID0), undefined);
+  } finally {
+    k.dispose();
+  }
+});
+
 test('whole target down: TargetPortalLoginError, nothing left (no session, no record)', async () => {
   const k = kernel();
   try {
