@@ -98,8 +98,22 @@ export interface VmRunResult {
   outDir: string;
   /** The last lines of the serial console (kernel messages, init errors). */
   consoleTail: string;
-  /** Why the run failed at the VM level (boot timeout, run timeout, QEMU error); undefined when the command ran to its end. */
+  /** Why the run failed at the VM level (boot timeout, run timeout, QEMU error, guest kernel crash); undefined when the command ran to its end. */
   failure?: string;
+  /** The guest kernel's crash line (`BUG: ...`, `Oops: ...`, `Kernel panic ...`) with the faulting `RIP:` line, when the guest kernel crashed; the run was then stopped a few seconds later instead of waiting for its timeout. */
+  kernelOops?: string;
+}
+
+/** Console lines that mean the guest kernel has crashed (after which the guest command may hang forever). Soft-lockup and RCU-stall warnings, which a loaded TCG guest can print and survive, do not count. */
+const OOPS_RE = /^.*(?:BUG: (?:kernel |unable to handle)|kernel BUG at|Oops: |general protection fault|Kernel panic - not syncing).*$/m;
+
+/** The crash line and the following `RIP:` line in console text, or undefined. */
+export function findKernelOops(consoleText: string): string | undefined {
+  const m = OOPS_RE.exec(consoleText);
+  if (!m) return undefined;
+  const rip = /^.*RIP: .*$/m.exec(consoleText.slice(m.index));
+  const clean = (l: string): string => l.replace(/^\[\s*[\d.]+\]\s*/, '').trim();
+  return rip ? `${clean(m[0])}; ${clean(rip[0])}` : clean(m[0]);
 }
 
 /** Modules the initramfs loads (with their dependencies) before it can mount the shares. */
@@ -630,6 +644,8 @@ function boot(qemu: string, kernel: LabKernel, initrd: string, plan: BootPlan): 
   let outOff = 0;
   let errOff = 0;
   let bootMs: number | undefined;
+  let oopsSeenAt: number | undefined;
+  let kernelOops: string | undefined;
   let failure: string | undefined;
   const poll = (): void => {
     if (bootMs === undefined && fs.existsSync(join(control, 'booted'))) {
@@ -645,7 +661,18 @@ function boot(qemu: string, kernel: LabKernel, initrd: string, plan: BootPlan): 
       options.onStderr?.(b);
     });
     const now = Date.now() - started;
-    if (!failure && bootMs === undefined && now > plan.bootTimeoutMs) {
+    if (oopsSeenAt === undefined) {
+      const crash = findKernelOops(Buffer.concat(consoleChunks).toString('utf8'));
+      if (crash) {
+        oopsSeenAt = now;
+        kernelOops = crash;
+      }
+    }
+    if (!failure && oopsSeenAt !== undefined && now - oopsSeenAt > 5_000) {
+      // Leave the trace a few seconds to reach the console, then stop: the guest command may never return.
+      failure = `the guest kernel crashed: ${kernelOops}`;
+      child.kill('SIGKILL');
+    } else if (!failure && bootMs === undefined && now > plan.bootTimeoutMs) {
       failure = `the guest did not boot within ${plan.bootTimeoutMs} ms`;
       child.kill('SIGKILL');
     } else if (!failure && now > plan.timeoutMs) {
@@ -698,6 +725,8 @@ function boot(qemu: string, kernel: LabKernel, initrd: string, plan: BootPlan): 
       };
       if (bootMs !== undefined) result.bootMs = bootMs;
       if (failure) result.failure = failure;
+      kernelOops ??= findKernelOops(consoleText);
+      if (kernelOops) result.kernelOops = kernelOops;
       resolvePromise(result);
     });
   });
