@@ -221,6 +221,14 @@ interface BackgroundJob {
   abandon(): void;
 }
 
+/**
+ * Path attaches still running after their multipath connect returned, in this process, by lock
+ * directory and volume lock name. Module-wide rather than per connector: the library and most
+ * callers make a new connector for each operation, and the disconnect or extend of a volume must
+ * find (and stop, or wait for) the paths its connect left running whichever instance made them.
+ */
+const backgroundJobs = new Map<string, Set<BackgroundJob>>();
+
 /** What one path's attach produced. */
 interface PathState {
   target: IscsiTarget;
@@ -264,8 +272,10 @@ export class IscsiConnector implements Connector {
   private readonly portalQueues = new Map<string, PortalRequest[]>();
   /** Lock names whose queue is being served. */
   private readonly portalRunners = new Set<string>();
-  /** Path attaches still running after a multipath connect returned, by volume lock name. */
-  private readonly background = new Map<string, Set<BackgroundJob>>();
+  /** Path attaches still running after a multipath connect returned: this process's registry, shared by every connector instance (see {@link backgroundJobs}). */
+  private readonly background = backgroundJobs;
+  /** The jobs this instance started, for {@link IscsiConnector.settled}. */
+  private readonly ownJobs = new Set<BackgroundJob>();
 
   constructor(
     options: ResolvedConnectorOptions & IscsiConnectorTunables,
@@ -353,7 +363,7 @@ export class IscsiConnector implements Connector {
     log.info({ protocol: this.protocol, multipath: this.useMultipath, connection_properties: maskObject(properties) }, 'iscsi: connect_volume');
     const started = Date.now();
     const result = await this.host.locks.withLock(volumeLockName(p), async () => {
-      await this.settleBackground(volumeLockName(p));
+      await this.settleBackground(this.backgroundKey(p));
       return this.useMultipath ? this.connectMultipath(p) : this.connectSingle(p);
     });
     log.info({ device: result, ms: Date.now() - started }, 'iscsi: connect_volume done');
@@ -715,7 +725,7 @@ export class IscsiConnector implements Connector {
         'iscsi: returning a multipath map without every path (failed or still logging in)',
       );
     }
-    if (paths.some((s) => !s.done || s.error)) this.trackBackground(volumeLockName(p), paths, tasks, ac);
+    if (paths.some((s) => !s.done || s.error)) this.trackBackground(this.backgroundKey(p), paths, tasks, ac);
     return { type: 'block', path: `/dev/${map!.dm}`, scsi_wwn: wwid!, multipath_id: map!.wwid };
   }
 
@@ -737,8 +747,10 @@ export class IscsiConnector implements Connector {
         },
       };
       set.add(job);
+      this.ownJobs.add(job);
       void done.finally(() => {
         set.delete(job);
+        this.ownJobs.delete(job);
         if (set.size === 0 && this.background.get(key) === set) this.background.delete(key);
       });
     });
@@ -750,7 +762,12 @@ export class IscsiConnector implements Connector {
    * A short-lived process (the CLI) should await this before exiting. Never rejects.
    */
   async settled(): Promise<void> {
-    while (this.background.size > 0) await Promise.allSettled([...this.background.values()].flatMap((s) => [...s].map((j) => j.done)));
+    while (this.ownJobs.size > 0) await Promise.allSettled([...this.ownJobs].map((j) => j.done));
+  }
+
+  /** The background registry key of a volume: lock directory and volume lock name. */
+  private backgroundKey(p: IscsiProperties): string {
+    return `${this.host.locks.lockPath}\0${volumeLockName(p)}`;
   }
 
   /**
@@ -854,7 +871,7 @@ export class IscsiConnector implements Connector {
     const force = options.force === true;
     ctx.logger.info({ protocol: this.protocol, device_info: deviceInfo, force, ignore_errors: options.ignoreErrors === true, connection_properties: maskObject(properties) }, 'iscsi: disconnect_volume');
     await ctx.locks.withLock(volumeLockName(p), async () => {
-      await this.settleBackground(volumeLockName(p), true);
+      await this.settleBackground(this.backgroundKey(p), true);
       const errors: unknown[] = [];
       const targets = await this.knownTargets(p);
       const scsi = await this.lunScsiDevices(targets);
@@ -944,7 +961,7 @@ export class IscsiConnector implements Connector {
     const p = validateIscsiProperties(properties);
     const ctx = this.host;
     return ctx.locks.withLock(volumeLockName(p), async () => {
-      await this.settleBackground(volumeLockName(p)); // paths still joining from the connect get rescanned too
+      await this.settleBackground(this.backgroundKey(p)); // paths still joining from the connect get rescanned too
       const found = await this.lunDevices(await this.knownTargets(p));
       if (found.length === 0) throw new VolumeDeviceNotFoundError(`no device on this host for LUN ${p.targets[0]!.lun} of ${p.targets[0]!.iqn}`, { details: { target_iqn: p.targets[0]!.iqn } });
       const sizes: number[] = [];

@@ -98,6 +98,7 @@ test('single path: an existing session is reused (no login)', async () => {
     k.addSession(IQN, P1);
     const c = make(k, false);
     const info = await c.connectVolume(single(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/sdb');
     assert.ok(!k.executor.commands().some((x) => x.includes('--login')));
     assert.equal(k.sessions.length, 1);
@@ -112,6 +113,7 @@ test('single path: the first portal failing falls over to the next, and the fail
     k.targets[0]!.down.add(P1);
     const c = make(k, false);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/sdb');
     assert.equal(k.sessions.length, 1);
     assert.equal(k.sessions[0]!.portal, P2);
@@ -141,6 +143,7 @@ test('multipath: parallel logins to every portal, returns the map, multipath_id 
   try {
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     assert.equal(info.multipath_id, WWID0);
     assert.equal(info.scsi_wwn, WWID0);
@@ -179,6 +182,7 @@ test('multipath: one portal down gives a map with one path and a warning', async
     k.targets[0]!.down.add(P2);
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).length, 1);
     assert.ok(k.log.lines().some((l) => l.level === 40 && String(l.msg).includes('path failed')));
@@ -199,6 +203,7 @@ test('multipath: each new path is handed to multipathd at once (multipathd add p
     k.multipathd = false;
     const c = make(k, true, { earlyPathAdd: true, forceMapAfterMs: 5_000 });
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
     assert.ok(cmds.some((x) => x.startsWith('multipathd add path /dev/sd')));
@@ -226,6 +231,7 @@ test('multipath: with find_multipaths refusing a single path, the map is forced 
     });
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
     const a = cmds.indexOf(`multipath -a ${WWID0}`);
@@ -243,6 +249,7 @@ test('multipath: with multipathd running but slow, the map is built directly (dm
     k.setMultipathdProcess(true);
     const c = make(k, true, { forceMapAfterMs: 5_000 });
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.deepEqual(info, { type: 'block', path: '/dev/dm-0', scsi_wwn: WWID0, multipath_id: WWID0 });
     assert.deepEqual(fs.readdirSync(k.p('/sys/block/dm-0/slaves')).sort(), ['sdb', 'sdc']);
     const size = (64 << 20) / 512;
@@ -293,6 +300,7 @@ test('multipath: without a multipathd process no map is built directly; the os-b
     k.multipathd = false;
     const c = make(k, true, { forceMapAfterMs: 50 });
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
     assert.ok(!cmds.some((x) => x.startsWith('dmsetup create')));
@@ -309,6 +317,7 @@ test('multipath: directMap false keeps os-brick behaviour even with multipathd r
     k.setMultipathdProcess(true);
     const c = make(k, true, { directMap: false });
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     assert.ok(!k.executor.commands().some((x) => x.startsWith('dmsetup create')));
     assert.throws(() => make(k, true, { directMap: 'yes' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'directMap');
@@ -330,6 +339,7 @@ test('multipath: a direct build that loses the race to multipathd returns multip
     });
     const c = make(k, true, { forceMapAfterMs: 5_000 });
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     assert.equal(info.multipath_id, WWID0);
     assert.ok(!k.executor.commands().some((x) => x.startsWith('multipath -a')));
@@ -365,6 +375,7 @@ test('multipath: no map at all returns the single device with a warning', async 
     k.executor.on(['multipathd', 'add', 'path'], { stdout: 'fail\n' });
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.match(info.path, /^\/dev\/sd[bc]$/);
     assert.equal(info.multipath_id, undefined);
     assert.equal(info.scsi_wwn, WWID0);
@@ -379,6 +390,7 @@ test('multipath with one portal: sendtargets discovery, then every discovered po
   try {
     const c = make(k, true);
     const info = await c.connectVolume(single(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.equal(info.path, '/dev/dm-0');
     const cmds = k.executor.commands();
     assert.ok(cmds.includes(`iscsiadm -m discoverydb -t sendtargets -p ${P1} -I default --discover -o nonpersistent`));
@@ -391,25 +403,29 @@ test('multipath with one portal: sendtargets discovery, then every discovered po
   }
 });
 
-test('disconnect right after a multipath connect stops a path still logging in: it never scans, and nothing is left', async () => {
-  const k = kernel();
-  try {
-    k.executor.on(/--login$/, async (argv) => {
-      if (argv[6] === P2) await new Promise((r) => setTimeout(r, 300));
-      k.addSession(argv[4]!, argv[6]!);
-      return {};
-    });
-    const c = make(k, true);
-    const info = await c.connectVolume(multi(0));
-    assert.equal(info.path, '/dev/dm-0');
-    const h1 = k.sessions.find((x) => x.portal === P1)!.host;
-    await c.disconnectVolume(multi(0), info);
-    assert.deepEqual(k.scans, [`host${h1} - - 0`], 'only the first portal scanned');
-    assert.equal(k.sessions.length, 0, 'both sessions logged out');
-    assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
-    assert.equal(k.mapOf(WWID0), undefined);
-  } finally {
-    k.dispose();
+test('disconnect right after a multipath connect stops a path still logging in (also from another connector instance): it never scans, and nothing is left', async () => {
+  for (const sameInstance of [true, false]) {
+    const k = kernel();
+    try {
+      k.executor.on(/--login$/, async (argv) => {
+        if (argv[6] === P2) await new Promise((r) => setTimeout(r, 300));
+        k.addSession(argv[4]!, argv[6]!);
+        return {};
+      });
+      const c = make(k, true);
+      const info = await c.connectVolume(multi(0));
+      assert.equal(info.path, '/dev/dm-0');
+      const h1 = k.sessions.find((x) => x.portal === P1)!.host;
+      // The library makes a new connector for each operation: the detach's must find the attach's paths.
+      await (sameInstance ? c : make(k, true)).disconnectVolume(multi(0), info);
+      await c.settled(); // nothing of the attach is still running afterwards
+      assert.deepEqual(k.scans, [`host${h1} - - 0`], 'only the first portal scanned');
+      assert.equal(k.sessions.length, 0, 'both sessions logged out');
+      assert.equal(k.hasRecord(IQN, P1) || k.hasRecord(IQN, P2), false);
+      assert.equal(k.mapOf(WWID0), undefined);
+    } finally {
+      k.dispose();
+    }
   }
 });
 
@@ -508,6 +524,7 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
   try {
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     k.executor.on(['multipath', '-f'], { exitCode: 1, stderr: `${WWID0}: map in use\n` });
     await assert.rejects(c.disconnectVolume(multi(0), info), BrickError);
     assert.ok(fs.existsSync(k.p('/sys/block/dm-0')));
@@ -521,6 +538,7 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
     try {
       const c2 = make(k2, true);
       const info2 = await c2.connectVolume(multi(0));
+      await c2.settled(); // paths still joining in the background first: this test is not about them
       k2.executor.on(['multipath', '-f'], { exitCode: 1, stderr: 'map in use\n' });
       await c2.disconnectVolume(multi(0), info2, { force: true, ignoreErrors: true });
       assert.equal(k2.sessions.length, 0);
@@ -537,6 +555,7 @@ test('extend: a map whose paths multipathd dropped (size mismatch) is still foun
   try {
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     k.growLun(IQN, 0, 128 << 20);
     // multipathd fails and drops paths whose size no longer matches the map: no holders left.
     for (const b of fs.readdirSync(k.p('/sys/block')).filter((n) => n.startsWith('sd'))) {
@@ -556,6 +575,7 @@ test('extend: rescans every path, resizes the map, returns bytes', async () => {
   try {
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     k.growLun(IQN, 0, 128 << 20);
     const size = await c.extendVolume(multi(0));
     assert.equal(size, 128 << 20);
@@ -698,6 +718,7 @@ test('multipath without a map: a path device that exists but does not read is sk
     });
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
+    await c.settled(); // paths still joining in the background first: this test is not about them
     assert.ok(bad);
     assert.match(info.path, /^\/dev\/sd[bc]$/);
     assert.notEqual(info.path, bad);
