@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, type Leftovers } from './fixtures/index.js';
+import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, readDirect, writeSynced, type Leftovers } from './fixtures/index.js';
 import { startEseriesSimulator, type EseriesSimulator } from '../../sims/eseries/simulator.js';
 import { createLioBacking, type LioBacking } from '../../sims/eseries/lio-backing.js';
 import { NetAppEseriesISCSIDriver } from '../../src/drivers/netapp-eseries/driver.js';
@@ -47,9 +47,6 @@ function vol(sizeGiB = 1): DriverVolume {
   return { id, name: `volume-${id}`, size: sizeGiB };
 }
 
-function readDirect(dev: string, offset: number, length = 4096): Buffer {
-  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
-}
 
 before(async () => {
   await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
@@ -94,13 +91,7 @@ test('initialize connection -> multipath attach -> data both ways -> detach -> t
     const ref = sim.state.findVolume(uuidToLabel(v.id))!.id;
     const file = backing.fileOf(ref)!;
     const data = randomBytes(4096);
-    const fd = fs.openSync(device.path, 'r+');
-    try {
-      fs.writeSync(fd, data, 0, 4096, 1 << 20);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeSynced(device.path, data, 1 << 20);
     const back = Buffer.alloc(4096);
     const ff = fs.openSync(file, 'r');
     try {
@@ -110,13 +101,7 @@ test('initialize connection -> multipath attach -> data both ways -> detach -> t
     }
     assert.ok(back.equals(data), 'data written to the device is in the backing file');
     const data2 = randomBytes(4096);
-    const wf = fs.openSync(file, 'r+');
-    try {
-      fs.writeSync(wf, data2, 0, 4096, 2 << 20);
-      fs.fsyncSync(wf);
-    } finally {
-      fs.closeSync(wf);
-    }
+    writeSynced(file, data2, 2 << 20);
     assert.ok(readDirect(device.path, 2 << 20).equals(data2), 'data written to the backing file reads back through the device');
   } finally {
     await c.disconnectVolume(info.data, device);
@@ -176,15 +161,6 @@ function devSize(dev: string): number {
   return Number(execFileSync('blockdev', ['--getsize64', dev]).toString().trim());
 }
 
-function writeDev(dev: string, data: Buffer): void {
-  const fd = fs.openSync(dev, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, 0);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 async function create(size = 1): Promise<Volume> {
   const v = await backend.createVolume({ size, name: 'ftest-eseries' });
@@ -203,7 +179,7 @@ async function sizeOnHost(v: Volume, detach = true): Promise<number> {
 
 async function write(v: Volume, buf: Buffer): Promise<void> {
   const conn = v.localAttach ?? (await v.attach());
-  writeDev(conn.path!, buf);
+  writeSynced(conn.path!, buf);
   await v.detach();
 }
 

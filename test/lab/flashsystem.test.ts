@@ -9,10 +9,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, type Leftovers } from './fixtures/index.js';
+import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, readDirect, writeSynced, type Leftovers } from './fixtures/index.js';
 import { startFlashSystemSimulator, type FlashSystemSimulator } from '../../sims/flashsystem/index.js';
 import { createFlashSystemLioBacking, type FlashSystemLioBacking } from '../../sims/flashsystem/lio-backing.js';
 import { FlashSystemIscsiDriver } from '../../src/drivers/ibm-flashsystem/index.js';
@@ -42,19 +41,7 @@ function vol(sizeGiB = 1): DriverVolume {
   return { id, name: `volume-${id}`, size: sizeGiB };
 }
 
-function readDirect(dev: string, offset: number, length = 4096): Buffer {
-  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
-}
 
-function writeAt(path: string, data: Buffer, offset: number): void {
-  const fd = fs.openSync(path, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function readAt(path: string, offset: number, length = 4096): Buffer {
   const b = Buffer.alloc(length);
@@ -120,10 +107,10 @@ test('initialize connection -> attach -> data both ways -> detach -> terminate, 
     assert.match(device.path, /^\/dev\/sd[a-z]+$/);
     const file = backing.fileOf(sim.state.findVdisk(v.name)!.id);
     const data = randomBytes(4096);
-    writeAt(device.path, data, 1 << 20);
+    writeSynced(device.path, data, 1 << 20);
     assert.ok(readAt(file, 1 << 20).equals(data), 'data written to the device is in the vdisk file');
     const data2 = randomBytes(4096);
-    writeAt(file, data2, 2 << 20);
+    writeSynced(file, data2, 2 << 20);
     assert.ok(readDirect(device.path, 2 << 20).equals(data2), 'data written to the vdisk file reads back through the device');
   } finally {
     await c.disconnectVolume(info.data, device);
@@ -138,7 +125,7 @@ test('a FlashCopy clone holds the source data and attaches at its own LUN', asyn
   const src = vol(1);
   await driver.createVolume(src);
   const payload = randomBytes(4096);
-  writeAt(backing.fileOf(sim.state.findVdisk(src.name)!.id), payload, 0);
+  writeSynced(backing.fileOf(sim.state.findVdisk(src.name)!.id), payload, 0);
   const clone = vol(1);
   await driver.createClonedVolume(clone, src);
   const c = connectorFor(driver.connectorProtocol, { useMultipath: false, host });
@@ -211,7 +198,7 @@ test('two nodes in the I/O group give two portals: a multipath attach over both 
     try {
       assert.match(device.path, /^\/dev\/(dm-\d+|mapper\/)/, `multipath device, got ${device.path}`);
       const data = randomBytes(4096);
-      writeAt(device.path, data, 3 << 20);
+      writeSynced(device.path, data, 3 << 20);
       assert.ok(readAt(mpBacking.fileOf(mpSim.state.findVdisk(v.name)!.id), 3 << 20).equals(data));
     } finally {
       await c.disconnectVolume(info.data, device);

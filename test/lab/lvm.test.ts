@@ -30,6 +30,7 @@ import {
   run,
   LAB_INITIATOR_IQN,
   LAB_HOST_NQN,
+  writeSynced,
   type VolumeGroupFixture,
   type Leftovers,
 } from './fixtures/index.js';
@@ -133,15 +134,6 @@ function pattern(seed: string): Buffer {
   return Buffer.from(seed.repeat(Math.ceil(4096 / seed.length)).slice(0, 4096));
 }
 
-function writeDev(dev: string, data: Buffer, offset = 0): void {
-  const fd = fs.openSync(dev, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function readDev(dev: string, length = 4096, offset = 0): Buffer {
   return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
@@ -193,7 +185,7 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
       assert.ok(fs.existsSync(info.path), `device ${info.path} exists`);
       assert.equal(devSize(info.path), GiB);
       const data = pattern(`brick-${label}-`);
-      writeDev(info.path, data, 8192);
+      writeSynced(info.path, data, 8192);
       assert.ok(readDev(info.path, 4096, 8192).equals(data), 'data written reads back through the export');
       await d.extendVolume(v, 2);
       const bytes = await c.extendVolume(ci.data);
@@ -239,7 +231,7 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
 
   async function write(v: Volume, buf: Buffer, detach = true): Promise<void> {
     const conn = v.localAttach ?? (await v.attach());
-    writeDev(conn.path!, buf);
+    writeSynced(conn.path!, buf);
     if (detach) await v.detach();
   }
 
