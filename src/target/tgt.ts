@@ -28,6 +28,7 @@ import { connect } from 'node:net';
 import { BackendError, InvalidStateError, ProcessExecutionError } from '../errors.js';
 import type { ConnectionInfo, DriverContext, DriverVolume, ModelUpdate } from '../drivers/driver.js';
 import { hostPath } from '../host/context.js';
+import { delay } from '../host/retry.js';
 import type { ConnectorProperties } from '../initiator/properties.js';
 import type { TargetConfig } from './config.js';
 import {
@@ -47,6 +48,8 @@ import type { TargetHelper } from './helper.js';
 
 const LUN = 1;
 const TIMEOUT = 30_000;
+/** How long {@link TgtTarget.extendTarget} retries deleting a LUN that tgtd reports busy, in ms. */
+export const TGT_LUN_BUSY_MS = 15_000;
 
 /** One target as `tgtadm --op show --mode target` prints it. */
 export interface TgtTargetInfo {
@@ -136,6 +139,8 @@ export const TGT_OP_NEW = 0;
 export interface TgtOptions {
   /** Bound on the socket exchange with tgtd, ms. Default 10 000. */
   ipcTimeoutMs?: number;
+  /** How long extendTarget retries deleting a LUN tgtd reports busy, ms. Default {@link TGT_LUN_BUSY_MS}. */
+  lunBusyMs?: number;
 }
 
 /** The `tgtadm` target helper. */
@@ -145,6 +150,7 @@ export class TgtTarget implements TargetHelper {
   readonly connectorProtocol = 'ISCSI';
   private readonly mappings: MappingStore;
   private readonly ipcTimeoutMs: number;
+  private readonly lunBusyMs: number;
 
   constructor(
     private readonly cfg: TargetConfig,
@@ -153,6 +159,7 @@ export class TgtTarget implements TargetHelper {
   ) {
     this.mappings = new MappingStore(ctx.stateDir, 'tgtadm');
     this.ipcTimeoutMs = options.ipcTimeoutMs ?? 10_000;
+    this.lunBusyMs = options.lunBusyMs ?? TGT_LUN_BUSY_MS;
   }
 
   private iqn(volume: DriverVolume): string {
@@ -342,13 +349,45 @@ export class TgtTarget implements TargetHelper {
    * tgt reads a backing store's size only when the LUN is created, so the LUN is deleted and
    * added again (Cinder's `tgt-admin --update -f` does the same to the whole target): I/O in
    * flight is disrupted, and hosts see the new size after a rescan.
+   *
+   * tgtd refuses to delete a LUN while it has SCSI commands queued or executing
+   * (`tgt_device_destroy` in tgt's usr/target.c answers "this logical unit is still active").
+   * On an attached volume that is normal for a moment: udev's probes and multipathd's path
+   * checker read a device that has just appeared. The delete is therefore retried with back-off
+   * for up to `lunBusyMs` (default {@link TGT_LUN_BUSY_MS}; Cinder wraps its `tgt-admin --update` in `utils.retry`
+   * for the same reason).
+   * @throws {@link BackendError} (field `target_helper`) when the LUN stays busy that long
+   *   (sustained I/O on an attached volume; extend it detached, or pause the I/O)
+   * @throws {@link ProcessExecutionError} for any other tgtadm failure
    */
   async extendTarget(volume: DriverVolume, devicePath: string): Promise<void> {
     await this.lock(async () => {
       const t = await this.find(this.iqn(volume));
       if (!t || !t.luns.includes(LUN)) return;
-      await this.tgtadm(['--op', 'delete', '--mode', 'logicalunit', '--tid', String(t.tid), '--lun', String(LUN)]);
+      await this.deleteLun(t.tid, volume);
       await this.addLun(String(t.tid), volume, devicePath);
     });
+  }
+
+  private async deleteLun(tid: number, volume: DriverVolume): Promise<void> {
+    const argv = ['--op', 'delete', '--mode', 'logicalunit', '--tid', String(tid), '--lun', String(LUN)];
+    const deadline = Date.now() + this.lunBusyMs;
+    for (let wait = 20, tries = 1; ; wait = Math.min(wait * 2, 200), tries++) {
+      try {
+        await this.tgtadm(argv);
+        if (tries > 1) this.ctx.host.logger.info({ helper: 'tgtadm', tid, lun: LUN, tries }, 'tgtd released the busy LUN for re-creation');
+        return;
+      } catch (e) {
+        if (!(e instanceof ProcessExecutionError && /still active/i.test(e.stderr))) throw e;
+      }
+      if (Date.now() + wait > deadline) {
+        throw new BackendError(
+          `tgt kept LUN ${LUN} of target ${tid} (volume ${volume.id}) busy with SCSI commands for ${this.lunBusyMs / 1000} s (${tries} tries), ` +
+            'so it was not re-created at the new size: the LV has grown, but tgtd serves the old size until the LUN is re-created (the next extend does that; pause the I/O or detach first)',
+          { field: 'target_helper', details: { tid, lun: LUN, tries } },
+        );
+      }
+      await delay(wait);
+    }
   }
 }

@@ -17,7 +17,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { setTimeout as delay } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -343,14 +344,27 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
     assert.ok((await read(v)).equals(data));
   });
 
-  lt('extend detached (through a second handle) and attached (extend returns bytes)', async () => {
+  lt('extend detached (through a second handle) and attached while read (extend returns bytes)', async () => {
     const v = await create();
     assert.equal(await sizeOnHost(v), 1);
     const other = await backend.getVolume(v.id);
     await other.extend(2);
     assert.equal(v.size, 2);
     assert.equal(await sizeOnHost(v, false), 2);
-    const bytes = await v.extend(3);
+    // Online extend with I/O in flight: tgt refuses to re-create a LUN that has SCSI commands
+    // queued ("this logical unit is still active"), which udev's and multipathd's reads of a
+    // just-attached device also cause.
+    const reader = spawn('dd', [`if=${v.localAttach!.path!}`, 'of=/dev/null', 'bs=4k', 'count=262144', 'iflag=direct'], { stdio: 'ignore' });
+    const readerDone = new Promise((resolve) => reader.once('exit', resolve));
+    await delay(300);
+    let bytes: number;
+    try {
+      assert.equal(reader.exitCode, null, 'the reader is still reading when extend starts');
+      bytes = await v.extend(3);
+    } finally {
+      reader.kill('SIGKILL');
+      await readerDone;
+    }
     assert.equal(v.size, 3);
     assert.equal(bytes, 3 * GiB);
     assert.equal(await sizeOnHost(v), 3);

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { TgtTarget, parseTgtShow, parseTgtPortals, encodeTgtRequest } from '../../../src/target/tgt.js';
 import { parseTargetConfig } from '../../../src/target/config.js';
-import { InvalidStateError } from '../../../src/errors.js';
+import { BackendError, InvalidStateError, ProcessExecutionError } from '../../../src/errors.js';
 import type { DriverVolume } from '../../../src/drivers/driver.js';
 import type { ConnectorProperties } from '../../../src/initiator/properties.js';
 import { makeHostRoot } from './kernel.js';
@@ -114,7 +114,13 @@ function fakeTgtd(t: TestContext) {
     targets.get(Number(arg(argv, '--tid')))!.luns.set(Number(arg(argv, '--lun')), arg(argv, '--backing-store'));
     return {};
   });
+  // tgtd's tgt_device_destroy refuses while SCSI commands are queued or executing on the LU.
+  const state = { lunBusyFor: 0 };
   t.exec.on(['tgtadm', '--lld', 'iscsi', '--op', 'delete', '--mode', 'logicalunit'], (argv) => {
+    if (state.lunBusyFor > 0) {
+      state.lunBusyFor--;
+      return { exitCode: 22, stderr: 'tgtadm: this logical unit is still active\n' };
+    }
     targets.get(Number(arg(argv, '--tid')))!.luns.delete(Number(arg(argv, '--lun')));
     return {};
   });
@@ -142,7 +148,7 @@ function fakeTgtd(t: TestContext) {
     x.acls = x.acls.filter((a) => a !== arg(argv, '--initiator-name'));
     return {};
   });
-  return { targets, accounts, portals };
+  return { targets, accounts, portals, state };
 }
 
 /** A fake tgtd management socket: decodes `struct tgtadm_req` + params and answers `struct tgtadm_rsp`. */
@@ -311,5 +317,38 @@ describe('tgt target helper', () => {
     assert.ok(cmds.includes('tgtadm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1'));
     assert.ok(cmds.includes(`tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 --backing-store ${DEV}`));
     assert.equal(d.targets.get(1)!.luns.get(1), DEV);
+  });
+
+  test('extendTarget retries a LUN tgtd reports busy (commands in flight) and then re-creates it', async () => {
+    const d = fakeTgtd(t);
+    server = await fakeIpc(root, d.accounts, []);
+    const tgt = new TgtTarget(parseTargetConfig({ target_helper: 'tgtadm' }), t.ctx);
+    const v = { ...volume, ...(await tgt.createExport(volume, DEV)) };
+    d.state.lunBusyFor = 3;
+    const n = t.exec.calls.length;
+    await tgt.extendTarget(v, DEV);
+    const cmds = t.exec.commands().slice(n);
+    assert.equal(cmds.filter((c) => c === 'tgtadm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1').length, 4);
+    assert.equal(d.targets.get(1)!.luns.get(1), DEV);
+  });
+
+  test('extendTarget gives up on a LUN that stays busy with a BackendError naming target_helper; other tgtadm errors are not retried', async () => {
+    const d = fakeTgtd(t);
+    server = await fakeIpc(root, d.accounts, []);
+    const tgt = new TgtTarget(parseTargetConfig({ target_helper: 'tgtadm' }), t.ctx, { lunBusyMs: 150 });
+    const v = { ...volume, ...(await tgt.createExport(volume, DEV)) };
+    d.state.lunBusyFor = 1_000;
+    await assert.rejects(tgt.extendTarget(v, DEV), (e: unknown) => {
+      assert.ok(e instanceof BackendError);
+      assert.equal(e.field, 'target_helper');
+      assert.match(e.message, /busy with SCSI commands/);
+      return true;
+    });
+    assert.equal(d.targets.get(1)!.luns.get(1), DEV, 'the LUN is still there when the delete never went through');
+    d.state.lunBusyFor = 0;
+    t.exec.on(['tgtadm', '--lld', 'iscsi', '--op', 'delete', '--mode', 'logicalunit'], { exitCode: 22, stderr: 'tgtadm: invalid request\n' });
+    const n = t.exec.calls.length;
+    await assert.rejects(tgt.extendTarget(v, DEV), ProcessExecutionError);
+    assert.equal(t.exec.commands().slice(n).filter((c) => c.includes('--op delete --mode logicalunit')).length, 1);
   });
 });
