@@ -4,8 +4,18 @@
  * installed, beside os-brick's ISCSIConnector on the same LIO target in the same VM.
  *
  * Scenarios: one LUN single path, one LUN multipath (two portals), eight LUNs of one target at
- * once with multipath. Each is run once to warm up, then `BENCH_REPS` times (default 3); the
- * median is printed. Run with `node dist/tools/lab/cli.js bench dist/bench/iscsi.js`.
+ * once with multipath. Each is run once to warm up, then `BENCH_REPS` times (default 3) with the
+ * disconnect right after the connect, and `BENCH_REPS` times with the disconnect after
+ * `udevadm settle` (and, for Brick, after its paths still joining have joined). The median is
+ * printed; connect medians take both kinds of run. Every run (Brick, raw floor, os-brick) starts
+ * after `udevadm settle`, so no run pays for the previous run's udev backlog. Run with
+ * `node dist/tools/lab/cli.js bench dist/bench/iscsi.js`; `BENCH_LOG=1` writes Brick's debug
+ * log (each command with its duration) to `bench-log.jsonl` in the results directory.
+ *
+ * Why two disconnect figures: a disconnect right after a fast connect shares the VM's two
+ * emulated CPUs with udev, which is still working through the new devices (rules, blkid,
+ * multipath -u), so it measures that backlog as much as the disconnect. A volume detached
+ * minutes after its attach meets a settled host; the settled figure is that case.
  *
  * Goals (issue 4): multipath connect <= 1/3 of os-brick's, eight concurrent multipath connects
  * >= 4x faster than os-brick's, and within 1.5x of the raw floor.
@@ -21,6 +31,7 @@ import { listSessions, parsePortal } from '../src/host/iscsiadm.js';
 import { scsiDevicesUnder } from '../src/host/scsi.js';
 import { mapForWwid, flushMap } from '../src/host/multipath.js';
 import { waitFor } from '../src/host/retry.js';
+import { createLogger } from '../src/log.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
@@ -30,6 +41,8 @@ type Props = Record<string, unknown>;
 interface Timing {
   connectMs: number;
   disconnectMs: number;
+  /** The disconnect started after `udevadm settle` (not timed). */
+  settled?: boolean;
 }
 
 function median(xs: number[]): number {
@@ -43,18 +56,30 @@ function props(t: LioTarget, lun: number, multipath: boolean): Props {
   return p;
 }
 
-async function brick(list: Props[], multipath: boolean): Promise<Timing> {
-  const c = connectorFor('ISCSI', { useMultipath: multipath });
+/** Let udev finish with every event queued so far (not timed). */
+async function settle(): Promise<void> {
+  await run(['udevadm', 'settle', '--timeout=120'], { timeoutMs: 130_000, checkExitCode: false });
+}
+
+/** With `BENCH_LOG=1`, Brick's debug log (every command with its duration) goes to `$LAB_OUT/bench-log.jsonl`. */
+const benchLogger = process.env.BENCH_LOG === '1' && process.env.LAB_OUT ? createLogger({ level: 'debug', destination: fs.createWriteStream(join(process.env.LAB_OUT, 'bench-log.jsonl')) }) : undefined;
+
+async function brick(list: Props[], multipath: boolean, settled: boolean): Promise<Timing> {
+  const c = connectorFor('ISCSI', { useMultipath: multipath, ...(benchLogger ? { host: { logger: benchLogger } } : {}) });
   const t0 = performance.now();
   const infos: DeviceInfo[] = await Promise.all(list.map((p) => c.connectVolume(p)));
+  const connectMs = performance.now() - t0;
+  if (settled) {
+    await (c as { settled?: () => Promise<void> }).settled?.();
+    await settle();
+  }
   const t1 = performance.now();
   await Promise.all(list.map((p, i) => c.disconnectVolume(p, infos[i]!)));
-  const t2 = performance.now();
-  return { connectMs: t1 - t0, disconnectMs: t2 - t1 };
+  return { connectMs, disconnectMs: performance.now() - t1, settled };
 }
 
 /** The raw floor: node records, parallel logins (automatic scan), wait for the devices (or maps); then a plain teardown. */
-async function raw(t: LioTarget, luns: number[], multipath: boolean): Promise<Timing> {
+async function raw(t: LioTarget, luns: number[], multipath: boolean, settled: boolean): Promise<Timing> {
   const portals = multipath ? t.portals : [t.portals[0]!];
   const t0 = performance.now();
   await Promise.all(
@@ -76,6 +101,8 @@ async function raw(t: LioTarget, luns: number[], multipath: boolean): Promise<Ti
       { timeoutMs: 60_000, intervalMs: 20, description: 'raw devices' },
     );
   }
+  const connectMs = performance.now() - t0;
+  if (settled) await settle();
   const t1 = performance.now();
   for (const l of luns) {
     const m = await mapForWwid(ctx, t.luns[l]!.wwn);
@@ -95,11 +122,11 @@ async function raw(t: LioTarget, luns: number[], multipath: boolean): Promise<Ti
       if (m) await run(['dmsetup', 'remove', '--force', m.name], { checkExitCode: false });
     }
   });
-  return { connectMs: t1 - t0, disconnectMs: t2 - t1 };
+  return { connectMs, disconnectMs: t2 - t1, settled };
 }
 
 const PY = String.raw`
-import json, sys, time, threading
+import json, subprocess, sys, time, threading
 from oslo_config import cfg
 import os_brick
 from os_brick.initiator import connector
@@ -108,7 +135,8 @@ conf([], project='brick-bench')
 conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
 os_brick.setup(conf)
 jobs = json.load(sys.stdin)
-def cycle(c, props):
+def cycle(c, props, settled):
+    subprocess.run(['udevadm', 'settle', '--timeout=120'], check=False)
     devs = [None] * len(props)
     errs = []
     def attach(i):
@@ -124,18 +152,21 @@ def cycle(c, props):
     t0 = time.monotonic()
     ts = [threading.Thread(target=attach, args=(i,)) for i in range(len(props))]
     [t.start() for t in ts]; [t.join() for t in ts]
+    t_conn = time.monotonic()
+    if settled:
+        subprocess.run(['udevadm', 'settle', '--timeout=120'], check=False)
     t1 = time.monotonic()
     ts = [threading.Thread(target=detach, args=(i,)) for i in range(len(props))]
     [t.start() for t in ts]; [t.join() for t in ts]
     t2 = time.monotonic()
-    return {'connectMs': (t1 - t0) * 1000, 'disconnectMs': (t2 - t1) * 1000, 'errors': errs}
+    return {'connectMs': (t_conn - t0) * 1000, 'disconnectMs': (t2 - t1) * 1000, 'settled': settled, 'errors': errs}
 first = True
 for job in jobs:
     c = connector.InitiatorConnector.factory('ISCSI', 'sudo', use_multipath=job['multipath'], device_scan_attempts=3)
     if first:
-        cycle(c, job['props'])  # warm-up: starts the privsep daemon
+        cycle(c, job['props'], False)  # warm-up: starts the privsep daemon
         first = False
-    out = [cycle(c, job['props']) for _ in range(job['reps'])]
+    out = [cycle(c, job['props'], s) for s in (False, True) for _ in range(job['reps'])]
     print('RESULT ' + json.dumps({'name': job['name'], 'runs': out}), flush=True)
 `;
 
@@ -157,21 +188,29 @@ async function osBrick(jobs: { name: string; props: Props[]; multipath: boolean;
   return out;
 }
 
-async function series(fn: () => Promise<Timing>): Promise<Timing[]> {
-  await fn(); // warm-up
+/** One warm-up, then `REPS` runs of each kind; every run starts on a host where udev has settled. */
+async function series(fn: (settled: boolean) => Promise<Timing>): Promise<Timing[]> {
+  await fn(false); // warm-up
   const out: Timing[] = [];
-  for (let i = 0; i < REPS; i++) out.push(await fn());
+  for (const settled of [false, true]) {
+    for (let i = 0; i < REPS; i++) {
+      await settle();
+      out.push(await fn(settled));
+    }
+  }
   return out;
 }
 
+/** Median disconnect of the runs that did (settled) or did not settle first. */
+const disc = (xs: Timing[] | undefined, settled: boolean): number | undefined => (xs ? median(xs.filter((x) => (x.settled ?? false) === settled).map((x) => x.disconnectMs)) : undefined);
+
 function rowLine(row: { name: string; brick: Timing[]; raw: Timing[]; os?: Timing[] }): string {
   const bc = median(row.brick.map((x) => x.connectMs));
-  const bd = median(row.brick.map((x) => x.disconnectMs));
   const rc = median(row.raw.map((x) => x.connectMs));
-  const rd = median(row.raw.map((x) => x.disconnectMs));
   const oc = row.os ? median(row.os.map((x) => x.connectMs)) : undefined;
-  const od = row.os ? median(row.os.map((x) => x.disconnectMs)) : undefined;
-  return `| ${row.name} | ${fmt(bc)} | ${fmt(bd)} | ${fmt(rc)} | ${fmt(rd)} | ${fmt(oc)} | ${fmt(od)} | ${ratio(bc, rc)} | ${ratio(oc, bc)} | ${ratio(od, bd)} |`;
+  const [bd, rd, od] = [disc(row.brick, false), disc(row.raw, false), disc(row.os, false)];
+  const [bs, rs, os] = [disc(row.brick, true), disc(row.raw, true), disc(row.os, true)];
+  return `| ${row.name} | ${fmt(bc)} | ${fmt(bd)} / ${fmt(bs)} | ${fmt(rc)} | ${fmt(rd)} / ${fmt(rs)} | ${fmt(oc)} | ${fmt(od)} / ${fmt(os)} | ${ratio(bc, rc)} | ${ratio(bs, rs)} | ${ratio(oc, bc)} | ${ratio(od, bd)} / ${ratio(os, bs)} |`;
 }
 
 const fmt = (ms: number | undefined): string => (ms === undefined || Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(2)} s`);
@@ -196,10 +235,10 @@ async function main(): Promise<void> {
       let b: Timing[] = [];
       let r: Timing[] = [];
       try {
-        b = await series(() => brick(list, s.mp));
+        b = await series((settled) => brick(list, s.mp, settled));
         await assertNoLeftovers(undefined, { timeoutMs: 30_000 });
         process.stdout.write(`bench: ${s.name}: raw floor...\n`);
-        r = await series(() => raw(s.t, s.luns, s.mp));
+        r = await series((settled) => raw(s.t, s.luns, s.mp, settled));
       } catch (err) {
         process.stdout.write(`bench: ${s.name} FAILED: ${(err as Error).message}\n`);
         const c = connectorFor('ISCSI', { useMultipath: s.mp });
@@ -222,8 +261,9 @@ async function main(): Promise<void> {
   }
   const lines: string[] = [];
   lines.push(`iSCSI connector latency in the lab VM (QEMU TCG), median of ${REPS} after one warm-up; os-brick ${fs.existsSync(OS_BRICK) ? 'present' : 'absent'}`);
-  lines.push('| scenario | brick connect | brick disconnect | raw floor connect | raw floor disconnect | os-brick connect | os-brick disconnect | brick/raw (connect) | os-brick/brick (connect) | os-brick/brick (disconnect) |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('disconnect columns: right after the connect / after udevadm settle');
+  lines.push('| scenario | brick connect | brick disconnect | raw floor connect | raw floor disconnect | os-brick connect | os-brick disconnect | brick/raw (connect) | brick/raw (settled disconnect) | os-brick/brick (connect) | os-brick/brick (disconnect) |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
   const summary: Record<string, unknown> = {};
   for (const row of rows) {
     lines.push(rowLine(row));
@@ -236,6 +276,8 @@ async function main(): Promise<void> {
   lines.push(`goal: multipath connect <= 1/3 of os-brick: ${mp && m(mp.os) !== undefined ? `${ratio(m(mp.brick), m(mp.os))} of os-brick -> ${m(mp.brick)! <= m(mp.os)! / 3 ? 'MET' : 'NOT MET'}` : 'os-brick not measured'}`);
   lines.push(`goal: 8 concurrent multipath connects >= 4x faster than os-brick: ${eight && m(eight.os) !== undefined ? `${ratio(m(eight.os), m(eight.brick))} -> ${m(eight.os)! >= 4 * m(eight.brick)! ? 'MET' : 'NOT MET'}` : 'os-brick not measured'}`);
   lines.push(`goal: within 1.5x of the raw floor: ${rows.map((r) => `${r.name} ${ratio(m(r.brick), m(r.raw))}`).join('; ')}`);
+  lines.push(`disconnect / raw floor disconnect, right after connect: ${rows.map((r) => `${r.name} ${ratio(disc(r.brick, false), disc(r.raw, false))}`).join('; ')}`);
+  lines.push(`disconnect / raw floor disconnect, settled: ${rows.map((r) => `${r.name} ${ratio(disc(r.brick, true), disc(r.raw, true))}`).join('; ')}`);
   process.stdout.write(`\n${lines.join('\n')}\n`);
   const outDir = process.env.LAB_OUT;
   if (outDir) fs.writeFileSync(join(outDir, 'iscsi-bench.json'), JSON.stringify({ reps: REPS, rows: summary, table: lines }, null, 2));
