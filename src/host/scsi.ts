@@ -243,22 +243,62 @@ export async function flushDevice(ctx: HostContext, path: string, options: Flush
 }
 
 /**
- * Remove SCSI device `name` from the kernel (write `1` to `/sys/block/NAME/device/delete`,
- * os-brick `remove_scsi_device`). The kernel flushes the disk's cache on the way out. A device
- * that is already gone is not an error. A `blocked` device is refused unless `force` (deleting
- * a blocked device can hang the caller on old kernels; gobrick does the same).
+ * A block device to remove: its kernel name (`sdb`), or the name pinned to the SCSI address
+ * (H:C:T:L) it had when it was found. The kernel gives a freed name to the next disk it probes,
+ * often within milliseconds on a busy host (another volume's path joining in the background), so
+ * a bare name can come to mean somebody else's disk between finding a device and waiting for it
+ * to go. A pinned device whose name now sits at another address counts as gone and is never
+ * touched; prefer pinned devices wherever the address is known.
+ */
+export type RemovableDevice = string | { name: string; hctl: Hctl };
+
+/** The kernel name of a {@link RemovableDevice}. */
+export function removableName(d: RemovableDevice): string {
+  return typeof d === 'string' ? d : d.name;
+}
+
+/**
+ * Pin block device `name` to its current SCSI address (`/sys/block/NAME/device` points at
+ * `.../H:C:T:L`). A name that is not a SCSI disk (or already gone) stays a bare name.
+ */
+export async function pinDevice(ctx: HostContext, name: string): Promise<RemovableDevice> {
+  const link = await readLink(ctx, `/sys/block/${name}/device`);
+  const hctl = link ? parseHctl(basename(link)) : undefined;
+  return hctl ? { name, hctl } : name;
+}
+
+/** Whether `d` still exists: `/sys/block/NAME` for a bare name, `/sys/bus/scsi/devices/H:C:T:L/block/NAME` for a pinned one. */
+export async function devicePresent(ctx: HostContext, d: RemovableDevice): Promise<boolean> {
+  if (typeof d === 'string') return pathExists(ctx, `/sys/block/${d}`);
+  return pathExists(ctx, `/sys/bus/scsi/devices/${formatHctl(d.hctl)}/block/${d.name}`);
+}
+
+/**
+ * Remove SCSI device `d` from the kernel (write `1` to its `delete` attribute, os-brick
+ * `remove_scsi_device`): `/sys/bus/scsi/devices/H:C:T:L/delete` for a pinned device, which can
+ * only ever remove that address, else `/sys/block/NAME/device/delete`. The kernel flushes the
+ * disk's cache on the way out. A device that is already gone (for a pinned one: its name now
+ * belongs to a disk at another address) is not an error and nothing is written. A `blocked`
+ * device is refused unless `force` (deleting a blocked device can hang the caller on old
+ * kernels; gobrick does the same).
  * @throws {@link BrickError} when the device is blocked (without force) or the kernel refuses
  */
-export async function deleteDevice(ctx: HostContext, name: string, options: { force?: boolean } = {}): Promise<void> {
-  if (!(await pathExists(ctx, `/sys/block/${name}/device/delete`))) return;
-  if (!options.force && (await deviceState(ctx, name)) === 'blocked') {
+export async function deleteDevice(ctx: HostContext, d: RemovableDevice, options: { force?: boolean } = {}): Promise<void> {
+  const name = removableName(d);
+  const dir = typeof d === 'string' ? `/sys/block/${name}/device` : `/sys/bus/scsi/devices/${formatHctl(d.hctl)}`;
+  if (typeof d !== 'string' && !(await devicePresent(ctx, d))) {
+    ctx.logger.debug({ device: name, hctl: formatHctl(d.hctl) }, 'scsi: device already gone (its name may belong to another disk now)');
+    return;
+  }
+  if (!(await pathExists(ctx, `${dir}/delete`))) return;
+  if (!options.force && (await readAttr(ctx, `${dir}/state`)) === 'blocked') {
     throw new BrickError(`SCSI device ${name} is blocked; not deleting it without force`, 'INVALID_STATE', { details: { device: name } });
   }
-  ctx.logger.debug({ device: name }, 'scsi: deleting device');
+  ctx.logger.debug({ device: name, ...(typeof d === 'string' ? {} : { hctl: formatHctl(d.hctl) }) }, 'scsi: deleting device');
   try {
-    await writeAttr(ctx, `/sys/block/${name}/device/delete`, '1');
+    await writeAttr(ctx, `${dir}/delete`, '1');
   } catch (err) {
-    if (await pathExists(ctx, `/sys/block/${name}`)) throw err;
+    if (await devicePresent(ctx, d)) throw err;
   }
 }
 
@@ -279,25 +319,28 @@ export async function deleteScsiDevice(ctx: HostContext, hctl: Hctl): Promise<vo
 }
 
 /**
- * Wait until every block device in `names` has left sysfs (`/sys/block/NAME` gone), polling
- * with a deadline (os-brick `wait_for_volumes_removal`, 30 s).
- * @throws {@link VolumePathNotRemovedError} naming the devices still present
+ * Wait until every device in `devices` has left sysfs, polling with a deadline (os-brick
+ * `wait_for_volumes_removal`, 30 s). A bare name is gone when `/sys/block/NAME` is; a pinned
+ * device is gone when its address no longer holds that name, so a name the kernel has already
+ * handed to a new disk does not keep the wait going (see {@link RemovableDevice}).
+ * @throws {@link VolumePathNotRemovedError} naming the devices still present (`details.devices`)
  */
-export async function waitForRemoval(ctx: HostContext, names: readonly string[], timeoutMs = 30_000): Promise<void> {
-  if (names.length === 0) return;
-  let left: string[] = [...names];
+export async function waitForRemoval(ctx: HostContext, devices: readonly RemovableDevice[], timeoutMs = 30_000): Promise<void> {
+  if (devices.length === 0) return;
+  let left: RemovableDevice[] = [...devices];
   try {
     await waitFor(
       async () => {
-        const still: string[] = [];
-        for (const n of left) if (await pathExists(ctx, `/sys/block/${n}`)) still.push(n);
+        const still: RemovableDevice[] = [];
+        for (const d of left) if (await devicePresent(ctx, d)) still.push(d);
         left = still;
         return still.length === 0;
       },
-      { timeoutMs, description: `removal of ${names.join(', ')}` },
+      { timeoutMs, description: `removal of ${devices.map(removableName).join(', ')}` },
     );
   } catch {
-    throw new VolumePathNotRemovedError(`devices still present after ${timeoutMs} ms: ${left.join(', ')}`, { details: { devices: left } });
+    const names = left.map(removableName);
+    throw new VolumePathNotRemovedError(`devices still present after ${timeoutMs} ms: ${names.join(', ')}`, { details: { devices: names } });
   }
 }
 
@@ -313,9 +356,14 @@ export async function rescanDevice(ctx: HostContext, name: string): Promise<numb
   return size;
 }
 
-/** Unlink `/dev/disk/by-id/scsi-*` / `wwn-*` links still pointing at removed devices (os-brick `_remove_scsi_symlinks`); never throws. */
-export async function removeStaleByIdLinks(ctx: HostContext, names: readonly string[]): Promise<string[]> {
+/**
+ * Unlink `/dev/disk/by-id/scsi-*` / `wwn-*` links still pointing at removed devices (os-brick
+ * `_remove_scsi_symlinks`); never throws. A link whose name is held by a disk again is left to
+ * udev, which rewrites links when it handles the new disk.
+ */
+export async function removeStaleByIdLinks(ctx: HostContext, devices: readonly RemovableDevice[]): Promise<string[]> {
   const removed: string[] = [];
+  const names = devices.map(removableName);
   if (names.length === 0) return removed;
   for (const l of await listDir(ctx, '/dev/disk/by-id')) {
     if (!l.startsWith('scsi-') && !l.startsWith('wwn-')) continue;

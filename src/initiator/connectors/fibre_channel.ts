@@ -32,7 +32,7 @@ import type { HostContext } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import { pathExists, resolvePath } from '../../host/sysfs.js';
-import { deleteDevice, deviceWwid, flushDevice, lunForAddressing, removeStaleByIdLinks, rescanDevice, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
+import { deleteDevice, deviceWwid, flushDevice, lunForAddressing, pinDevice, type RemovableDevice, removeStaleByIdLinks, rescanDevice, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
 import { flushMap, mapForDevice, mapForPath, removeMap, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
 import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba } from '../../host/fc.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -208,7 +208,9 @@ export class FibreChannelConnector implements Connector {
     }
     const cleanup = async (ps: FcPath[]) => {
       for (const p of ps) {
-        if (p.device && !before.has(p.device)) await deleteDevice(this.host, p.device, { force: true }).catch(() => undefined);
+        if (p.device && !before.has(p.device)) {
+          await deleteDevice(this.host, { name: p.device, hctl: { host: p.hba.host, channel: p.channel, target: p.target, lun: p.lun } }, { force: true }).catch(() => undefined);
+        }
       }
     };
     if (paths.length === 0) {
@@ -278,6 +280,9 @@ export class FibreChannelConnector implements Connector {
         if (m) maps.set(m.name, m);
       }
       for (const m of maps.values()) for (const p of m.paths) if (/^sd[a-z]+$/.test(p)) devices.add(p);
+      // Pinned to their H:C:T:L before anything is removed: a freed name can go to another disk at once.
+      const pinned = new Map<string, RemovableDevice>();
+      for (const d of devices) pinned.set(d, await pinDevice(this.host, d));
       for (const m of maps.values()) {
         try {
           await flushMap(this.host, m.name);
@@ -305,17 +310,17 @@ export class FibreChannelConnector implements Connector {
           }
         }
         try {
-          await deleteDevice(this.host, d, { force: options.force ?? false });
+          await deleteDevice(this.host, pinned.get(d)!, { force: options.force ?? false });
         } catch (e) {
           errors.push(`delete ${d}: ${(e as Error).message}`);
         }
       }
       try {
-        await waitForRemoval(this.host, [...devices], this.timings.removalWaitMs);
+        await waitForRemoval(this.host, [...pinned.values()], this.timings.removalWaitMs);
       } catch (e) {
         errors.push((e as Error).message);
       }
-      await removeStaleByIdLinks(this.host, [...devices]);
+      await removeStaleByIdLinks(this.host, [...pinned.values()]);
       return this.finish(errors, options);
     });
   }

@@ -57,7 +57,7 @@ import {
   type NodeSettings,
   type Portal,
 } from '../../host/iscsiadm.js';
-import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
+import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, type RemovableDevice, removableName, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
 import { addPath, addWwid, createMap, flushMap, mapForDevice, mapForPath, mapForWwid, multipathdPresent, removeMap, resizeMap, type MultipathMap } from '../../host/multipath.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -238,6 +238,8 @@ interface PathState {
   preexisting: boolean;
   session?: IscsiSession;
   device?: string;
+  /** Where `device` sits (H:C:T:L below the session): pins the name for removal. */
+  hctl?: Hctl;
   error?: unknown;
   done: boolean;
   /** A portal's lock holder has picked this path for its scan. */
@@ -508,13 +510,15 @@ export class IscsiConnector implements Connector {
     const t = st.target;
     for (let attempt = 1; ; attempt++) {
       try {
-        st.device = await waitFor(
+        const found = await waitFor(
           async () => {
             if (signal.aborted) return undefined;
-            return (await scsiDevicesUnder(this.host, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun && d.device)?.device;
+            return (await scsiDevicesUnder(this.host, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun && d.device);
           },
           { timeoutMs: (attempt + 1) ** 2 * this.rescanBaseMs, intervalMs: 20, maxIntervalMs: 250, description: `LUN ${t.lun} of ${t.iqn} at ${t.portal.text}`, signal },
         );
+        st.device = found.device;
+        st.hctl = found.hctl;
         return;
       } catch (err) {
         if (signal.aborted || attempt >= this.scanAttempts) {
@@ -789,14 +793,16 @@ export class IscsiConnector implements Connector {
    */
   private async cleanupPaths(paths: PathState[], wwid: string | undefined): Promise<void> {
     const ctx = this.host;
-    const ours = paths.filter((s) => s.device && !s.preexisting).map((s) => s.device!);
+    const mine = paths.filter((s) => s.device && !s.preexisting);
+    const ours = mine.map((s) => s.device!);
+    const pinned: RemovableDevice[] = mine.map((s) => (s.hctl ? { name: s.device!, hctl: s.hctl } : s.device!));
     try {
       const map = wwid ? await mapForWwid(ctx, wwid) : ours[0] ? await mapForDevice(ctx, ours[0]) : undefined;
       if (map && map.paths.every((d) => ours.includes(d))) {
         await flushMap(ctx, map.name, { attempts: 1, timeoutMs: 30_000 }).catch(() => removeMap(ctx, map.name));
       }
-      for (const d of ours) await deleteDevice(ctx, d, { force: true }).catch((e: unknown) => ctx.logger.warn({ device: d, error: (e as Error).message }, 'iscsi: cleanup could not delete device'));
-      await waitForRemoval(ctx, ours).catch((e: unknown) => ctx.logger.warn({ error: (e as Error).message }, 'iscsi: cleanup: devices linger'));
+      for (const d of pinned) await deleteDevice(ctx, d, { force: true }).catch((e: unknown) => ctx.logger.warn({ device: removableName(d), error: (e as Error).message }, 'iscsi: cleanup could not delete device'));
+      await waitForRemoval(ctx, pinned).catch((e: unknown) => ctx.logger.warn({ error: (e as Error).message }, 'iscsi: cleanup: devices linger'));
     } catch (err) {
       ctx.logger.warn({ error: (err as Error).message }, 'iscsi: cleanup of devices failed');
     }
@@ -876,6 +882,9 @@ export class IscsiConnector implements Connector {
       const targets = await this.knownTargets(p);
       const scsi = await this.lunScsiDevices(targets);
       const devices = scsi.filter((f) => f.device).map((f) => f.device!);
+      // Pinned to their H:C:T:L: once one is deleted the kernel may give its name to another
+      // volume's new path at once, and that disk must neither be deleted nor waited for.
+      const pinned: RemovableDevice[] = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
       const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
       let map: MultipathMap | undefined;
       if (deviceInfo?.path && /\/dm-\d+$/.test(deviceInfo.path)) map = await mapForPath(ctx, deviceInfo.path);
@@ -904,7 +913,7 @@ export class IscsiConnector implements Connector {
           }
         }
       }
-      for (const d of devices) {
+      for (const d of pinned) {
         try {
           await deleteDevice(ctx, d, { force });
         } catch (err) {
@@ -920,11 +929,11 @@ export class IscsiConnector implements Connector {
         }
       }
       try {
-        await waitForRemoval(ctx, devices);
+        await waitForRemoval(ctx, pinned);
       } catch (err) {
         errors.push(err);
       }
-      await removeStaleByIdLinks(ctx, devices);
+      await removeStaleByIdLinks(ctx, pinned);
       // A map still there now has no paths (multipathd may have made it again from a late path
       // event): removing it and logging out are independent, so they run side by side. Portals
       // are independent too (one lock each): their logouts run in parallel.

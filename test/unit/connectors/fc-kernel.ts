@@ -58,6 +58,12 @@ export class FcKernel {
       this.removeDisk(/\/sys\/block\/(sd[a-z]+)\//.exec(argv[2]!)![1]!);
       return {};
     });
+    // The same attribute reached through the SCSI address, as pinned devices are deleted.
+    this.ex.on((a) => a[0] === 'tee' && a[1] === '-a' && /^\/sys\/bus\/scsi\/devices\/[\d:]+\/delete$/.test(a[2]!), (argv) => {
+      const blk = this.p(`${dirname(argv[2]!)}/block`);
+      if (fs.existsSync(blk)) for (const name of fs.readdirSync(blk)) this.removeDisk(name);
+      return {};
+    });
     this.ex.on((a) => a[0] === 'tee' && a[1] === '-a' && /\/device\/rescan$/.test(a[2]!), (argv) => {
       const name = /\/sys\/block\/(sd[a-z]+)\//.exec(argv[2]!)![1]!;
       const lun = this.lunOfDisk(name);

@@ -508,6 +508,38 @@ test('disconnect: flush the map, delete the devices, log out only when no other 
   }
 });
 
+test('disconnect: a deleted path whose name the kernel gives at once to another LUN\'s new disk counts as gone, and that disk is left alone', async () => {
+  const k = kernel();
+  try {
+    k.reuseNames = true;
+    const c = make(k, true);
+    const a = await c.connectVolume(multi(0));
+    await c.settled();
+    const lun0 = k.sessions.map((s) => k.sessionDisks(s).find((d) => d.lun === 0)!.disk!);
+    assert.equal(lun0.length, 2, 'LUN 0 has a path through each portal');
+    // The kernel frees an sd name with its disk and hands it to the next disk it probes: here
+    // LUN 1's path through the second portal, joining for another volume while LUN 0 detaches.
+    let reused: { freed: string; name: string; hctl: string } | undefined;
+    k.onDiskRemoved = (disk) => {
+      if (reused) return;
+      const s = k.sessions.find((x) => x.portal === P2)!;
+      reused = { freed: disk, name: k.addDisk(s, 1)!, hctl: `${s.host}:0:0:1` };
+    };
+    const started = Date.now();
+    await c.disconnectVolume(multi(0), a);
+    assert.ok(Date.now() - started < 5_000, `disconnect did not wait for the reused name (${Date.now() - started} ms)`);
+    assert.ok(reused, 'a disk was added during the disconnect');
+    assert.equal(reused.name, reused.freed, 'the freed name went to the new disk');
+    assert.ok(lun0.includes(reused.name));
+    assert.ok(fs.existsSync(k.p(`/sys/bus/scsi/devices/${reused.hctl}/block/${reused.name}`)), `LUN 1's disk ${reused.name} is still there`);
+    assert.ok(fs.existsSync(k.p(`/dev/${reused.name}`)));
+    for (const s of k.sessions) assert.ok(!k.sessionDisks(s).some((d) => d.lun === 0), 'LUN 0 is gone from every session');
+    assert.deepEqual(k.sessions.map((s) => [s.portal, k.sessionDisks(s).map((d) => d.lun)]), [[P2, [1]]], 'the session carrying LUN 1 stays; the empty one is logged out');
+  } finally {
+    k.dispose();
+  }
+});
+
 test('disconnect of something already gone succeeds', async () => {
   const k = kernel();
   try {

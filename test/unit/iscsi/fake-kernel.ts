@@ -72,6 +72,13 @@ export class FakeKernel {
   private nextSession = 1;
   private nextHost = 2;
   private nextDisk = 1;
+  /**
+   * Give a new disk the lowest free `sdX` name, as the kernel's sd driver does (its index is
+   * freed when a disk goes), instead of always a fresh one.
+   */
+  reuseNames = false;
+  /** Called after a disk has been removed (the kernel's reaction to a `delete` write). */
+  onDiskRemoved?: (disk: string) => void;
   private nextDm = 0;
   private readonly scanCount = new Map<string, number>();
   /** How much of each host's `scan` file has been handled, in characters. */
@@ -205,7 +212,16 @@ export class FakeKernel {
     this.write(`${ddir}/rescan`, '');
     this.link(`/sys/bus/scsi/devices/${hctl}`, ddir);
     if (!withBlock) return undefined;
-    const name = `sd${String.fromCharCode(97 + this.nextDisk++)}`;
+    let name = `sd${String.fromCharCode(97 + this.nextDisk++)}`;
+    if (this.reuseNames) {
+      for (let i = 0; ; i++) {
+        const n = `sd${String.fromCharCode(97 + i)}`;
+        if (!fs.existsSync(this.p(`/sys/block/${n}`))) {
+          name = n;
+          break;
+        }
+      }
+    }
     const bdir = `${ddir}/block/${name}`;
     this.write(`${bdir}/size`, `${l.sizeBytes / 512}\n`);
     this.write(`${bdir}/dev`, `8:${(this.nextDisk - 1) * 16}\n`);
@@ -284,6 +300,7 @@ export class FakeKernel {
         if (fs.readlinkSync(this.p(`${dir}/${l}`)).endsWith(`/${disk}`)) fs.rmSync(this.p(`${dir}/${l}`), { force: true });
       }
     }
+    this.onDiskRemoved?.(disk);
   }
 
   /** The kernel's reaction to sysfs writes: scans and deletes. */
