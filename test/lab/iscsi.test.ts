@@ -59,6 +59,25 @@ async function until(probe: () => boolean | Promise<boolean>, ms: number): Promi
   return true;
 }
 
+/**
+ * Run `fn`; when it fails, print the tail of the connector's debug log (seconds from the first
+ * line, message, fields) to stderr, so a failure in CI can be read without a rerun.
+ */
+async function explained<T>(log: ReturnType<typeof createCapturingLogger>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const lines = log.lines();
+    const t0 = Number(lines[0]?.time ?? 0);
+    const shown = lines.slice(-150).map((l) => {
+      const { time, level: _level, msg, ...rest } = l;
+      return `${((Number(time) - t0) / 1000).toFixed(2)} ${String(msg)} ${JSON.stringify(rest).slice(0, 300)}`;
+    });
+    process.stderr.write(`--- connector debug log: last ${shown.length} of ${lines.length} lines ---\n${shown.join('\n')}\n--- end of connector log ---\n`);
+    throw err;
+  }
+}
+
 const attached: { c: Connector; p: Record<string, unknown>; info: DeviceInfo }[] = [];
 
 async function attach(c: Connector, p: Record<string, unknown>): Promise<DeviceInfo> {
@@ -249,18 +268,20 @@ test('eight LUNs of one target at once: each device is its own LUN; disconnectin
       fs.fsyncSync(fd);
       fs.closeSync(fd);
     });
-    const { c } = connector(true);
-    const infos: DeviceInfo[] = await Promise.all(t.luns.map((l) => attach(c, props(t, l.lun, true))));
-    assert.equal(new Set(infos.map((i) => i.path)).size, n, 'eight distinct devices');
-    infos.forEach((info, i) => {
-      assert.equal(info.multipath_id, t.luns[i]!.wwn);
-      assert.ok(readDirect(info.path, 0).subarray(0, 64).equals(sigs[i]!), `${info.path} carries LUN ${i}'s signature`);
+    const { c, log } = connector(true);
+    await explained(log, async () => {
+      const infos: DeviceInfo[] = await Promise.all(t.luns.map((l) => attach(c, props(t, l.lun, true))));
+      assert.equal(new Set(infos.map((i) => i.path)).size, n, 'eight distinct devices');
+      infos.forEach((info, i) => {
+        assert.equal(info.multipath_id, t.luns[i]!.wwn);
+        assert.ok(readDirect(info.path, 0).subarray(0, 64).equals(sigs[i]!), `${info.path} carries LUN ${i}'s signature`);
+      });
+      await detach(c, props(t, 0, true), infos[0]!);
+      assert.equal(probeLeftovers().iscsiSessions.filter((s) => s.includes(t.iqn)).length, 2, 'sessions kept for the other LUNs');
+      for (let i = 1; i < n; i++) assert.ok(readDirect(infos[i]!.path, 0).subarray(0, 64).equals(sigs[i]!), `LUN ${i} still reads`);
+      await Promise.all(infos.slice(1).map((info, k) => detach(c, props(t, k + 1, true), info)));
+      await assertNoLeftovers();
     });
-    await detach(c, props(t, 0, true), infos[0]!);
-    assert.equal(probeLeftovers().iscsiSessions.filter((s) => s.includes(t.iqn)).length, 2, 'sessions kept for the other LUNs');
-    for (let i = 1; i < n; i++) assert.ok(readDirect(infos[i]!.path, 0).subarray(0, 64).equals(sigs[i]!), `LUN ${i} still reads`);
-    await Promise.all(infos.slice(1).map((info, k) => detach(c, props(t, k + 1, true), info)));
-    await assertNoLeftovers();
   } finally {
     await scrub();
     await t.destroy();
