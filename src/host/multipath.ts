@@ -7,7 +7,8 @@
  * read sysfs (os-brick `find_sysfs_multipath_dm`, `get_dm_name`), never `multipath -l`, which is
  * slow and was dropped by os-brick's 2017 rewrite. Actions follow os-brick's `linuxscsi`:
  * `multipath -a` + `multipathd add path` to force a map over a single path (needed with
- * `find_multipaths yes|smart`), `multipath -f` to flush, `multipathd del map` as the forced
+ * `find_multipaths yes|smart`), `multipath -f` to flush (after a quicker `dmsetup remove` of
+ * an unheld map, see {@link flushMap}), `multipathd del map` as the forced
  * fallback, `multipathd resize map` after the paths have grown. Beyond os-brick,
  * {@link createMap} loads a first map with `dmsetup create` for multipathd to adopt, which is
  * faster than waiting for multipathd to act on udev's events.
@@ -155,19 +156,46 @@ export interface FlushMapOptions {
 }
 
 /**
- * Flush and remove map `name` (`multipath -f NAME`: queued I/O is written, then the map is
- * removed), retried (os-brick `flush_multipath_device`). A map that disappears anyway counts as
- * flushed (gobrick). Fails while the map is open (mounted, in use).
+ * Flush and remove map `name`, retried (os-brick `flush_multipath_device`). A map that
+ * disappears anyway counts as flushed (gobrick). Fails while the map is open (mounted, in use).
+ *
+ * A map that nothing holds (no `holders` in sysfs) is first removed with `dmsetup remove
+ * --noudevsync NAME`. The kernel refuses that with EBUSY while anything has the map open, and
+ * a map nobody has open has nothing buffered: its last close wrote the page cache back, and
+ * removal disables `queue_if_no_path` before it suspends (dm-mpath's presuspend), so no I/O can
+ * hang. Otherwise, or when that fails, it is `multipath -f NAME` as in os-brick (which also
+ * removes partition maps). The difference is speed: `multipath -f` waits until udev has
+ * processed the removal, and right after an attach udev is still busy with the new devices
+ * (measured in the lab: 1.7 to 2.5 s per map with eight fresh LUNs, 0.84 s with one).
+ * udev still processes the removal event and removes the `/dev/mapper` and by-id links.
  * @throws ProcessExecutionError / ProcessTimeoutError when every attempt fails and the map is still there
  */
 export async function flushMap(ctx: HostContext, name: string, options: FlushMapOptions = {}): Promise<void> {
+  const found = await mapForPath(ctx, name);
+  if (!found) return;
+  const mapName = found.name;
+  // multipathd can make the map again at once from a path event still queued (right after an
+  // attach, udev's backlog feeds it late events): a new, unheld map by the same name is removed
+  // the same way, a bounded number of times.
+  for (let m: MultipathMap | undefined = found, tries = 0; m && tries < 3; tries++) {
+    if ((await listDir(ctx, `/sys/block/${m.dm}/holders`)).length > 0) break;
+    const r = await ctx.executor.run(['dmsetup', 'remove', '--noudevsync', mapName], { timeoutMs: options.timeoutMs ?? 120_000, checkExitCode: false }).catch(() => undefined);
+    const now = await mapForPath(ctx, mapName);
+    if (!now) return;
+    if (r?.exitCode !== 0) {
+      ctx.logger.debug({ map: mapName, exit_code: r?.exitCode, stderr: r?.stderr.trim() }, 'dmsetup remove refused the map; flushing with multipath -f');
+      break;
+    }
+    ctx.logger.debug({ map: mapName, dm: now.dm }, 'multipathd made the map again from a queued path event; removing it too');
+    m = now;
+  }
   await retry(
     async () => {
-      if (!(await mapForPath(ctx, name))) return;
+      if (!(await mapForPath(ctx, mapName))) return;
       try {
-        await ctx.executor.run(['multipath', '-f', name], { timeoutMs: options.timeoutMs ?? 120_000 });
+        await ctx.executor.run(['multipath', '-f', mapName], { timeoutMs: options.timeoutMs ?? 120_000 });
       } catch (err) {
-        if (!(await mapForPath(ctx, name))) return;
+        if (!(await mapForPath(ctx, mapName))) return;
         throw err;
       }
     },
@@ -176,21 +204,27 @@ export async function flushMap(ctx: HostContext, name: string, options: FlushMap
 }
 
 /**
- * Remove map `name` without flushing (`multipathd del map NAME`, then `dmsetup remove --force`
- * if it is still there), waiting until it has left sysfs. Used by forced disconnects when the
- * flush failed (os-brick `multipath_del_map`). Data still queued in the map is lost.
+ * Remove map `name` without flushing (`multipathd del map NAME`, then `dmsetup remove --force
+ * --noudevsync` at once if multipathd refused, or after 5 s if the map is still there), waiting
+ * until it has left sysfs. Used by forced disconnects when the flush failed (os-brick
+ * `multipath_del_map`), and for a map multipathd made again from late path events. Data still
+ * queued in the map is lost.
  * @throws {@link BrickError} when the map is still present after `timeoutMs`
  */
 export async function removeMap(ctx: HostContext, name: string, timeoutMs = 30_000): Promise<void> {
   if (!(await mapForPath(ctx, name))) return;
-  await ctx.executor.run(['multipathd', 'del', 'map', name], { timeoutMs: 10_000, checkExitCode: false }).catch(() => undefined);
-  try {
-    await waitFor(async () => !(await mapForPath(ctx, name)), { timeoutMs: Math.min(timeoutMs, 5_000), description: `removal of map ${name}` });
-    return;
-  } catch {
-    /* fall through to dmsetup */
+  const r = await ctx.executor.run(['multipathd', 'del', 'map', name], { timeoutMs: 10_000, checkExitCode: false }).catch(() => undefined);
+  // multipathd answers "fail" (exit 1) for a map it does not manage or cannot remove: no point
+  // waiting for it then.
+  if (r?.exitCode === 0) {
+    try {
+      await waitFor(async () => !(await mapForPath(ctx, name)), { timeoutMs: Math.min(timeoutMs, 5_000), description: `removal of map ${name}` });
+      return;
+    } catch {
+      /* fall through to dmsetup */
+    }
   }
-  await ctx.executor.run(['dmsetup', 'remove', '--force', name], { timeoutMs: 30_000, checkExitCode: false }).catch(() => undefined);
+  await ctx.executor.run(['dmsetup', 'remove', '--force', '--noudevsync', name], { timeoutMs: 30_000, checkExitCode: false }).catch(() => undefined);
   try {
     await waitFor(async () => !(await mapForPath(ctx, name)), { timeoutMs, description: `removal of map ${name}` });
   } catch {

@@ -5,7 +5,7 @@
  * a targeted "C T L" scan, or a wildcard "- - L" scan, makes the LUN's disk appear with the
  * sysfs layout of a real SCSI disk (H:C:T:L under the rport's target, /sys/block, /sys/bus/scsi,
  * /dev, udev's by-path and by-id links), multipathd (when on) builds a map over the paths, a
- * write to `device/delete` removes the disk, `multipath -f` removes the map.
+ * write to `device/delete` removes the disk, `multipath -f` or `dmsetup remove` removes the map.
  */
 import * as fs from 'node:fs';
 import { join, dirname, relative } from 'node:path';
@@ -73,6 +73,10 @@ export class FcKernel {
     this.ex.on(['blockdev', '--flushbufs'], {});
     this.ex.on(['multipath', '-f'], (argv) => {
       this.removeMap(argv[2]!);
+      return {};
+    });
+    this.ex.on(['dmsetup', 'remove', '--noudevsync'], (argv) => {
+      this.removeMap(argv[3]!);
       return {};
     });
     this.ex.on(['multipathd', 'resize', 'map'], { stdout: 'ok\n' });

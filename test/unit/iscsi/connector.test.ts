@@ -492,7 +492,8 @@ test('disconnect: flush the map, delete the devices, log out only when no other 
     assert.equal(k.executor.commands().filter((x) => x.endsWith('--login')).length, 2, 'concurrent connects of one target log in once per portal');
     await c.disconnectVolume(multi(0), a);
     let cmds = k.executor.commands();
-    assert.ok(cmds.includes(`multipath -f ${WWID0}`));
+    assert.ok(cmds.includes(`dmsetup remove --noudevsync ${WWID0}`), 'the unheld map is removed without waiting for udev');
+    assert.ok(!cmds.includes(`multipath -f ${WWID0}`));
     assert.ok(!cmds.some((x) => x.endsWith('--logout')), 'sessions carry LUN 1: no logout');
     assert.equal(k.sessions.length, 2);
     assert.ok(fs.existsSync(k.p(b.path)), 'LUN 1 is untouched');
@@ -557,8 +558,9 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
     const c = make(k, true);
     const info = await c.connectVolume(multi(0));
     await c.settled(); // paths still joining in the background first: this test is not about them
-    k.executor.on(['multipath', '-f'], { exitCode: 1, stderr: `${WWID0}: map in use\n` });
+    k.openMaps.add(WWID0);
     await assert.rejects(c.disconnectVolume(multi(0), info), BrickError);
+    assert.ok(k.executor.commands().includes(`multipath -f ${WWID0}`), 'dmsetup refused the open map: multipath -f was tried');
     assert.ok(fs.existsSync(k.p('/sys/block/dm-0')));
     assert.equal(k.sessions.length, 2);
     assert.ok(!k.executor.commands().some((x) => x.endsWith('--logout')));
@@ -571,7 +573,7 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
       const c2 = make(k2, true);
       const info2 = await c2.connectVolume(multi(0));
       await c2.settled(); // paths still joining in the background first: this test is not about them
-      k2.executor.on(['multipath', '-f'], { exitCode: 1, stderr: 'map in use\n' });
+      k2.openMaps.add(WWID0);
       await c2.disconnectVolume(multi(0), info2, { force: true, ignoreErrors: true });
       assert.equal(k2.sessions.length, 0);
     } finally {

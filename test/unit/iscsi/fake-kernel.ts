@@ -3,7 +3,8 @@
  * /dev, /etc/iscsi) the way a real Linux kernel (6.x, iscsi_tcp, dm-multipath) does, and plays
  * the kernel's part when Brick acts: `iscsiadm --login` makes a session appear, a write of
  * "C T L" to a host's `scan` file makes that LUN's disk appear (and multipathd's map, when
- * enabled), a write to a device's `delete` file removes it, `multipath -f` removes a map.
+ * enabled), a write to a device's `delete` file removes it, `multipath -f` or `dmsetup remove` removes a
+ * map (both refuse one listed in `openMaps`).
  *
  * Layout (same relative symlinks as sysfs):
  *   /sys/devices/platform/hostH/{scsi_host/hostH/scan, iscsi_host/hostH}
@@ -65,6 +66,8 @@ export class FakeKernel {
   multipathd = true;
   /** Tables loaded with `dmsetup create`, by map name. */
   readonly dmTables = new Map<string, string>();
+  /** Map names something holds open: `dmsetup remove` and `multipath -f` refuse them (EBUSY / "map in use"). */
+  readonly openMaps = new Set<string>();
   /** Let block devices appear only after this many scans of their LUN (simulates slow probes). */
   scansBeforeDisk = 1;
   /** LUNs whose disks never appear. */
@@ -400,8 +403,17 @@ export class FakeKernel {
     });
     ex.on(['multipath', '-f'], (argv) => {
       const name = argv[2]!;
+      if (this.openMaps.has(name)) return { exitCode: 1, stderr: `${name}: map in use\n` };
       const dm = this.mapOf(name);
       if (dm) this.removeMap(dm);
+      return {};
+    });
+    ex.on(['dmsetup', 'remove', '--noudevsync'], (argv) => {
+      const name = argv[3]!;
+      const dm = this.mapOf(name);
+      if (!dm) return { exitCode: 1, stderr: `Device ${name} not found\nCommand failed.\n` };
+      if (this.openMaps.has(name)) return { exitCode: 1, stderr: `device-mapper: remove ioctl on ${name}  failed: Device or resource busy\nCommand failed.\n` };
+      this.removeMap(dm);
       return {};
     });
     ex.on(['multipathd', 'del', 'map'], (argv) => {
