@@ -8,13 +8,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startInitiatorDaemons, createLioTarget, verifyData, readDirect, assertNoLeftovers, probeLeftovers, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createLioTarget, verifyData, readDirect, assertNoLeftovers, probeLeftovers, run, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector, DeviceInfo } from '../../src/initiator/connector.js';
 import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } from '../../src/exec/executor.js';
 import { createCapturingLogger } from '../../src/log.js';
-import { BrickError } from '../../src/errors.js';
+import { BrickError, VolumePathNotRemovedError } from '../../src/errors.js';
+import { createHostContext } from '../../src/host/context.js';
+import { deleteDevice, pinDevice, waitForRemoval } from '../../src/host/scsi.js';
 
 const P1 = '127.0.0.1:3260';
 const P2 = '127.0.0.2:3260';
@@ -131,6 +133,35 @@ test('single path: connect, data both ways against the backstore, disconnect, no
     const paths = await c.getVolumePaths(props(t, 0, false));
     assert.deepEqual(paths, [`/dev/disk/by-path/ip-${P1}-iscsi-${t.iqn}-lun-0`]);
     await detach(c, props(t, 0, false), info);
+    await assertNoLeftovers();
+  } finally {
+    await scrub();
+    await t.destroy();
+  }
+});
+
+test('the kernel gives a deleted disk\'s name to the next disk it probes: a pinned device is not waited for and the new disk is not deleted', async () => {
+  const t = await createLioTarget({ iqn: iqn(), luns: [{ sizeMiB: 8 }, { sizeMiB: 8 }] });
+  try {
+    const ctx = createHostContext();
+    const { c } = connector(false);
+    const a = await attach(c, props(t, 0, false));
+    const name = a.path.slice('/dev/'.length);
+    const pinned = await pinDevice(ctx, name);
+    assert.equal(typeof pinned, 'object', `${name} is pinned to its H:C:T:L`);
+    await deleteDevice(ctx, pinned);
+    await waitForRemoval(ctx, [pinned], 10_000);
+    // The sd index is freed when the last reference to the disk goes (udev's probes hold some);
+    // LUN 1 is probed next and takes the lowest free index: the one LUN 0's disk gave up.
+    await run(['udevadm', 'settle', '--timeout=30']);
+    const b = await attach(c, props(t, 1, false));
+    assert.equal(b.path, a.path, `the kernel reused the name (LUN 0 had ${a.path}, LUN 1 got ${b.path})`);
+    await waitForRemoval(ctx, [pinned], 1_000);
+    await assert.rejects(waitForRemoval(ctx, [name], 1_000), VolumePathNotRemovedError, 'by name alone the new disk looks like the old one');
+    await deleteDevice(ctx, pinned);
+    assert.ok(readDirect(b.path, 0).length === 4096 && fs.existsSync(`/sys/block/${name}`), 'LUN 1\'s disk was not deleted');
+    await detach(c, props(t, 1, false), b);
+    await detach(c, props(t, 0, false), a);
     await assertNoLeftovers();
   } finally {
     await scrub();
