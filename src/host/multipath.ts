@@ -177,7 +177,7 @@ export async function flushMap(ctx: HostContext, name: string, options: FlushMap
   // multipathd can make the map again at once from a path event still queued (right after an
   // attach, udev's backlog feeds it late events): a new, unheld map by the same name is removed
   // the same way, a bounded number of times.
-  for (let m: MultipathMap | undefined = found, tries = 0; m && tries < 3; tries++) {
+  for (let m = found, tries = 0; tries < 3; tries++) {
     if ((await listDir(ctx, `/sys/block/${m.dm}/holders`)).length > 0) break;
     const r = await ctx.executor.run(['dmsetup', 'remove', '--noudevsync', mapName], { timeoutMs: options.timeoutMs ?? 120_000, checkExitCode: false }).catch(() => undefined);
     const now = await mapForPath(ctx, mapName);

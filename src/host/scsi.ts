@@ -262,8 +262,7 @@ export function removableName(d: RemovableDevice): string {
  * `.../H:C:T:L`). A name that is not a SCSI disk (or already gone) stays a bare name.
  */
 export async function pinDevice(ctx: HostContext, name: string): Promise<RemovableDevice> {
-  const link = await readLink(ctx, `/sys/block/${name}/device`);
-  const hctl = link ? parseHctl(basename(link)) : undefined;
+  const hctl = await hctlOfDevice(ctx, name);
   return hctl ? { name, hctl } : name;
 }
 

@@ -57,7 +57,7 @@ import {
   type NodeSettings,
   type Portal,
 } from '../../host/iscsiadm.js';
-import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, type RemovableDevice, removableName, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
+import { deleteDevice, deleteScsiDevice, formatHctl, type Hctl, deviceWwid, flushDevice, lunForAddressing, rescanDevice, removeStaleByIdLinks, scanHost, scsiDevicesUnder, scsiTargetsUnder, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
 import { addPath, addWwid, createMap, flushMap, mapForDevice, mapForPath, mapForWwid, multipathdPresent, removeMap, resizeMap, type MultipathMap } from '../../host/multipath.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -793,15 +793,15 @@ export class IscsiConnector implements Connector {
    */
   private async cleanupPaths(paths: PathState[], wwid: string | undefined): Promise<void> {
     const ctx = this.host;
-    const mine = paths.filter((s) => s.device && !s.preexisting);
-    const ours = mine.map((s) => s.device!);
-    const pinned: RemovableDevice[] = mine.map((s) => (s.hctl ? { name: s.device!, hctl: s.hctl } : s.device!));
+    // waitForPathDevice sets a path's device and its H:C:T:L together.
+    const pinned = paths.filter((s) => s.device && !s.preexisting).map((s) => ({ name: s.device!, hctl: s.hctl! }));
+    const ours = pinned.map((d) => d.name);
     try {
       const map = wwid ? await mapForWwid(ctx, wwid) : ours[0] ? await mapForDevice(ctx, ours[0]) : undefined;
       if (map && map.paths.every((d) => ours.includes(d))) {
         await flushMap(ctx, map.name, { attempts: 1, timeoutMs: 30_000 }).catch(() => removeMap(ctx, map.name));
       }
-      for (const d of pinned) await deleteDevice(ctx, d, { force: true }).catch((e: unknown) => ctx.logger.warn({ device: removableName(d), error: (e as Error).message }, 'iscsi: cleanup could not delete device'));
+      for (const d of pinned) await deleteDevice(ctx, d, { force: true }).catch((e: unknown) => ctx.logger.warn({ device: d.name, error: (e as Error).message }, 'iscsi: cleanup could not delete device'));
       await waitForRemoval(ctx, pinned).catch((e: unknown) => ctx.logger.warn({ error: (e as Error).message }, 'iscsi: cleanup: devices linger'));
     } catch (err) {
       ctx.logger.warn({ error: (err as Error).message }, 'iscsi: cleanup of devices failed');
@@ -881,10 +881,10 @@ export class IscsiConnector implements Connector {
       const errors: unknown[] = [];
       const targets = await this.knownTargets(p);
       const scsi = await this.lunScsiDevices(targets);
-      const devices = scsi.filter((f) => f.device).map((f) => f.device!);
       // Pinned to their H:C:T:L: once one is deleted the kernel may give its name to another
       // volume's new path at once, and that disk must neither be deleted nor waited for.
-      const pinned: RemovableDevice[] = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
+      const pinned = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
+      const devices = pinned.map((d) => d.name);
       const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
       let map: MultipathMap | undefined;
       if (deviceInfo?.path && /\/dm-\d+$/.test(deviceInfo.path)) map = await mapForPath(ctx, deviceInfo.path);
