@@ -32,6 +32,7 @@ import {
   LAB_INITIATOR_IQN,
   LAB_HOST_NQN,
   writeSynced,
+  readDirect,
   type VolumeGroupFixture,
   type Leftovers,
 } from './fixtures/index.js';
@@ -135,11 +136,6 @@ function pattern(seed: string): Buffer {
   return Buffer.from(seed.repeat(Math.ceil(4096 / seed.length)).slice(0, 4096));
 }
 
-
-function readDev(dev: string, length = 4096, offset = 0): Buffer {
-  return execFileSync('dd', [`if=${dev}`, 'bs=4096', `skip=${offset / 4096}`, `count=${length / 4096}`, 'iflag=direct', 'status=none'], { maxBuffer: 1 << 24 });
-}
-
 function devSize(dev: string): number {
   return Number(execFileSync('blockdev', ['--getsize64', dev]).toString().trim());
 }
@@ -187,7 +183,7 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
       assert.equal(devSize(info.path), GiB);
       const data = pattern(`brick-${label}-`);
       writeSynced(info.path, data, 8192);
-      assert.ok(readDev(info.path, 4096, 8192).equals(data), 'data written reads back through the export');
+      assert.ok(readDirect(info.path, 8192).equals(data), 'data written reads back through the export');
       await d.extendVolume(v, 2);
       const bytes = await c.extendVolume(ci.data);
       assert.equal(bytes, 2 * GiB, 'the host sees the new size');
@@ -238,7 +234,7 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
 
   async function read(v: Volume, detach = true): Promise<Buffer> {
     const conn = v.localAttach ?? (await v.attach());
-    const b = readDev(conn.path!);
+    const b = readDirect(conn.path!, 0);
     if (detach) await v.detach();
     return b;
   }
