@@ -1,6 +1,13 @@
-// Lint configuration: typescript-eslint's recommended rules plus the project's own bans.
+// Lint configuration: typescript-eslint's recommended rules plus the project's own bans and the
+// size limits of docs/architecture.md (no file over 600 lines, no function in src/ over 80).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+const noShell = { name: 'node:child_process', importNames: ['exec', 'execSync'], message: 'Run programs through the Executor (argv arrays, no shell).' };
+const fsBan = ['node:fs', 'node:fs/promises', 'fs', 'fs/promises'].map((name) => ({
+  name,
+  message: 'Connectors touch the OS only through host/ (sysfs, devices, files) and exec/.',
+}));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
@@ -11,7 +18,19 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       // Programs run through the Executor only, as argv arrays: never a shell string.
-      'no-restricted-imports': ['error', { paths: [{ name: 'node:child_process', importNames: ['exec', 'execSync'], message: 'Run programs through the Executor (argv arrays, no shell).' }] }],
+      'no-restricted-imports': ['error', { paths: [noShell] }],
     },
+  },
+  {
+    files: ['src/**/*.ts', 'sims/**/*.ts', 'tools/**/*.ts'],
+    rules: { 'max-lines': ['error', { max: 600, skipBlankLines: false, skipComments: false }] },
+  },
+  {
+    files: ['src/**/*.ts'],
+    rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: false, skipComments: false, IIFEs: true }] },
+  },
+  {
+    files: ['src/initiator/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [noShell, ...fsBan] }] },
   },
 );
