@@ -32,7 +32,6 @@ export type BrickErrorCode =
   | 'VOLUME_DEVICE_NOT_FOUND'
   | 'VOLUME_PATH_NOT_REMOVED'
   | 'TARGET_PORTAL_LOGIN_FAILED'
-  | 'TARGET_NOT_FOUND'
   | 'AUTHENTICATION_FAILED'
   | 'BACKEND_ERROR'
   | 'BACKEND_UNREACHABLE'
@@ -275,7 +274,6 @@ export function exitCodeFor(err: unknown): number {
     case 'VOLUME_DEVICE_NOT_FOUND':
     case 'VOLUME_PATH_NOT_REMOVED':
     case 'TARGET_PORTAL_LOGIN_FAILED':
-    case 'TARGET_NOT_FOUND':
     case 'AUTHENTICATION_FAILED':
     case 'EXTEND_FAILED':
       return 8;
