@@ -38,7 +38,7 @@ export * from './initiator/connectors/remotefs.js';
 export * from './initiator/connectors/rbd.js';
 export * from './initiator/connectors/huawei_sdshypervisor.js';
 export * from './drivers/ibm-flashsystem/index.js';
-export { NetAppEseriesISCSIDriver, parseEseriesConfig, EseriesRestClient, uuidToLabel, labelToUuid, type EseriesVolume, type DriverGroup, type DriverGroupSnapshot, type EseriesConfig } from './drivers/netapp-eseries/index.js';
+export { NetAppEseriesIscsiDriver, parseEseriesConfig, EseriesRestClient, uuidToLabel, labelToUuid, type EseriesVolume, type DriverGroup, type DriverGroupSnapshot, type EseriesConfig } from './drivers/netapp-eseries/index.js';
 export { LvmDriver, parseLvmConfig, VolumeGroup, parseLvs, parseVgs } from './drivers/lvm/index.js';
 export { createTargetHelper, parseTargetConfig, LioTarget, TgtTarget, NvmetTarget, Configfs, type TargetHelper, type TargetConfig, formatIscsiLocation, parseIscsiLocation, formatNvmetLocation, parseNvmetLocation, parseProviderAuth } from './target/index.js';
 export { IscsiConnector, validateIscsiProperties, type IscsiProperties, type IscsiTarget, type IscsiConnectorTunables } from './initiator/connectors/iscsi.js';
