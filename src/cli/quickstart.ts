@@ -18,6 +18,7 @@ import { deviceSizeBytes } from '../host/blockdev.js';
 import { loopsForFile } from '../host/loop.js';
 import type { Backend, Volume, Snapshot } from '../library/objects.js';
 import type { Runtime } from './runtime.js';
+import { requireRootHelper } from './privilege.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 * 1024;
@@ -69,18 +70,7 @@ async function verifyBlock(ex: Executor, device: string, mib: number, tag: strin
  */
 export async function preflight(rt: Runtime, uid: number): Promise<string> {
   const ex = rt.context.host.executor;
-  if (uid !== 0) {
-    if (rt.rootHelper.length === 0) {
-      throw new PrivilegeError('brick quickstart attaches loop devices, which needs root: run it as root or give a root helper (--root-helper "sudo -n"). Nothing was changed.');
-    }
-    try {
-      await ex.run(['true'], { timeoutMs: 15_000 });
-    } catch {
-      throw new PrivilegeError(
-        `brick quickstart attaches loop devices, which needs root, and the root helper "${rt.rootHelper.join(' ')}" does not work without a password here: run it as root, or allow it (e.g. sudoers NOPASSWD for losetup, blockdev, dd). Nothing was changed.`,
-      );
-    }
-  }
+  await requireRootHelper(ex, uid, 'brick quickstart attaches loop devices', 'losetup, blockdev, dd');
   for (const tool of ['losetup', 'blockdev', 'dd']) {
     try {
       await ex.run([tool, '--version'], { root: false, timeoutMs: 15_000 });
