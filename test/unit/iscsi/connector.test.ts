@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { FakeKernel } from './fake-kernel.js';
-import { IscsiConnector } from '../../../src/initiator/connectors/iscsi.js';
+import { IscsiConnector } from '../../../src/initiator/connectors/iscsi/index.js';
 import { connectorFor, knownProtocols } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
 import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, TargetPortalLoginError, AuthenticationError } from '../../../src/errors.js';
@@ -25,7 +25,7 @@ function kernel(luns = 2): FakeKernel {
 }
 
 function make(k: FakeKernel, multipath: boolean, extra: Record<string, unknown> = {}, protocol = 'ISCSI'): IscsiConnector {
-  return new IscsiConnector({ protocol, useMultipath: multipath, deviceScanAttempts: 3, forceMapAfterMs: 50, mapGraceMs: 200, readyTimeoutMs: 500, rescanBaseMs: 20, ...extra }, k.ctx);
+  return new IscsiConnector(k.ctx, { protocol, useMultipath: multipath, deviceScanAttempts: 3, forceMapAfterMs: 50, mapGraceMs: 200, readyTimeoutMs: 500, rescanBaseMs: 20, ...extra });
 }
 
 const single = (lun = 0, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ target_portal: P1, target_iqn: IQN, target_lun: lun, ...extra });
