@@ -204,7 +204,6 @@ export class IscsiConnector implements Connector {
     }
   }
 
-
   private async connectSingle(p: IscsiProperties): Promise<DeviceInfo> {
     const errors: unknown[] = [];
     for (const t of p.targets) {
@@ -246,7 +245,6 @@ export class IscsiConnector implements Connector {
       throw new VolumeDeviceNotFoundError(`${path} exists but cannot be read`, { details: { device: path }, cause: err });
     });
   }
-
 
   /**
    * Multipath attach: every path in parallel, while {@link assembleMap} finds or builds the map.
@@ -295,22 +293,22 @@ export class IscsiConnector implements Connector {
   private async singlePathResult(paths: PathState[], wwid: string | undefined): Promise<DeviceInfo> {
     const ctx = this.ctx;
     const log = ctx.logger;
-        // A path that exists but does not read (a dead session) is skipped, not fatal: take the first that reads.
-        const candidates = paths.filter((s) => s.device).map((s) => s.device!);
-        let dev: string | undefined;
-        for (const d of candidates) {
-          if (await checkReadable(ctx, `/dev/${d}`, Math.min(this.readyTimeoutMs, 30_000))) {
-            dev = d;
-            break;
-          }
-          log.warn({ device: d }, 'iscsi: path device does not read; trying the next');
-        }
-        if (!dev) {
-          dev = candidates[0]!;
-          await this.waitReadable(`/dev/${dev}`);
-        }
-        log.warn({ device: dev, wwid }, 'iscsi: no multipath map formed; returning a single path device (probably bad: check multipathd)');
-        return { type: 'block', path: `/dev/${dev}`, scsi_wwn: wwid ?? (await waitFor(() => deviceWwid(ctx, dev), { timeoutMs: 10_000, description: `WWID of ${dev}` })) };
+    // A path that exists but does not read (a dead session) is skipped, not fatal: take the first that reads.
+    const candidates = paths.filter((s) => s.device).map((s) => s.device!);
+    let dev: string | undefined;
+    for (const d of candidates) {
+      if (await checkReadable(ctx, `/dev/${d}`, Math.min(this.readyTimeoutMs, 30_000))) {
+        dev = d;
+        break;
+      }
+      log.warn({ device: d }, 'iscsi: path device does not read; trying the next');
+    }
+    if (!dev) {
+      dev = candidates[0]!;
+      await this.waitReadable(`/dev/${dev}`);
+    }
+    log.warn({ device: dev, wwid }, 'iscsi: no multipath map formed; returning a single path device (probably bad: check multipathd)');
+    return { type: 'block', path: `/dev/${dev}`, scsi_wwn: wwid ?? (await waitFor(() => deviceWwid(ctx, dev), { timeoutMs: 10_000, description: `WWID of ${dev}` })) };
   }
 
   /** The map has formed: give slower paths a short grace to join, say plainly when the map is degraded, leave the rest running in the background. */
@@ -519,7 +517,6 @@ export class IscsiConnector implements Connector {
       ),
     );
   }
-
 
   /**
    * Make the host see the LUN's new size: rescan every path (`device/rescan`), resize the
