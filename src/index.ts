@@ -41,7 +41,7 @@ export * from './drivers/ibm-flashsystem/index.js';
 export { NetAppEseriesIscsiDriver, parseEseriesConfig, EseriesRestClient, uuidToLabel, labelToUuid, type EseriesVolume, type DriverGroup, type DriverGroupSnapshot, type EseriesConfig } from './drivers/netapp-eseries/index.js';
 export { LvmDriver, parseLvmConfig, VolumeGroup, parseLvs, parseVgs } from './drivers/lvm/index.js';
 export { createTargetHelper, parseTargetConfig, LioTarget, TgtTarget, NvmetTarget, Configfs, type TargetHelper, type TargetConfig, formatIscsiLocation, parseIscsiLocation, formatNvmetLocation, parseNvmetLocation, parseProviderAuth } from './target/index.js';
-export { IscsiConnector, validateIscsiProperties, type IscsiProperties, type IscsiTarget, type IscsiConnectorTunables } from './initiator/connectors/iscsi.js';
+export { IscsiConnector, validateIscsiProperties, type IscsiProperties, type IscsiTarget, type IscsiConnectorTunables } from './initiator/connectors/iscsi/index.js';
 export * as scsi from './host/scsi.js';
 export * as multipath from './host/multipath.js';
 export * as iscsiadm from './host/iscsiadm.js';
