@@ -23,7 +23,7 @@ import { runQuickstart, type QuickstartStep } from './quickstart.js';
 import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
 import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
-import type { Volume } from '../library/objects.js';
+import type { Volume } from '../library/volume.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under

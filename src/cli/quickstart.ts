@@ -16,7 +16,7 @@ import { PrivilegeError, BrickError, VolumeDeviceNotFoundError } from '../errors
 import type { Executor } from '../exec/executor.js';
 import { deviceSizeBytes } from '../host/blockdev.js';
 import { loopsForFile } from '../host/loop.js';
-import type { Backend, Volume, Snapshot } from '../library/objects.js';
+import type { Backend, Volume, Snapshot } from '../library/index.js';
 import type { Runtime } from './runtime.js';
 import { requireRootHelper } from './privilege.js';
 
