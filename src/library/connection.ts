@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { InvalidInputError, InvalidStateError } from '../errors.js';
 import type { ConnectionInfo } from '../drivers/driver.js';
 import { connectorFor } from '../initiator/factory.js';
@@ -16,9 +15,8 @@ import type { Connector, DeviceInfo, DisconnectOptions } from '../initiator/conn
 import type { ConnectorProperties } from '../initiator/properties.js';
 import { maskObject } from '../exec/mask.js';
 import type { ConnectionRecord } from '../persistence/store.js';
-import { nowIso } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
-import { StoredObject, objectKey } from './record.js';
+import { StoredObject, newBaseRecord, objectKey } from './record.js';
 import type { Volume } from './volume.js';
 
 /** A connection (Cinder's volume attachment) of a volume to a host. cinderlib's `Connection`. */
@@ -47,12 +45,8 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
    * (status `attaching`, version 0). The attached host defaults to the connector's `host`.
    */
   static newRecord(volume: Volume, connector: ConnectorProperties, info: ConnectionInfo, options: { attachedHost?: string; attachMode?: 'rw' | 'ro' }): ConnectionRecord {
-    const now = nowIso();
     return {
-      id: randomUUID(),
-      version: 0,
-      created_at: now,
-      updated_at: now,
+      ...newBaseRecord(),
       backend: volume.backend.id,
       volume_id: volume.id,
       status: 'attaching',
@@ -67,16 +61,13 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
 
   /** @internal */
   assign(rec: ConnectionRecord): void {
-    this.status = rec.status;
+    this.assignBase(rec);
     this.protocol = rec.protocol;
     this.connectorInfo = rec.connector_info;
     this.connInfo = rec.conn_info;
     this.device = rec.device as DeviceInfo | null;
     this.attachedHost = rec.attached_host;
     this.attachMode = rec.attach_mode;
-    this.createdAt = rec.created_at;
-    this.updatedAt = rec.updated_at;
-    this.version = rec.version;
   }
 
   /** cinderlib's `connector_info` (snake_case alias). */
@@ -103,10 +94,7 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
   /** The stored shape. */
   toRecord(): ConnectionRecord {
     return {
-      id: this.id,
-      version: this.version,
-      created_at: this.createdAt,
-      updated_at: this.updatedAt,
+      ...this.baseRecord(),
       backend: this.volume.backend.id,
       volume_id: this.volume.id,
       status: this.status,

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import type { ModelUpdate } from '../drivers/driver.js';
 import type { BaseRecord } from '../persistence/store.js';
 import { nowIso } from '../persistence/store.js';
@@ -67,6 +68,12 @@ export function ownerIsDead(ctx: BrickContext, marker: string | undefined): bool
   }
 }
 
+/** The common fields of a record for a new object: a random UUID, version 0 (never saved), both timestamps now. */
+export function newBaseRecord(): BaseRecord {
+  const now = nowIso();
+  return { id: randomUUID(), version: 0, created_at: now, updated_at: now };
+}
+
 /**
  * The identity map: the object already loaded for `rec.id` (updated from `rec` when the record is
  * newer than what the object last saw), or a new one made by `create` and remembered. Loading the
@@ -108,6 +115,19 @@ export abstract class StoredObject<R extends BaseRecord, S extends string> {
 
   /** The stored shape (snake_case keys, as cinderlib serializes it). */
   abstract toRecord(): R;
+
+  /** The fields every record has, from this object (first in every record, in this order). */
+  protected baseRecord(): BaseRecord {
+    return { id: this.id, version: this.version, created_at: this.createdAt, updated_at: this.updatedAt };
+  }
+
+  /** Take the status and the fields every record has from `rec`. */
+  protected assignBase(rec: BaseRecord & { status: S | 'error' }): void {
+    this.status = rec.status;
+    this.createdAt = rec.created_at;
+    this.updatedAt = rec.updated_at;
+    this.version = rec.version;
+  }
 
   /** The library context the object belongs to. */
   protected abstract get ctx(): BrickContext;

@@ -7,14 +7,12 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { InvalidInputError, InvalidStateError } from '../errors.js';
 import type { DriverSnapshot, ModelUpdate } from '../drivers/driver.js';
 import type { SnapshotRecord, SnapshotStatus } from '../persistence/store.js';
-import { nowIso } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { DriverObject, objectKey } from './record.js';
+import { DriverObject, newBaseRecord, objectKey } from './record.js';
 import { Volume } from './volume.js';
 
 /** A snapshot. cinderlib's `Snapshot`. */
@@ -36,12 +34,8 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
 
   /** @internal a record for a snapshot of `volume` about to be created (status `creating`, version 0). */
   static newRecord(volume: Volume, o: { name: string; description: string }): SnapshotRecord {
-    const now = nowIso();
     return {
-      id: randomUUID(),
-      version: 0,
-      created_at: now,
-      updated_at: now,
+      ...newBaseRecord(),
       backend: volume.backend.id,
       volume_id: volume.id,
       name: o.name,
@@ -56,16 +50,13 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
 
   /** @internal */
   assign(rec: SnapshotRecord): void {
+    this.assignBase(rec);
     this.name = rec.name;
     this.description = rec.description;
     this.volumeSize = rec.volume_size;
-    this.status = rec.status;
     this.providerLocation = rec.provider_location;
     this.providerId = rec.provider_id;
     this.error = rec.error;
-    this.createdAt = rec.created_at;
-    this.updatedAt = rec.updated_at;
-    this.version = rec.version;
   }
 
   /** The id of the source volume. */
@@ -76,10 +67,7 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
   /** The stored shape. */
   toRecord(): SnapshotRecord {
     return {
-      id: this.id,
-      version: this.version,
-      created_at: this.createdAt,
-      updated_at: this.updatedAt,
+      ...this.baseRecord(),
       backend: this.volume.backend.id,
       volume_id: this.volume.id,
       name: this.name,

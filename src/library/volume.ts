@@ -10,18 +10,16 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../errors.js';
 import type { ConnectionInfo, DriverVolume, ModelUpdate } from '../drivers/driver.js';
 import type { DisconnectOptions } from '../initiator/connector.js';
 import type { ConnectorProperties } from '../initiator/properties.js';
 import type { ConnectionRecord, SnapshotRecord, VolumeRecord, VolumeStatus } from '../persistence/store.js';
-import { nowIso } from '../persistence/store.js';
 import type { Backend } from './backend.js';
 import type { BrickContext } from './context.js';
 import { Connection } from './connection.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { BUSY_KEY, DriverObject, TRANSITIONAL, identityMapped, objectKey, ownerIsDead } from './record.js';
+import { BUSY_KEY, DriverObject, TRANSITIONAL, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import { Snapshot } from './snapshot.js';
 
 const GiB = 1024 ** 3;
@@ -63,12 +61,8 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
 
   /** @internal a record for a volume about to be created (status `creating`, version 0). */
   static newRecord(backend: string, o: NewVolumeFields): VolumeRecord {
-    const now = nowIso();
     return {
-      id: randomUUID(),
-      version: 0,
-      created_at: now,
-      updated_at: now,
+      ...newBaseRecord(),
       backend,
       name: o.name,
       description: o.description,
@@ -101,10 +95,10 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
 
   /** @internal */
   assign(rec: VolumeRecord): void {
+    this.assignBase(rec);
     this.name = rec.name;
     this.description = rec.description;
     this.size = rec.size;
-    this.status = rec.status;
     this.multiattach = rec.multiattach;
     this.providerLocation = rec.provider_location;
     this.providerAuth = rec.provider_auth;
@@ -113,18 +107,12 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     this.snapshotId = rec.snapshot_id;
     this.sourceVolid = rec.source_volid;
     this.error = rec.error;
-    this.createdAt = rec.created_at;
-    this.updatedAt = rec.updated_at;
-    this.version = rec.version;
   }
 
   /** The stored shape (snake_case, as cinderlib serializes it). */
   toRecord(): VolumeRecord {
     return {
-      id: this.id,
-      version: this.version,
-      created_at: this.createdAt,
-      updated_at: this.updatedAt,
+      ...this.baseRecord(),
       backend: this.backend.id,
       name: this.name,
       description: this.description,
