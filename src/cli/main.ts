@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { CommanderError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { exitCodeFor, InvalidInputError, BrickError, NotFoundError, type BrickErrorCode } from '../errors.js';
+import { exitCodeFor, exitCodeForCode, InvalidInputError, NotFoundError } from '../errors.js';
 import { getConnectorProperties, type ConnectorProperties } from '../initiator/properties.js';
 import { connectorFor } from '../initiator/factory.js';
 import { createHostContext } from '../host/context.js';
@@ -23,7 +23,7 @@ import { runQuickstart, type QuickstartStep } from './quickstart.js';
 import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
 import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
-import type { Volume } from '../library/objects.js';
+import type { Volume } from '../library/volume.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -196,7 +196,7 @@ program
         const total = r.steps.reduce((a, s) => a + s.seconds, 0);
         process.stdout.write(r.ok ? `quickstart passed: ${r.steps.length} steps in ${total.toFixed(2)} s on ${r.device}\n` : `quickstart FAILED: ${String(r.error?.message ?? 'see the steps above')}\n`);
       }
-      if (!r.ok) exitCode = typeof r.error?.code === 'string' ? exitCodeFor(new BrickError('', r.error.code as BrickErrorCode)) : 1;
+      if (!r.ok) exitCode = typeof r.error?.code === 'string' ? exitCodeForCode(r.error.code) : 1;
     });
   });
 

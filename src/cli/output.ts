@@ -12,7 +12,7 @@
 import Table from 'cli-table3';
 import { BrickError } from '../errors.js';
 import { maskText } from '../exec/mask.js';
-import type { Volume, Snapshot, Connection } from '../library/objects.js';
+import type { Volume, Snapshot, Connection } from '../library/index.js';
 
 /** Print `rows` as a table with `columns`, or as JSON. */
 export function printRows(json: boolean, columns: string[], rows: Record<string, unknown>[]): void {

@@ -8,7 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { openStore } from '../persistence/factory.js';
 import { setup, type BrickContext } from '../library/context.js';
-import { Backend } from '../library/objects.js';
+import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadConfig, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
