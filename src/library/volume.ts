@@ -247,6 +247,18 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   }
 
   /**
+   * A snapshot or clone source must be `available` or `in-use` (Cinder's API checks the same):
+   * a volume in `error` holds data nobody can vouch for.
+   * @throws {@link InvalidStateError} for any other status
+   */
+  private ensureSource(action: string): void {
+    this.ensureUsable(action);
+    if (this.status !== 'available' && this.status !== 'in-use') {
+      throw new InvalidStateError(`volume ${this.id} is ${this.status}; cannot ${action} it until it is available or in-use`, { details: { volume_id: this.id, status: this.status } });
+    }
+  }
+
+  /**
    * Delete the volume. Refused while it has snapshots or connections; deleting a deleted volume succeeds.
    * @throws {@link InvalidStateError} when snapshots or connections exist
    */
@@ -298,10 +310,11 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   /**
    * Snapshot the volume.
    * @throws {@link InvalidInputError} (field `name`, `description`)
+   * @throws {@link InvalidStateError} unless the volume is `available` or `in-use`
    */
   async createSnapshot(options: { name?: string; description?: string } = {}): Promise<Snapshot> {
     const { name, description } = nameAndDescription(options);
-    this.ensureUsable('snapshot');
+    this.ensureSource('snapshot');
     await this.backend.ready;
     const snap = new Snapshot(this, Snapshot.newRecord(this, { name, description }));
     this.backend.context.objects.set(objectKey('snapshot', snap.id), snap);
@@ -314,12 +327,13 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
    * A new volume with this volume's data (Cinder `create_cloned_volume`).
    * @param options.size GiB, at least the source's size (default: the same)
    * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
+   * @throws {@link InvalidStateError} unless the volume is `available` or `in-use`
    */
   async clone(options: { name?: string; description?: string; size?: number } = {}): Promise<Volume> {
     const size = options.size === undefined ? this.size : validateSize(options.size, 'size');
     if (size < this.size) throw new InvalidInputError('size', `a clone cannot be smaller than its source (${this.size} GiB)`);
     const { name, description } = nameAndDescription(options);
-    this.ensureUsable('clone');
+    this.ensureSource('clone');
     await this.backend.ready;
     const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id };
     return Volume.createOn(this.backend, fields, (vol) => this.backend.driver.createClonedVolume(vol.toDriver(), this.toDriver()));
