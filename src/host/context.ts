@@ -7,7 +7,6 @@
  * @module
  */
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Executor } from '../exec/executor.js';
 import { ProcessExecutor } from '../exec/executor.js';
@@ -54,14 +53,4 @@ export function createHostContext(options: HostContextOptions = {}): HostContext
  */
 export function hostPath(hostRoot: string, p: string): string {
   return hostRoot === '/' || hostRoot === '' ? p : join(hostRoot, p);
-}
-
-/** True when absolute host path `p` exists under `host.hostRoot` (follows links; never throws). */
-export async function hostPathExists(host: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {
-  try {
-    await stat(hostPath(host.hostRoot, p));
-    return true;
-  } catch {
-    return false;
-  }
 }

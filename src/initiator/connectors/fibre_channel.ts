@@ -382,4 +382,4 @@ export class FibreChannelConnector implements Connector {
   }
 }
 
-registerConnector('FIBRE_CHANNEL', (o, host) => new FibreChannelConnector(host, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<FcTimings> } : {}) }));
+registerConnector('FIBRE_CHANNEL', (ctx, o) => new FibreChannelConnector(ctx, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<FcTimings> } : {}) }));

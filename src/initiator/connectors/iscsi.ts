@@ -1009,5 +1009,5 @@ export async function realDevice(ctx: HostContext, path: string): Promise<string
   return resolvePath(ctx, path);
 }
 
-registerConnector('ISCSI', (o, host) => new IscsiConnector(o, host));
-registerConnector('ISER', (o, host) => new IscsiConnector({ ...o, protocol: 'ISER' }, host));
+registerConnector('ISCSI', (ctx, options) => new IscsiConnector(options, ctx));
+registerConnector('ISER', (ctx, options) => new IscsiConnector({ ...options, protocol: 'ISER' }, ctx));
