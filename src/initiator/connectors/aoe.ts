@@ -65,6 +65,10 @@ export class AoeConnector implements Connector {
   readonly protocol = 'AOE';
   private readonly timings: AoeTimings;
 
+  /**
+   * @param ctx the host seams (aoetools run through its executor; `/dev/etherd` is read under its host root)
+   * @param options `deviceScanAttempts` (discoveries before giving up) and optional {@link AoeTimings}
+   */
   constructor(
     private readonly ctx: HostContext,
     private readonly options: { deviceScanAttempts: number; timings?: Partial<AoeTimings> },

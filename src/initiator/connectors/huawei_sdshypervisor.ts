@@ -75,6 +75,11 @@ export class HuaweiSdsHypervisorConnector implements Connector {
   readonly protocol = 'HUAWEISDSHYPERVISOR';
   readonly cliPath: string;
 
+  /**
+   * @param ctx the host seams (the CLI runs through its executor, without root)
+   * @param options `cliPath` (default {@link DEFAULT_SDS_CLI_PATH}) and `deviceWaitMs`, how long
+   *   to wait for the device node after attach (ms, default 10 000)
+   */
   constructor(
     private readonly ctx: HostContext,
     options: { cliPath?: string; deviceWaitMs?: number } = {},

@@ -183,6 +183,10 @@ export class NvmeofConnector implements Connector {
   readonly protocol = 'NVMEOF';
   private readonly timings: NvmeofTimings;
 
+  /**
+   * @param ctx the host seams (nvme-cli runs through its executor; sysfs is read under its host root)
+   * @param options `useMultipath`, `deviceScanAttempts` (namespace scans before giving up) and optional {@link NvmeofTimings}
+   */
   constructor(
     private readonly ctx: HostContext,
     private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<NvmeofTimings> },

@@ -120,6 +120,7 @@ export async function listRbdMappings(ctx: Pick<HostContext, 'hostRoot'>): Promi
 export class RbdConnector implements Connector {
   readonly protocol = 'RBD';
 
+  /** @param ctx the host seams (`rbd` runs through its executor; sysfs is read under its host root) */
   constructor(private readonly ctx: HostContext) {}
 
   private async mapping(v: RbdVolume): Promise<RbdMapping | undefined> {

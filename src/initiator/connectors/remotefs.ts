@@ -91,17 +91,22 @@ export function parseRemoteFsProperties(props: ConnectionProperties, fstype: str
 export class RemoteFsConnector implements Connector {
   readonly protocol: string;
   readonly mountPointBase: string;
+  /** The `mount -t` type: `nfs`, `glusterfs` or `quobyte`. */
+  readonly fstype: string;
   private readonly mountOptions: string | undefined;
 
   /**
-   * @param fstype `nfs`, `glusterfs` or `quobyte` (the `mount -t` type)
+   * @param ctx the host seams (mounts run through its executor; records live under its host root)
+   * @param options `fstype` (`nfs`, `glusterfs` or `quobyte`, the `mount -t` type), `protocol`
+   *   (`NFS`, `GLUSTERFS`, `QUOBYTE`), `mountPointBase` (absolute; default {@link DEFAULT_MOUNT_POINT_BASE})
+   *   and `mountOptions` (comma-separated `-o` options)
    * @throws {@link InvalidInputError} (field `mountPointBase`) for a relative base
    */
   constructor(
     private readonly ctx: HostContext,
-    readonly fstype: string,
-    options: { protocol: string; mountPointBase?: string; mountOptions?: string },
+    options: { fstype: string; protocol: string; mountPointBase?: string; mountOptions?: string },
   ) {
+    this.fstype = options.fstype;
     this.protocol = options.protocol;
     const base = options.mountPointBase ?? DEFAULT_MOUNT_POINT_BASE;
     if (!base.startsWith('/')) throw new InvalidInputError('mountPointBase', `must be an absolute path, got ${JSON.stringify(base)}`);
@@ -258,6 +263,6 @@ for (const [protocol, fstype] of [['NFS', 'nfs'], ['GLUSTERFS', 'glusterfs'], ['
   registerConnector(protocol, (ctx, o) => {
     const base = optString(o, 'mountPointBase', `${fstype}_mount_point_base`, 'mount_point_base');
     const opts = optString(o, 'mountOptions', `${fstype}_mount_options`);
-    return new RemoteFsConnector(ctx, fstype, { protocol, ...(base ? { mountPointBase: base } : {}), ...(opts ? { mountOptions: opts } : {}) });
+    return new RemoteFsConnector(ctx, { fstype, protocol, ...(base ? { mountPointBase: base } : {}), ...(opts ? { mountOptions: opts } : {}) });
   });
 }

@@ -96,7 +96,7 @@ test('connect mounts under <base>/<md5(export)>, tries NFS 4.2 first, and return
 test('NFS falls back to 4.1 and then the default version', async () => {
   const k = nfsHost({ refuse: /minorversion/ });
   try {
-    const c = new RemoteFsConnector(k.ctx, 'nfs', { protocol: 'NFS', mountPointBase: '/mnt/nfs/', mountOptions: 'noatime' });
+    const c = new RemoteFsConnector(k.ctx, { fstype: 'nfs', protocol: 'NFS', mountPointBase: '/mnt/nfs/', mountOptions: 'noatime' });
     const info = await c.connectVolume({ export: SHARE, name: VOL });
     assert.equal(info.path, `/mnt/nfs/${shareHash(SHARE)}/${VOL}`);
     assert.deepEqual(k.ex.commands().map((x) => x.split(' ').slice(0, 5).join(' ')), ['mount -t nfs -o noatime,vers=4,minorversion=2', 'mount -t nfs -o noatime,vers=4,minorversion=1', 'mount -t nfs -o noatime']);
