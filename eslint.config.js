@@ -9,6 +9,23 @@ const fsBan = ['node:fs', 'node:fs/promises', 'fs', 'fs/promises'].map((name) =>
   message: 'Connectors touch the OS only through host/ (sysfs, devices, files) and exec/.',
 }));
 
+// The layers of docs/architecture.md, top to bottom; a file may import only from its own layer and
+// the layers below it (errors.ts and log.ts are shared by all). `import type` may point up
+// (target helpers name the driver types they serve), runtime imports may not.
+const LAYERS = ['cli', 'library', 'persistence', 'drivers', 'target', 'initiator', 'host', 'exec'];
+const layerRules = LAYERS.map((layer, i) => ({
+  files: [`src/${layer}/**/*.ts`],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': ['error', {
+      patterns: [{
+        group: LAYERS.slice(0, i).map((l) => `**/${l}/**`),
+        allowTypeImports: true,
+        message: `${layer}/ sits below these layers: import only from ${LAYERS.slice(i).join(', ')}, errors and log (docs/architecture.md).`,
+      }],
+    }],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -33,4 +50,5 @@ export default tseslint.config(
     files: ['src/initiator/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: [noShell, ...fsBan] }] },
   },
+  ...layerRules.slice(1),
 );

@@ -32,7 +32,6 @@ export type BrickErrorCode =
   | 'VOLUME_DEVICE_NOT_FOUND'
   | 'VOLUME_PATH_NOT_REMOVED'
   | 'TARGET_PORTAL_LOGIN_FAILED'
-  | 'TARGET_NOT_FOUND'
   | 'AUTHENTICATION_FAILED'
   | 'BACKEND_ERROR'
   | 'BACKEND_UNREACHABLE'
@@ -259,14 +258,32 @@ export class PersistenceError extends BrickError {
 }
 
 /**
+ * A check of an operation's outcome found something other than what the operation promised
+ * (data read back from a device, a device's size, objects left behind), as `brick quickstart`
+ * verifies every step. Code `BRICK_ERROR`: nothing more specific is known about the cause.
+ */
+export class VerificationError extends BrickError {
+  constructor(message: string, options: BrickErrorOptions = {}) {
+    super(message, 'BRICK_ERROR', options);
+  }
+}
+
+/**
  * Process exit status for an error, used by the `brick` CLI:
  * 2 bad input or config, 3 not found, 4 invalid state or already exists, 5 capacity,
  * 6 privilege, 7 timeouts and exhausted retries, 8 device or login failures, 9 backend errors,
- * 1 anything else.
+ * 1 anything else (including anything that is not a {@link BrickError}).
  */
 export function exitCodeFor(err: unknown): number {
-  if (!(err instanceof BrickError)) return 1;
-  switch (err.code) {
+  return err instanceof BrickError ? exitCodeForCode(err.code) : 1;
+}
+
+/**
+ * Process exit status for an error code, as {@link exitCodeFor} gives it for an error with that
+ * code: for an error known only by its JSON form (`{ code }`). An unknown code gives 1.
+ */
+export function exitCodeForCode(code: string): number {
+  switch (code as BrickErrorCode) {
     case 'INVALID_INPUT':
     case 'INVALID_CONFIG':
     case 'PROTOCOL_NOT_SUPPORTED':
@@ -287,7 +304,6 @@ export function exitCodeFor(err: unknown): number {
     case 'VOLUME_DEVICE_NOT_FOUND':
     case 'VOLUME_PATH_NOT_REMOVED':
     case 'TARGET_PORTAL_LOGIN_FAILED':
-    case 'TARGET_NOT_FOUND':
     case 'AUTHENTICATION_FAILED':
     case 'EXTEND_FAILED':
       return 8;

@@ -1,12 +1,13 @@
 /**
  * The whole test suite, as `npm test` runs it (after lint and type-check/build):
  *
- * 1. unit tests and host integration tests: `node --test dist/test/unit dist/test/host`;
- * 2. the lab suite (`dist/test/lab/*.test.js` inside the QEMU lab VM, one node process), when
+ * 1. the unit tier, `dist/test/unit` (`npm run test:unit`: no root, no devices);
+ * 2. the host tier, `dist/test/host` (`npm run test:host`: root and loop devices);
+ * 3. the lab tier, the lab suite (`dist/test/lab/*.test.js` inside the QEMU lab VM, one node process), when
  *    the lab's host packages are present. `BRICK_LAB=skip` skips it, `BRICK_LAB=required` (set by
  *    `.ci/run`) makes a missing lab or a VM that does not boot a failure.
  *
- * It ends with one plain line `tests: N passed, N failed` summing both runs, and exits non-zero
+ * It ends with one plain line `tests: N passed, N failed` summing the three tiers, and exits non-zero
  * when anything failed. When the lab VM's kernel itself crashes (an oops on the guest console),
  * the crash is printed and the lab suite runs once more in a fresh VM; only that run counts, and
  * a second crash is a failure.
@@ -22,9 +23,10 @@ function summary(text: string): { pass: number; fail: number } {
   return { pass: grab('pass'), fail: grab('fail') + grab('cancelled') };
 }
 
-async function runHostSuites(): Promise<{ code: number; pass: number; fail: number }> {
+/** Run `node --test` over `dir`, streaming its report, and count its passes and failures. */
+async function runNodeTests(dir: string): Promise<{ code: number; pass: number; fail: number }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', 'dist/test/unit', 'dist/test/host'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -39,11 +41,16 @@ let pass = 0;
 let fail = 0;
 let failed = false;
 
-process.stdout.write('== unit and host tests\n');
-const host = await runHostSuites();
-pass += host.pass;
-fail += host.fail;
-if (host.code !== 0) failed = true;
+for (const [tier, dir] of [
+  ['unit tests (no root, no devices)', 'dist/test/unit'],
+  ['host tests (root, loop devices)', 'dist/test/host'],
+] as const) {
+  process.stdout.write(`== ${tier}\n`);
+  const run = await runNodeTests(dir);
+  pass += run.pass;
+  fail += run.fail;
+  if (run.code !== 0) failed = true;
+}
 
 if (mode === 'skip') {
   process.stdout.write('== lab suite skipped (BRICK_LAB=skip)\n');

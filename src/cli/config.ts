@@ -24,8 +24,9 @@ import { readFile } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { InvalidConfigError } from '../errors.js';
+import { InvalidConfigError, NotFoundError, BrickError } from '../errors.js';
 import { defaultDataDir, type Env } from '../persistence/factory.js';
+import { driverFactory, knownDrivers } from '../drivers/registry.js';
 
 const backendSchema = z
   .object({
@@ -116,4 +117,39 @@ export async function loadConfig(path: string | undefined, env: Env): Promise<Br
     throw new InvalidConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: 'config' });
   }
   return parseConfig(text, path, env);
+}
+
+/**
+ * The configuration of backend `name`.
+ * @throws {@link NotFoundError} (field `backend`) when no backend has that name; details list the known ones
+ */
+export function backendConfig(config: BrickConfig, name: string): BrickConfig['backends'][number] {
+  const cfg = config.backends.find((b) => b.volume_backend_name === name);
+  if (!cfg) throw new NotFoundError('backend', name, { field: 'backend', details: { known: config.backends.map((b) => b.volume_backend_name) } });
+  return cfg;
+}
+
+/**
+ * Check what can be checked before anything is created: every backend's `volume_driver` is a
+ * registered driver (short name or Cinder class path), and `selected` (the `--backend` flag),
+ * when given, names a configured backend. The drivers must be registered first (import
+ * `drivers/index.js`). Reads and creates nothing.
+ *
+ * @throws {@link InvalidConfigError} (field `volume_driver`) naming the file and the key, e.g. `brick.yaml: backends.0.volume_driver: "nosuch" is not a known driver`
+ * @throws {@link NotFoundError} (field `backend`) for an unknown `selected`
+ */
+export function checkBackends(config: BrickConfig, selected: string | undefined): void {
+  for (const [i, b] of config.backends.entries()) {
+    try {
+      driverFactory(b.volume_driver);
+    } catch (err) {
+      if (!(err instanceof BrickError)) throw err;
+      const known = knownDrivers();
+      throw new InvalidConfigError(`${config.source}: backends.${i}.volume_driver: ${JSON.stringify(b.volume_driver)} is not a known driver (known: ${known.join(', ')})`, {
+        field: 'volume_driver',
+        details: { key: `backends.${i}.volume_driver`, known },
+      });
+    }
+  }
+  if (selected !== undefined) backendConfig(config, selected);
 }

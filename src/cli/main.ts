@@ -1,25 +1,38 @@
 #!/usr/bin/env node
 /**
  * The `brick` command (commander). Every command takes `--json`; errors exit non-zero with a
- * status derived from the error code (see `exitCodeFor`): 2 bad input or config, 3 not found,
- * 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend.
+ * status derived from the error code (see `exitCodeFor`): 2 bad input, usage or config, 3 not
+ * found, 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend. Usage
+ * errors (a missing option, an unknown command) are bad input too: exit 2 and, under `--json`,
+ * the same error document as every other error (see `usage.ts`).
  *
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { Command, Option } from 'commander';
+import { CommanderError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { exitCodeFor, InvalidInputError, BrickError, NotFoundError, type BrickErrorCode } from '../errors.js';
-import { getConnectorProperties } from '../initiator/properties.js';
+import { exitCodeFor, exitCodeForCode, InvalidInputError, NotFoundError } from '../errors.js';
+import { getConnectorProperties, type ConnectorProperties } from '../initiator/properties.js';
 import { connectorFor } from '../initiator/factory.js';
 import { createHostContext } from '../host/context.js';
 import type { DeviceInfo } from '../initiator/connector.js';
+import { ProcessExecutor, type Executor } from '../exec/executor.js';
 import { createRuntime, type GlobalFlags, type Runtime } from './runtime.js';
 import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
 import { runQuickstart, type QuickstartStep } from './quickstart.js';
-import type { Volume } from '../library/objects.js';
+import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
+import { requireRootHelper } from './privilege.js';
+import { validateConnectorProperties } from './connector-document.js';
+import type { Volume } from '../library/volume.js';
 
-const program = new Command();
+const program = new BrickCommand();
+// Set before any command is added: subcommands inherit the output and exit handling. Under
+// --json commander's plain text is dropped; the entry point prints the JSON error instead.
+program
+  .exitOverride()
+  .configureOutput({ writeErr: (text) => void (jsonRequested(process.argv.slice(2)) || process.stderr.write(text)) })
+  .showHelpAfterError()
+  .addHelpText('after', exitStatusHelp());
 program
   .name('brick')
   .description('Volume discovery and local storage management: attach block volumes and drive storage backends (os-brick + cinderlib for Node.js).')
@@ -27,8 +40,7 @@ program
   .option('--json', 'print JSON instead of tables')
   .option('-b, --backend <name>', 'backend to use (default: the configured default)')
   .option('--root-helper <cmd>', 'prefix for privileged commands, e.g. "sudo -n" (default: none as root, "sudo -n" otherwise)')
-  .option('-v, --verbose', 'structured debug logs (JSON lines, secrets masked) on stderr')
-  .showHelpAfterError();
+  .option('-v, --verbose', 'structured debug logs (JSON lines, secrets masked) on stderr');
 
 function flags(): GlobalFlags {
   return program.opts<GlobalFlags>();
@@ -54,11 +66,15 @@ function progressReporter(json: boolean): ((op: string, done: number, total: num
   };
 }
 
-/** Run `fn` with a runtime, print errors, set the exit status. */
-async function withRuntime(fn: (rt: Runtime, json: boolean) => Promise<void>): Promise<void> {
+/**
+ * Run `fn` with a runtime, print errors, set the exit status. `before` runs first, before the
+ * configuration is loaded or the store opened: checks of the command's own input go there.
+ */
+async function withRuntime(fn: (rt: Runtime, json: boolean) => Promise<void>, before?: () => Promise<void>): Promise<void> {
   const json = Boolean(flags().json);
   let rt: Runtime | undefined;
   try {
+    await before?.();
     rt = await createRuntime(flags(), process.env, progressReporter(json));
     await fn(rt, json);
   } catch (err) {
@@ -78,6 +94,22 @@ async function plain(fn: (json: boolean) => Promise<void>): Promise<void> {
     printError(json, err);
     exitCode = exitCodeFor(err);
   }
+}
+
+/**
+ * Fail before anything changes when host-side work needs root that this process cannot get.
+ * @throws {@link PrivilegeError} when not root and the root helper is missing or does not work
+ */
+async function needRoot(executor: Executor, task: string): Promise<void> {
+  await requireRootHelper(executor, process.getuid?.() ?? 0, task, 'losetup, iscsiadm, nvme, multipath, blockdev');
+}
+
+/** A whole-number option value (e.g. `--device-scan-attempts`). @throws {@link InvalidInputError} naming `field` */
+function wholeNumber(field: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value.trim())) throw new InvalidInputError(field, `must be a whole number, got ${JSON.stringify(value)}`);
+    return Number(value);
+  };
 }
 
 function parseSize(value: string, field: string): number {
@@ -164,24 +196,25 @@ program
         const total = r.steps.reduce((a, s) => a + s.seconds, 0);
         process.stdout.write(r.ok ? `quickstart passed: ${r.steps.length} steps in ${total.toFixed(2)} s on ${r.device}\n` : `quickstart FAILED: ${String(r.error?.message ?? 'see the steps above')}\n`);
       }
-      if (!r.ok) exitCode = typeof r.error?.code === 'string' ? exitCodeFor(new BrickError('', r.error.code as BrickErrorCode)) : 1;
+      if (!r.ok) exitCode = typeof r.error?.code === 'string' ? exitCodeForCode(r.error.code) : 1;
     });
   });
 
 // ---- volume -----------------------------------------------------------------------------
-const volume = program.command('volume').description('volumes');
+const volume = program.command('volume').description('volumes: create, attach to this host, connect for another host, snapshot, clone, extend, delete');
 volume
   .command('create')
+  .description('create a volume on the backend; prints it')
   .requiredOption('--size <GiB>', 'size in GiB (whole number)')
-  .option('--name <name>')
-  .option('--description <text>')
+  .option('--name <name>', 'display name')
+  .option('--description <text>', 'free-text description')
   .action(async (o: { size: string; name?: string; description?: string }) =>
     withRuntime(async (rt, json) => {
       const v = await (await rt.backend()).createVolume({ size: parseSize(o.size, 'size'), name: o.name, description: o.description });
       printObject(json, volumeView(v));
     }),
   );
-volume.command('list').action(async () =>
+volume.command('list').description('list the volumes of the selected backend (--backend) or of every backend').action(async () =>
   withRuntime(async (rt, json) => {
     const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat();
     printRows(json, ['id', 'name', 'size', 'status', 'backend', 'attached'], vols.map(volumeView));
@@ -189,9 +222,11 @@ volume.command('list').action(async () =>
 );
 volume
   .command('show <id>')
+  .description('show one volume, its snapshots and connections')
   .action(async (id: string) => withRuntime(async (rt, json) => printObject(json, volumeView(await findVolume(rt, id)))));
 volume
   .command('extend <id> <newSizeGiB>')
+  .description('grow a volume (and the device, when attached); prints the new size in bytes')
   .action(async (id: string, size: string) =>
     withRuntime(async (rt, json) => {
       const v = await findVolume(rt, id);
@@ -201,6 +236,7 @@ volume
   );
 volume
   .command('delete <id>')
+  .description('delete a volume that has no snapshots and is not attached or connected')
   .action(async (id: string) =>
     withRuntime(async (rt, json) => {
       const v = await findVolume(rt, id);
@@ -210,9 +246,10 @@ volume
   );
 volume
   .command('attach <id>')
-  .description('attach to this host; prints the device')
+  .description('attach to this host (needs root or a working root helper); prints the device')
   .action(async (id: string) =>
     withRuntime(async (rt, json) => {
+      await needRoot(rt.context.host.executor, 'brick volume attach sets up a device on this host');
       const v = await findVolume(rt, id);
       const c = await v.attach();
       printObject(json, { ...connectionView(c), path: c.path });
@@ -220,10 +257,12 @@ volume
   );
 volume
   .command('detach <id>')
+  .description('detach from this host what `volume attach` attached (needs root or a working root helper)')
   .option('--force', 'accept data loss to leave a clean host')
   .option('--ignore-errors', 'do not fail on cleanup errors')
   .action(async (id: string, o: { force?: boolean; ignoreErrors?: boolean }) =>
     withRuntime(async (rt, json) => {
+      await needRoot(rt.context.host.executor, 'brick volume detach removes a device from this host');
       const v = await findVolume(rt, id);
       await v.detach({ force: o.force, ignoreErrors: o.ignoreErrors });
       printObject(json, volumeView(v));
@@ -231,8 +270,9 @@ volume
   );
 volume
   .command('snapshot <id>')
-  .option('--name <name>')
-  .option('--description <text>')
+  .description('snapshot a volume; prints the snapshot')
+  .option('--name <name>', 'display name')
+  .option('--description <text>', 'free-text description')
   .action(async (id: string, o: { name?: string; description?: string }) =>
     withRuntime(async (rt, json) => {
       const s = await (await findVolume(rt, id)).createSnapshot(o);
@@ -241,8 +281,9 @@ volume
   );
 volume
   .command('clone <id>')
-  .option('--name <name>')
-  .option('--size <GiB>')
+  .description('create a new volume holding a copy of a volume; prints the new volume')
+  .option('--name <name>', 'display name of the new volume')
+  .option('--size <GiB>', 'size of the new volume in GiB (default: the source size)')
   .action(async (id: string, o: { name?: string; size?: string }) =>
     withRuntime(async (rt, json) => {
       const v = await (await findVolume(rt, id)).clone({ name: o.name, size: o.size === undefined ? undefined : parseSize(o.size, 'size') });
@@ -253,18 +294,19 @@ volume
   .command('connect <id>')
   .description('export and map the volume for another host; prints the connection info for that host')
   .requiredOption('--connector <file>', "the consumer's connector properties (JSON, from `brick connector properties`; - for stdin)")
-  .action(async (id: string, o: { connector: string }) =>
-    withRuntime(async (rt) => {
-      const connector = await readJsonInput(o.connector, 'connector');
-      const c = await (await findVolume(rt, id)).connect(connector as never);
+  .action(async (id: string, o: { connector: string }) => {
+    let connector: ConnectorProperties | undefined;
+    const readConnector = async () => void (connector = validateConnectorProperties(await readJsonInput(o.connector, 'connector')));
+    await withRuntime(async (rt) => {
+      const c = await (await findVolume(rt, id)).connect(connector!);
       // The consumer needs the secrets in conn_info to log in: this document is the wire format.
       process.stdout.write(`${JSON.stringify({ connection_id: c.id, volume_id: id, ...(c.connInfo as object) }, null, 2)}\n`);
-    }),
-  );
+    }, readConnector);
+  });
 volume
   .command('disconnect <id>')
   .description('terminate a connection made with `volume connect` (the consumer detaches first)')
-  .requiredOption('--connection <connectionId>')
+  .requiredOption('--connection <connectionId>', 'the connection id `volume connect` printed')
   .action(async (id: string, o: { connection: string }) =>
     withRuntime(async (rt, json) => {
       const v = await findVolume(rt, id);
@@ -276,10 +318,11 @@ volume
   );
 
 // ---- snapshot ---------------------------------------------------------------------------
-const snapshot = program.command('snapshot').description('snapshots');
+const snapshot = program.command('snapshot').description('snapshots: list, delete, create a volume from one');
 snapshot
   .command('list')
-  .option('--volume <id>')
+  .description('list the snapshots of the selected backend (--backend) or of every backend')
+  .option('--volume <id>', 'only the snapshots of this volume')
   .action(async (o: { volume?: string }) =>
     withRuntime(async (rt, json) => {
       const snaps = (await Promise.all((await selectedBackends(rt)).map((b) => b.getSnapshots()))).flat().filter((s) => !o.volume || s.volumeId === o.volume);
@@ -292,7 +335,7 @@ async function findSnapshot(rt: Runtime, id: string) {
   if (!s) throw new NotFoundError('snapshot', id);
   return s;
 }
-snapshot.command('delete <id>').action(async (id: string) =>
+snapshot.command('delete <id>').description('delete a snapshot').action(async (id: string) =>
   withRuntime(async (rt, json) => {
     await (await findSnapshot(rt, id)).delete();
     printObject(json, { id, status: 'deleted' });
@@ -300,8 +343,9 @@ snapshot.command('delete <id>').action(async (id: string) =>
 );
 snapshot
   .command('create-volume <id>')
-  .option('--name <name>')
-  .option('--size <GiB>')
+  .description('create a new volume from a snapshot; prints the new volume')
+  .option('--name <name>', 'display name of the new volume')
+  .option('--size <GiB>', 'size of the new volume in GiB (default: the snapshot size)')
   .action(async (id: string, o: { name?: string; size?: string }) =>
     withRuntime(async (rt, json) => {
       const v = await (await findSnapshot(rt, id)).createVolume({ name: o.name, size: o.size === undefined ? undefined : parseSize(o.size, 'size') });
@@ -310,8 +354,8 @@ snapshot
   );
 
 // ---- backend ----------------------------------------------------------------------------
-const backend = program.command('backend').description('storage backends');
-backend.command('list').action(async () =>
+const backend = program.command('backend').description('storage backends: list them, show their capacity');
+backend.command('list').description('list the configured backends and their drivers').action(async () =>
   withRuntime(async (rt, json) => {
     printRows(
       json,
@@ -322,6 +366,7 @@ backend.command('list').action(async () =>
 );
 backend
   .command('stats')
+  .description("the selected backend's capacity and capabilities (Cinder's volume stats)")
   .option('--refresh', 'ask the driver again instead of using cached stats')
   .action(async (o: { refresh?: boolean }) =>
     withRuntime(async (rt, json) => {
@@ -334,10 +379,11 @@ backend
 const connector = program.command('connector').description('host side: connector properties, attach and detach by connection info');
 connector
   .command('properties')
+  .description("this host's connector properties (os-brick's keys), for `volume connect` on the storage side")
   .option('--multipath', 'this host wants multipath')
   .option('--enforce-multipath', 'fail attaches that cannot get multipath')
-  .option('--my-ip <ip>')
-  .option('--host <name>')
+  .option('--my-ip <ip>', 'the IP address this host is reached on (default: the first non-internal IPv4 address)')
+  .option('--host <name>', 'the host name to report (default: the system host name)')
   .action(async (o: { multipath?: boolean; enforceMultipath?: boolean; myIp?: string; host?: string }) =>
     plain(async (json) => {
       // As os-brick does, create the NVMe host NQN/id when missing (root only: it writes /etc/nvme).
@@ -347,6 +393,14 @@ connector
       else printObject(false, p);
     }),
   );
+/**
+ * Fail before anything changes when `protocol`'s host-side work needs root this process cannot
+ * get. LOCAL runs nothing on the host (it hands back the path it was given), so it needs none.
+ * @throws {@link PrivilegeError}
+ */
+async function needHostRoot(protocol: string, rootHelper: string[], task: string): Promise<void> {
+  if (protocol.toUpperCase() !== 'LOCAL') await needRoot(new ProcessExecutor({ rootHelper }), task);
+}
 function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
   const rh = flags().rootHelper;
   return {
@@ -358,15 +412,19 @@ function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
   };
 }
 connector
-  .command('connect [protocol] [file]')
+  .command('connect')
   .description('attach by connection properties (FILE, or - for stdin) or a connection info document (--connection); prints the device info')
   .option('--connection <file>', 'a `{ driver_volume_type, data }` document, e.g. from `brick volume connect`')
+  .argument('[protocol]', 'the connector protocol, e.g. ISCSI, NVMEOF, FIBRE_CHANNEL, LOCAL (not needed with --connection)')
+  .argument('[file]', 'the connection properties (JSON), or - for stdin')
   .option('--multipath', 'use multipath')
-  .addOption(new Option('--device-scan-attempts <n>').argParser((v) => Number(v)))
+  .addOption(new Option('--device-scan-attempts <n>', 'how many times to look for the device before giving up').argParser(wholeNumber('device_scan_attempts')))
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean; deviceScanAttempts?: number }) =>
     plain(async () => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const conn = connectorFor(protocol, { ...connectorOptions(o), deviceScanAttempts: o.deviceScanAttempts });
+      const options = connectorOptions(o);
+      await needHostRoot(protocol, options.rootHelper, 'brick connector connect attaches a device to this host');
+      const conn = connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts });
       const device = await conn.connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
       // Multipath logins to slow portals finish in the background; wait for them (and their
@@ -376,26 +434,32 @@ connector
     }),
   );
 connector
-  .command('disconnect [protocol] [file]')
+  .command('disconnect')
   .description('detach what `connector connect` attached')
   .option('--connection <file>', 'a `{ driver_volume_type, data }` document')
+  .argument('[protocol]', 'the connector protocol, e.g. ISCSI (not needed with --connection)')
+  .argument('[file]', 'the connection properties (JSON), or - for stdin')
   .requiredOption('--device <file>', 'the device info JSON `connector connect` printed')
-  .option('--multipath')
+  .option('--multipath', 'the device was attached with multipath')
   .option('--force', 'accept data loss to leave a clean host')
   .option('--ignore-errors', 'do not fail on cleanup errors')
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
-      await connectorFor(protocol, connectorOptions(o)).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
+      const options = connectorOptions(o);
+      await needHostRoot(protocol, options.rootHelper, 'brick connector disconnect removes a device from this host');
+      await connectorFor(protocol, options).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
       printObject(json, { disconnected: true, path: device.path });
     }),
   );
 connector
-  .command('extend [protocol] [file]')
+  .command('extend')
   .description('make the host see a grown volume; prints the new size in bytes')
-  .option('--connection <file>')
-  .option('--multipath')
+  .argument('[protocol]', 'the connector protocol, e.g. ISCSI (not needed with --connection)')
+  .argument('[file]', 'the connection properties (JSON), or - for stdin')
+  .option('--connection <file>', 'a `{ driver_volume_type, data }` document')
+  .option('--multipath', 'the device was attached with multipath')
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean }) =>
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
@@ -406,22 +470,33 @@ connector
 
 // ---- keyvalue (remote attach through shared persistence) ---------------------------------
 const kv = program.command('kv').description('key-value store shared through persistence (cinderlib KeyValue)');
-kv.command('get [key]').action(async (key?: string) =>
+kv.command('get [key]').description('list every key and value, or the one named').action(async (key?: string) =>
   withRuntime(async (rt, json) => printRows(json, ['key', 'value'], (await rt.store.getKeyValues(key)) as unknown as Record<string, unknown>[])),
 );
-kv.command('set <key> <value>').action(async (key: string, value: string) =>
+kv.command('set <key> <value>').description('set a key to a value (replacing any value it had)').action(async (key: string, value: string) =>
   withRuntime(async (rt, json) => {
     await rt.store.setKeyValue({ key, value });
     printObject(json, { key, value });
   }),
 );
+// A missing key is NOT_FOUND (exit 3), as `volume delete` and `snapshot delete` of a missing id are.
+kv.command('delete <key>')
+  .description('delete a key (exit 3 when there is no such key)')
+  .action(async (key: string) =>
+    withRuntime(async (rt, json) => {
+      if ((await rt.store.getKeyValues(key)).length === 0) throw new NotFoundError('key', key, { field: 'key' });
+      await rt.store.deleteKeyValue(key);
+      printObject(json, { key, status: 'deleted' });
+    }),
+  );
 
 // ---- connections ------------------------------------------------------------------------
 program
   .command('connection')
-  .description('connections')
+  .description('connections: the attachments and exports of volumes')
   .command('list')
-  .option('--volume <id>')
+  .description('list the connections of the selected backend (--backend) or of every backend')
+  .option('--volume <id>', 'only the connections of this volume')
   .action(async (o: { volume?: string }) =>
     withRuntime(async (rt, json) => {
       const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
@@ -476,5 +551,17 @@ sim
     }),
   );
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // commander has printed its text already (unless --json); errors thrown by option parsers
+  // have not been printed.
+  const failure = usageError(err);
+  const json = jsonRequested(process.argv.slice(2));
+  if (failure === undefined) exitCode = 0;
+  else {
+    if (json || !(err instanceof CommanderError)) printError(json, failure);
+    exitCode = exitCodeFor(failure);
+  }
+}
 process.exitCode = exitCode;

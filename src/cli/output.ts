@@ -2,12 +2,17 @@
  * CLI output: tables for people (cli-table3), JSON for programs (`--json`), and errors as
  * one line on stderr (or a JSON object on stdout with `--json`).
  *
+ * Text meant for a terminal never carries control characters from the data: names, descriptions
+ * and messages are user input, and an ANSI escape or a newline in them could repaint or forge
+ * the output. Tables and the one-line error show them escaped ({@link escapeForTerminal}); JSON
+ * output keeps every string exact.
+ *
  * @module
  */
 import Table from 'cli-table3';
 import { BrickError } from '../errors.js';
 import { maskText } from '../exec/mask.js';
-import type { Volume, Snapshot, Connection } from '../library/objects.js';
+import type { Volume, Snapshot, Connection } from '../library/index.js';
 
 /** Print `rows` as a table with `columns`, or as JSON. */
 export function printRows(json: boolean, columns: string[], rows: Record<string, unknown>[]): void {
@@ -15,7 +20,7 @@ export function printRows(json: boolean, columns: string[], rows: Record<string,
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
-  const t = new Table({ head: columns, style: { head: [], border: [] } });
+  const t = new Table({ head: columns.map(escapeForTerminal), style: { head: [], border: [] } });
   for (const r of rows) t.push(columns.map((c) => fmt(r[c])));
   process.stdout.write(`${t.toString()}\n`);
 }
@@ -27,14 +32,32 @@ export function printObject(json: boolean, obj: Record<string, unknown>): void {
     return;
   }
   const t = new Table({ style: { head: [], border: [] } });
-  for (const [k, v] of Object.entries(obj)) t.push({ [k]: fmt(v) });
+  for (const [k, v] of Object.entries(obj)) t.push({ [escapeForTerminal(k)]: fmt(v) });
   process.stdout.write(`${t.toString()}\n`);
+}
+
+/** C0 and C1 controls, DEL, and the Unicode bidirectional overrides and isolates. */
+// eslint-disable-next-line no-control-regex
+const unsafe = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` made safe to print on a terminal: newline, carriage return and tab become `\n`, `\r`
+ * and `\t`; other control characters (C0, DEL, C1, so every ANSI escape) become `\xHH`;
+ * Unicode bidirectional controls become `\uHHHH`. Everything else, backslashes included, is
+ * printed as it is. Pure.
+ */
+export function escapeForTerminal(text: string): string {
+  return text.replace(unsafe, (c) => {
+    if (named[c] !== undefined) return named[c];
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 function fmt(v: unknown): string {
   if (v === null || v === undefined) return '';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
+  return escapeForTerminal(typeof v === 'object' ? JSON.stringify(v) : String(v));
 }
 
 /** A volume as the CLI shows it. */
@@ -71,5 +94,5 @@ export function printError(json: boolean, err: unknown): void {
   const body = err instanceof BrickError ? err.toJSON() : { error: 'Error', code: 'UNEXPECTED', message: err instanceof Error ? err.message : String(err) };
   body.message = maskText(String(body.message));
   if (json) process.stdout.write(`${JSON.stringify({ ok: false, ...body }, null, 2)}\n`);
-  else process.stderr.write(`brick: error${body.code ? ` [${String(body.code)}]` : ''}: ${String(body.message)}\n`);
+  else process.stderr.write(`brick: error${body.code ? ` [${String(body.code)}]` : ''}: ${escapeForTerminal(String(body.message))}\n`);
 }

@@ -8,10 +8,9 @@
 import { mkdir } from 'node:fs/promises';
 import { openStore } from '../persistence/factory.js';
 import { setup, type BrickContext } from '../library/context.js';
-import { Backend } from '../library/objects.js';
+import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
-import { NotFoundError } from '../errors.js';
-import { loadConfig, type BrickConfig } from './config.js';
+import { loadConfig, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
 import '../drivers/index.js';
 import '../initiator/connectors/index.js';
@@ -49,9 +48,16 @@ export function resolveRootHelper(flag: string | undefined, config: BrickConfig,
   return uid === 0 ? [] : ['sudo', '-n'];
 }
 
-/** Build the runtime for one command. */
+/**
+ * Build the runtime for one command: load and check the configuration (drivers known,
+ * `--backend` configured) before the data directory is made or the store opened, so that a bad
+ * configuration leaves nothing behind.
+ * @throws {@link InvalidConfigError} for a configuration that cannot be used (naming the file and key)
+ * @throws {@link NotFoundError} (field `backend`) when `--backend` names no configured backend
+ */
 export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, onProgress?: (op: string, done: number, total: number) => void): Promise<Runtime> {
   const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env);
+  checkBackends(config, flags.backend);
   const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env, dataDir: config.dataDir });
@@ -69,8 +75,7 @@ export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, 
   const made = new Map<string, Backend>();
   const backend = async (name?: string): Promise<Backend> => {
     const wanted = name ?? flags.backend ?? config.defaultBackend;
-    const cfg = config.backends.find((b) => b.volume_backend_name === wanted);
-    if (!cfg) throw new NotFoundError('backend', wanted, { field: 'backend', details: { known: config.backends.map((b) => b.volume_backend_name) } });
+    const cfg = backendConfig(config, wanted);
     let b = made.get(wanted);
     if (!b) {
       b = new Backend(cfg, { context });

@@ -69,6 +69,11 @@ export class RecordingExecutor implements Executor {
     return this.calls.map((c) => c.shown.join(' ')).join('\n');
   }
 
+  /**
+   * Record the call and answer it from the first matching handler that has uses left.
+   * @throws {@link ProcessExecutionError} (exit status 127) when no handler matches, so an unexpected command fails the test;
+   *   the errors a real executor throws when the handler's result asks for them (non-zero exit, `'timeout'`)
+   */
   async run(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     const bare = [...argv];
     const full = options.root === false ? bare : [...this.rootHelper, ...bare];

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { accessSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Executor } from '../exec/executor.js';
@@ -53,4 +54,18 @@ export function createHostContext(options: HostContextOptions = {}): HostContext
  */
 export function hostPath(hostRoot: string, p: string): string {
   return hostRoot === '/' || hostRoot === '' ? p : join(hostRoot, p);
+}
+
+/**
+ * True when absolute host path `p` exists under `ctx.hostRoot` (symlinks followed, so a dangling
+ * link does not count). Never throws. A synchronous system call behind the promise, as the
+ * sysfs readers are (see `sysfs.ts`, where it is also exported as `pathExists`).
+ */
+export async function hostPathExists(ctx: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {
+  try {
+    accessSync(hostPath(ctx.hostRoot, p));
+    return true;
+  } catch {
+    return false;
+  }
 }

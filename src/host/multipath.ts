@@ -72,19 +72,6 @@ export async function mapForPath(ctx: HostContext, pathOrName: string): Promise<
 }
 
 /**
- * True when multipathd answers (`multipathd show status`; os-brick `is_multipath_running`:
- * exit 0 and no "error receiving packet" on stdout). Never throws.
- */
-export async function isMultipathdRunning(ctx: HostContext, timeoutMs = 10_000): Promise<boolean> {
-  try {
-    const r = await ctx.executor.run(['multipathd', 'show', 'status'], { timeoutMs, checkExitCode: false });
-    return r.exitCode === 0 && !/error receiving packet/i.test(r.stdout);
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Whitelist `wwid` in multipath's wwids file (`multipath -a WWID`) so that a map is made even
  * for a single path under `find_multipaths yes|smart` (os-brick `multipath_add_wwid`). Never throws;
  * returns whether it succeeded.
@@ -262,9 +249,11 @@ export async function mapDeviceExists(ctx: HostContext, m: MultipathMap): Promis
 /**
  * True when a multipathd process runs on the host: the pid in `/run/multipathd.pid` (written by
  * multipathd at start) names a live process called `multipathd`, or, without the pid file, some
- * `/proc/N/comm` says `multipathd`. Reads files only, spawns nothing. Never throws.
+ * `/proc/N/comm` says `multipathd`. Reads files only, spawns nothing (os-brick's
+ * `is_multipath_running` asks the daemon with `multipathd show status` instead, which costs a
+ * process and blocks while multipathd is busy). Never throws.
  */
-export async function multipathdPresent(ctx: HostContext): Promise<boolean> {
+export async function isMultipathdRunning(ctx: HostContext): Promise<boolean> {
   const pid = await readAttr(ctx, '/run/multipathd.pid');
   if (pid && /^\d+$/.test(pid)) return (await readAttr(ctx, `/proc/${pid}/comm`)) === 'multipathd';
   for (const entry of await listDir(ctx, '/proc')) {
@@ -340,7 +329,7 @@ function loadConcise(ctx: HostContext, spec: string, timeoutMs: number): Promise
           const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--concise', batch.map((b) => b.spec).join(';')], { timeoutMs, checkExitCode: false });
           if (r.exitCode !== 0) ctx.logger.debug({ maps: batch.length, stderr: r.stderr.trim() }, 'multipath: dmsetup create --concise refused');
         } catch (err) {
-          ctx.logger.debug({ maps: batch.length, error: (err as Error).message }, 'multipath: dmsetup create --concise failed');
+          ctx.logger.debug({ maps: batch.length, err: (err as Error).message }, 'multipath: dmsetup create --concise failed');
         }
         for (const b of batch) b.done();
       }
@@ -366,7 +355,7 @@ function loadConcise(ctx: HostContext, spec: string, timeoutMs: number): Promise
  * at another map's failure) is loaded alone (`dmsetup create --noudevsync --uuid mpath-WWID WWID
  * --table TABLE`).
  *
- * Only call this when multipathd runs (see {@link multipathdPresent}): a map nobody adopts has no
+ * Only call this when multipathd runs (see {@link isMultipathdRunning}): a map nobody adopts has no
  * path checker. A map multipathd has just made itself wins: `dmsetup` then fails and this returns
  * whatever map now exists for `wwid`.
  * @returns the map (`/dev/dm-N` exists when this returns: devtmpfs makes the node in the kernel),
@@ -388,7 +377,7 @@ export async function createMap(ctx: HostContext, wwid: string, paths: readonly 
     const r = await ctx.executor.run(['dmsetup', 'create', '--noudevsync', '--uuid', `mpath-${wwid}`, wwid, '--table', built.table], { timeoutMs, checkExitCode: false });
     if (r.exitCode !== 0) ctx.logger.debug({ wwid, paths, stderr: r.stderr.trim() }, 'multipath: dmsetup create refused');
   } catch (err) {
-    ctx.logger.debug({ wwid, paths, error: (err as Error).message }, 'multipath: dmsetup create failed');
+    ctx.logger.debug({ wwid, paths, err: (err as Error).message }, 'multipath: dmsetup create failed');
   }
   return mapForWwid(ctx, wwid);
 }

@@ -273,16 +273,17 @@ export async function devicePresent(ctx: HostContext, d: RemovableDevice): Promi
 }
 
 /**
- * Remove SCSI device `d` from the kernel (write `1` to its `delete` attribute, os-brick
- * `remove_scsi_device`): `/sys/bus/scsi/devices/H:C:T:L/delete` for a pinned device, which can
- * only ever remove that address, else `/sys/block/NAME/device/delete`. The kernel flushes the
+ * Remove the SCSI disk behind block device `d` from the kernel (write `1` to its `delete`
+ * attribute, os-brick `remove_scsi_device`): `/sys/bus/scsi/devices/H:C:T:L/delete` for a
+ * pinned device, which can only ever remove that address, else `/sys/block/NAME/device/delete`.
+ * Compare {@link deleteScsiAddress}, which removes whatever sits at an address, block device or not. The kernel flushes the
  * disk's cache on the way out. A device that is already gone (for a pinned one: its name now
  * belongs to a disk at another address) is not an error and nothing is written. A `blocked`
  * device is refused unless `force` (deleting a blocked device can hang the caller on old
  * kernels; gobrick does the same).
  * @throws {@link BrickError} when the device is blocked (without force) or the kernel refuses
  */
-export async function deleteDevice(ctx: HostContext, d: RemovableDevice, options: { force?: boolean } = {}): Promise<void> {
+export async function deletePinnedDevice(ctx: HostContext, d: RemovableDevice, options: { force?: boolean } = {}): Promise<void> {
   const name = removableName(d);
   const dir = typeof d === 'string' ? `/sys/block/${name}/device` : `/sys/bus/scsi/devices/${formatHctl(d.hctl)}`;
   if (typeof d !== 'string' && !(await devicePresent(ctx, d))) {
@@ -304,10 +305,11 @@ export async function deleteDevice(ctx: HostContext, d: RemovableDevice, options
 /**
  * Remove the SCSI device at `hctl` whatever its state, block device or not (write `1` to
  * `/sys/bus/scsi/devices/H:C:T:L/delete`): for LUNs the kernel probed but never gave a disk,
- * which would otherwise keep a session "in use". Gone already is not an error.
+ * which would otherwise keep a session "in use". Gone already is not an error. Unlike
+ * {@link deletePinnedDevice} it neither looks for a block device nor refuses a blocked one.
  * @throws {@link BrickError} when the kernel refuses
  */
-export async function deleteScsiDevice(ctx: HostContext, hctl: Hctl): Promise<void> {
+export async function deleteScsiAddress(ctx: HostContext, hctl: Hctl): Promise<void> {
   const p = `/sys/bus/scsi/devices/${formatHctl(hctl)}/delete`;
   if (!(await pathExists(ctx, p))) return;
   try {

@@ -22,11 +22,11 @@
  *
  * @module
  */
-import { readFileSync, readdirSync, readlinkSync, realpathSync, accessSync, lstatSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, realpathSync, lstatSync } from 'node:fs';
 import { writeFile, chmod } from 'node:fs/promises';
 import { HostIoError } from '../errors.js';
 import type { HostContext } from './context.js';
-import { hostPath } from './context.js';
+import { hostPath, hostPathExists } from './context.js';
 
 /** Strip the context's host root from a path produced by `realpath` under it. */
 function toHostAbsolute(ctx: Pick<HostContext, 'hostRoot'>, p: string): string {
@@ -66,15 +66,8 @@ export async function listDir(ctx: Pick<HostContext, 'hostRoot'>, p: string): Pr
   }
 }
 
-/** True when host path `p` exists (a dangling symlink does not count). */
-export async function pathExists(ctx: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {
-  try {
-    accessSync(hostPath(ctx.hostRoot, p));
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** True when host path `p` exists (a dangling symlink does not count). Never throws. The same function as {@link hostPathExists}. */
+export const pathExists: (ctx: Pick<HostContext, 'hostRoot'>, p: string) => Promise<boolean> = hostPathExists;
 
 /** True when host path `p` itself exists, even as a dangling symlink. */
 export async function entryExists(ctx: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {

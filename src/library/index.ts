@@ -1,8 +1,12 @@
 /**
- * The cinderlib-shaped object API.
+ * The cinderlib-shaped object API: `setup()`, {@link Backend}, {@link Volume}, {@link Snapshot},
+ * {@link Connection} (one file each, over the shared record base in `record.ts`) and serialization.
  *
  * @module
  */
 export * from './context.js';
-export * from './objects.js';
+export * from './backend.js';
+export * from './volume.js';
+export * from './snapshot.js';
+export * from './connection.js';
 export * from './serialization.js';

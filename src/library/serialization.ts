@@ -38,7 +38,10 @@ import { InvalidInputError, NotFoundError, PersistenceError } from '../errors.js
 import type { ConnectionRecord, SnapshotRecord, Store, VolumeRecord } from '../persistence/store.js';
 import { StaleRecordError } from '../persistence/store.js';
 import { currentContext, type BrickContext } from './context.js';
-import { Backend, Connection, Snapshot, Volume, type BackendConfig } from './objects.js';
+import { Backend, type BackendConfig } from './backend.js';
+import { Connection } from './connection.js';
+import { Snapshot } from './snapshot.js';
+import { Volume } from './volume.js';
 
 /** The serialization format version written into every form. */
 export const SERIALIZATION_FORMAT = 1;

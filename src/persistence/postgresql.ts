@@ -344,7 +344,10 @@ export class PostgresStore implements Store {
     return this.remove(CONNECTIONS, id);
   }
 
-  /** @inheritdoc */
+  /**
+   * All key-values sorted by key, or the one with `key` (empty when missing).
+   * @throws {@link PersistenceError} when PostgreSQL fails
+   */
   async getKeyValues(key?: string): Promise<KeyValue[]> {
     try {
       const r =
@@ -365,7 +368,11 @@ export class PostgresStore implements Store {
       throw this.wrap(`set key_value ${kv.key}`, err);
     }
   }
-  /** @inheritdoc */
+  /**
+   * Delete a key-value; a missing key is a no-op.
+   * @throws {@link InvalidInputError} (field `key_value.key`) for an empty or non-string key
+   * @throws {@link PersistenceError} when PostgreSQL fails
+   */
   async deleteKeyValue(key: string): Promise<void> {
     if (typeof key !== 'string' || key === '') throw new InvalidInputError('key_value.key', 'must be a non-empty string');
     try {

@@ -281,7 +281,10 @@ export class SqliteStore implements Store {
     this.remove(CONNECTIONS, id);
   }
 
-  /** @inheritdoc */
+  /**
+   * All key-values sorted by key, or the one with `key` (empty when missing).
+   * @throws {@link PersistenceError} when SQLite fails
+   */
   async getKeyValues(key?: string): Promise<KeyValue[]> {
     try {
       const db = this.handle();
@@ -302,7 +305,11 @@ export class SqliteStore implements Store {
       throw wrap(`set key_value ${kv.key}`, this.path, err);
     }
   }
-  /** @inheritdoc */
+  /**
+   * Delete a key-value; a missing key is a no-op.
+   * @throws {@link InvalidInputError} (field `key_value.key`) for an empty or non-string key
+   * @throws {@link PersistenceError} when SQLite fails
+   */
   async deleteKeyValue(key: string): Promise<void> {
     if (typeof key !== 'string' || key === '') throw new InvalidInputError('key_value.key', 'must be a non-empty string');
     try {

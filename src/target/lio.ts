@@ -205,7 +205,11 @@ export class LioTarget implements TargetHelper {
     };
   }
 
-  /** Rebuild the target, portals and ACLs recorded for `volume` if LIO lost them. */
+  /**
+   * Rebuild the target, portals and ACLs recorded for `volume` if LIO lost them.
+   * @throws {@link InvalidStateError} (field `provider_auth`) when the volume has an export but no CHAP credentials
+   * @throws {@link InvalidInputError} (field `provider_location`) for a location that is not Cinder's iSCSI format
+   */
   async ensureExport(volume: DriverVolume, devicePath: string): Promise<void> {
     if (!volume.provider_location) return;
     const loc = parseIscsiLocation(volume.provider_location);
@@ -244,7 +248,11 @@ export class LioTarget implements TargetHelper {
     await this.mappings.remove(volume, null);
   }
 
-  /** Add a node ACL (CHAP from `provider_auth`, LUN 0 mapped) for the connector's initiator; return Cinder's iSCSI connection info. */
+  /**
+   * Add a node ACL (CHAP from `provider_auth`, LUN 0 mapped) for the connector's initiator; return Cinder's iSCSI connection info.
+   * @throws {@link InvalidInputError} (field `initiator`) when the connector has no initiator IQN
+   * @throws {@link InvalidStateError} (field `provider_auth` or `provider_location`) when the export was not created first
+   */
   async initializeConnection(volume: DriverVolume, connector: ConnectorProperties): Promise<ConnectionInfo> {
     const initiator = requireInitiator(connector);
     requireLocation(volume);

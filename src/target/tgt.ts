@@ -288,7 +288,11 @@ export class TgtTarget implements TargetHelper {
     return { provider_location: formatIscsiLocation({ portals, tid, iqn: this.iqn(volume), lun: LUN }), provider_auth: formatProviderAuth(chap) };
   }
 
-  /** Recreate what tgtd lost (after a restart) from `provider_location`, `provider_auth` and the recorded initiators. */
+  /**
+   * Recreate what tgtd lost (after a restart) from `provider_location`, `provider_auth` and the recorded initiators.
+   * @throws {@link InvalidStateError} (field `provider_auth`) when the volume has an export but no CHAP credentials
+   * @throws {@link InvalidInputError} (field `provider_location`) for a location that is not Cinder's iSCSI format
+   */
   async ensureExport(volume: DriverVolume, devicePath: string): Promise<void> {
     if (!volume.provider_location) return;
     const loc = parseIscsiLocation(volume.provider_location);

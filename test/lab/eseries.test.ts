@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, readDirect, writeSynced, type Leftovers } from './fixtures/index.js';
 import { startEseriesSimulator, type EseriesSimulator } from '../../sims/eseries/simulator.js';
 import { createLioBacking, type LioBacking } from '../../sims/eseries/lio-backing.js';
-import { NetAppEseriesISCSIDriver } from '../../src/drivers/netapp-eseries/driver.js';
+import { NetAppEseriesIscsiDriver } from '../../src/drivers/netapp-eseries/driver.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import { createHostContext } from '../../src/host/context.js';
@@ -34,7 +34,7 @@ const TARGET_IQN = 'iqn.1992-08.com.netapp:2800.600a098000a4b28d00000000brick';
 const executor = new ProcessExecutor({ defaultTimeoutMs: 120_000 });
 let sim: EseriesSimulator;
 let backing: LioBacking;
-let driver: NetAppEseriesISCSIDriver;
+let driver: NetAppEseriesIscsiDriver;
 let baseline: Partial<Leftovers> = {};
 let host: ReturnType<typeof createHostContext>;
 
@@ -56,7 +56,7 @@ before(async () => {
   sim = await startEseriesSimulator({ targetIqn: TARGET_IQN, backing, copyPendingMs: 20, copyDurationMs: 100 });
   const stateDir = fs.mkdtempSync(join(LAB_SCRATCH, 'eseries-state-'));
   host = createHostContext({ executor, locks: new LockManager(join(stateDir, 'locks'), 30_000) });
-  driver = new NetAppEseriesISCSIDriver(
+  driver = new NetAppEseriesIscsiDriver(
     {
       netapp_server_hostname: '127.0.0.1',
       netapp_server_port: sim.port,

@@ -16,7 +16,7 @@ import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } fro
 import { createCapturingLogger } from '../../src/log.js';
 import { BrickError, VolumePathNotRemovedError } from '../../src/errors.js';
 import { createHostContext } from '../../src/host/context.js';
-import { deleteDevice, pinDevice, waitForRemoval } from '../../src/host/scsi.js';
+import { deletePinnedDevice, pinDevice, waitForRemoval } from '../../src/host/scsi.js';
 
 const P1 = '127.0.0.1:3260';
 const P2 = '127.0.0.2:3260';
@@ -149,7 +149,7 @@ test('the kernel gives a deleted disk\'s name to the next disk it probes: a pinn
     const name = a.path.slice('/dev/'.length);
     const pinned = await pinDevice(ctx, name);
     assert.equal(typeof pinned, 'object', `${name} is pinned to its H:C:T:L`);
-    await deleteDevice(ctx, pinned);
+    await deletePinnedDevice(ctx, pinned);
     await waitForRemoval(ctx, [pinned], 10_000);
     // The sd index is freed when the last reference to the disk goes (udev's probes hold some);
     // LUN 1 is probed next and takes the lowest free index: the one LUN 0's disk gave up.
@@ -158,7 +158,7 @@ test('the kernel gives a deleted disk\'s name to the next disk it probes: a pinn
     assert.equal(b.path, a.path, `the kernel reused the name (LUN 0 had ${a.path}, LUN 1 got ${b.path})`);
     await waitForRemoval(ctx, [pinned], 1_000);
     await assert.rejects(waitForRemoval(ctx, [name], 1_000), VolumePathNotRemovedError, 'by name alone the new disk looks like the old one');
-    await deleteDevice(ctx, pinned);
+    await deletePinnedDevice(ctx, pinned);
     assert.ok(readDirect(b.path, 0).length === 4096 && fs.existsSync(`/sys/block/${name}`), 'LUN 1\'s disk was not deleted');
     await detach(c, props(t, 1, false), b);
     await detach(c, props(t, 0, false), a);

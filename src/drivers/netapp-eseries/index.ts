@@ -5,17 +5,17 @@
  * @module
  */
 import { registerDriver } from '../registry.js';
-import { NetAppEseriesISCSIDriver } from './driver.js';
+import { NetAppEseriesIscsiDriver } from './driver.js';
 
-registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesISCSIDriver(config, ctx), [
+registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesIscsiDriver(config, ctx), [
   'cinder.volume.drivers.netapp.eseries.iscsi_driver.NetAppEseriesISCSIDriver',
   'cinder.volume.drivers.netapp.common.NetAppDriver',
   'netapp-eseries',
   'eseries',
 ]);
 
-export { NetAppEseriesISCSIDriver } from './driver.js';
-export type { EseriesVolume, DriverGroup, DriverGroupSnapshot, ObjectUpdate, EseriesDriverOptions } from './driver.js';
+export { NetAppEseriesIscsiDriver } from './driver.js';
+export type { EseriesVolume, DriverGroup, DriverGroupSnapshot, ObjectUpdate, EseriesDriverOptions } from './types.js';
 export { parseEseriesConfig, type EseriesConfig } from './config.js';
 export { EseriesRestClient } from './client.js';
 export { uuidToLabel, labelToUuid, wsVersionAtLeast, compilePoolPattern } from './utils.js';

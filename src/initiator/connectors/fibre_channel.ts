@@ -15,9 +15,11 @@
  *   `/dev/sdX`; with multipath, the dm device of the map multipathd builds over the paths
  *   (`/dev/dm-N`, `multipath_id` = WWID), falling back to a single path when no map appears
  *   (os-brick bug 2097388);
- * - disconnect flushes the map (`multipath -f`; with `force`, `multipathd del map` / `dmsetup
- *   remove` when the flush fails) or the single paths, deletes every path's SCSI device and
- *   waits for them to go.
+ * - disconnect is the shared SCSI teardown (`host/scsi-teardown.ts`, os-brick's
+ *   `remove_connection`): flush the map (`multipath -f`) or the single paths, delete every path's
+ *   SCSI device at its address, wait for them to go, remove the map (`multipathd del map` /
+ *   `dmsetup remove` after a forced, failed flush); failures are collected as os-brick's
+ *   `ExceptionChainer` does.
  *
  * Differences from os-brick: devices are found by walking sysfs from the FC target (H:C:T:L)
  * rather than by probing by-path links; the lock is per target set, not host-wide; SCSI devices
@@ -27,13 +29,15 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import { InvalidInputError, NotFoundError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError, BrickError } from '../../errors.js';
+import { InvalidInputError, NotFoundError, VolumeDeviceNotFoundError, ExtendError, BrickError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import { pathExists, resolvePath } from '../../host/sysfs.js';
-import { deleteDevice, deviceWwid, flushDevice, lunForAddressing, pinDevice, type RemovableDevice, removeStaleByIdLinks, rescanDevice, sysfsSizeBytes, waitForRemoval } from '../../host/scsi.js';
-import { flushMap, mapForDevice, mapForPath, removeMap, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
+import { deletePinnedDevice, deviceWwid, lunForAddressing, pinDevice, type RemovableDevice, rescanDevice, sysfsSizeBytes } from '../../host/scsi.js';
+import { mapForDevice, mapForPath, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
+import { ErrorChain } from '../../host/error-chain.js';
+import { finishDisconnect, removeConnection } from '../../host/scsi-teardown.js';
 import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba } from '../../host/fc.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -140,7 +144,7 @@ export class FibreChannelConnector implements Connector {
   private readonly timings: FcTimings;
 
   constructor(
-    private readonly host: HostContext,
+    private readonly ctx: HostContext,
     private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<FcTimings> },
   ) {
     this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, mapWaitMs: 10_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
@@ -166,9 +170,9 @@ export class FibreChannelConnector implements Connector {
     const out: FcPath[] = [];
     for (const hba of this.allowedHbas(v, hbas)) {
       for (const t of this.targetsFor(v, hba)) {
-        const addr = await findFcTarget(this.host, hba.host, t.wwpn);
+        const addr = await findFcTarget(this.ctx, hba.host, t.wwpn);
         if (!addr) continue;
-        const device = await fcBlockDevice(this.host, hba.host, addr.channel, addr.target, t.lun);
+        const device = await fcBlockDevice(this.ctx, hba.host, addr.channel, addr.target, t.lun);
         out.push({ hba, wwpn: t.wwpn, lun: t.lun, channel: addr.channel, target: addr.target, ...(device ? { device } : {}) });
       }
     }
@@ -183,24 +187,24 @@ export class FibreChannelConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const v = parseFcProperties(properties);
-    return this.host.locks.withLock(this.lockName(v), () => this.connectLocked(v));
+    return this.ctx.locks.withLock(this.lockName(v), () => this.connectLocked(v));
   }
 
   private async connectLocked(v: FcVolume): Promise<DeviceInfo> {
-    const log = this.host.logger;
-    const hbas = await onlineFcHbas(this.host);
+    const log = this.ctx.logger;
+    const hbas = await onlineFcHbas(this.ctx);
     if (hbas.length === 0) throw new NotFoundError('Fibre Channel HBA', 'with an online port (/sys/class/fc_host/*/port_state)');
     const before = new Set((await this.findPaths(v, hbas)).map((p) => p.device).filter((d): d is string => !!d));
     const withDevice = async () => (await this.findPaths(v, hbas)).filter((p) => p.device);
     let paths = await withDevice();
     const attempts = Math.max(1, this.options.deviceScanAttempts);
     for (let attempt = 1; paths.length === 0 && attempt <= attempts; attempt++) {
-      const scans = await planFcScans(this.host, hbas, v.targets.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) })), {
+      const scans = await planFcScans(this.ctx, hbas, v.targets.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) })), {
         ...(v.initiatorTargets ? { initiatorTargets: Object.fromEntries(Object.entries(v.initiatorTargets).map(([k, l]) => [k, l.map((t) => ({ wwpn: t.wwpn, lun: lunForAddressing(t.lun, v.addressingMode) }))])) } : {}),
         wildcard: v.wildcardScan,
       });
       if (scans.length === 0) log.info({ attempt }, 'fc: no HBA sees the target and wildcard scans are disabled');
-      await runFcScans(this.host, scans);
+      await runFcScans(this.ctx, scans);
       paths = await waitFor(async () => {
         const p = await withDevice();
         return p.length > 0 ? p : undefined;
@@ -209,7 +213,7 @@ export class FibreChannelConnector implements Connector {
     const cleanup = async (ps: FcPath[]) => {
       for (const p of ps) {
         if (p.device && !before.has(p.device)) {
-          await deleteDevice(this.host, { name: p.device, hctl: { host: p.hba.host, channel: p.channel, target: p.target, lun: p.lun } }, { force: true }).catch(() => undefined);
+          await deletePinnedDevice(this.ctx, { name: p.device, hctl: { host: p.hba.host, channel: p.channel, target: p.target, lun: p.lun } }, { force: true }).catch(() => undefined);
         }
       }
     };
@@ -232,14 +236,14 @@ export class FibreChannelConnector implements Connector {
         }
       }
       const first = paths[0]!;
-      const wwid = await waitFor(() => deviceWwid(this.host, first.device!), { timeoutMs: this.timings.wwidWaitMs, description: `WWID of ${first.device}` }).catch(() => {
+      const wwid = await waitFor(() => deviceWwid(this.ctx, first.device!), { timeoutMs: this.timings.wwidWaitMs, description: `WWID of ${first.device}` }).catch(() => {
         throw new VolumeDeviceNotFoundError(`the WWID of /dev/${first.device} did not appear in sysfs`, { field: 'target_wwn' });
       });
       const byPath = fcByPathName(first.hba, first.wwpn, first.lun);
-      const single = byPath && (await pathExists(this.host, byPath)) ? byPath : `/dev/${first.device}`;
+      const single = byPath && (await pathExists(this.ctx, byPath)) ? byPath : `/dev/${first.device}`;
       const info: DeviceInfo = { type: 'block', path: single, scsi_wwn: wwid };
       if (this.options.useMultipath) {
-        const map = await waitForMap(this.host, wwid, { timeoutMs: this.timings.mapWaitMs, paths: paths.map((p) => p.device!) }).catch(() => undefined);
+        const map = await waitForMap(this.ctx, wwid, { timeoutMs: this.timings.mapWaitMs, paths: paths.map((p) => p.device!) }).catch(() => undefined);
         if (map) {
           info.path = `/dev/${map.dm}`;
           info.multipath_id = map.wwid;
@@ -256,82 +260,41 @@ export class FibreChannelConnector implements Connector {
   }
 
   /**
-   * Flush and remove every path of the volume (and its multipath map). Succeeds when nothing is attached.
+   * Flush and remove every path of the volume (and its multipath map) with the shared SCSI
+   * teardown ({@link removeConnection}, os-brick's flush semantics). Succeeds when nothing is
+   * attached. Without `force`, a failed flush raises at once and nothing is removed (also with
+   * `ignoreErrors`, as in os-brick, where `ignore_errors` only matters with `force`); with `force`
+   * the teardown goes on and raises every failure at the end unless `ignoreErrors`.
    * @throws {@link InvalidInputError} for bad properties
+   * @throws the flush's error (ProcessExecutionError / ProcessTimeoutError) when a flush fails without `force`
    * @throws {@link VolumePathNotRemovedError} listing what failed (unless `ignoreErrors`)
    */
   async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const v = parseFcProperties(properties);
-    await this.host.locks.withLock(this.lockName(v), async () => {
-      const errors: string[] = [];
+    await this.ctx.locks.withLock(this.lockName(v), async () => {
       // Offline ports too: their devices must go as well.
-      const devices = new Set((await this.findPaths(v, await listFcHbas(this.host))).map((p) => p.device).filter((d): d is string => !!d));
+      const devices = new Set((await this.findPaths(v, await listFcHbas(this.ctx))).map((p) => p.device).filter((d): d is string => !!d));
       const maps = new Map<string, MultipathMap>();
       if (typeof deviceInfo?.path === 'string') {
-        const real = await resolvePath(this.host, deviceInfo.path);
+        const real = await resolvePath(this.ctx, deviceInfo.path);
         const name = real ? basename(real) : undefined;
         if (name?.startsWith('dm-')) {
-          const m = await mapForPath(this.host, name);
+          const m = await mapForPath(this.ctx, name);
           if (m) maps.set(m.name, m);
         }
       }
       for (const d of devices) {
-        const m = await mapForDevice(this.host, d);
+        const m = await mapForDevice(this.ctx, d);
         if (m) maps.set(m.name, m);
       }
       for (const m of maps.values()) for (const p of m.paths) if (/^sd[a-z]+$/.test(p)) devices.add(p);
       // Pinned to their H:C:T:L before anything is removed: a freed name can go to another disk at once.
-      const pinned = new Map<string, RemovableDevice>();
-      for (const d of devices) pinned.set(d, await pinDevice(this.host, d));
-      for (const m of maps.values()) {
-        try {
-          await flushMap(this.host, m.name);
-        } catch (e) {
-          if (!options.force) {
-            errors.push(`multipath -f ${m.name}: ${(e as Error).message}`);
-            return this.finish(errors, options);
-          }
-          try {
-            await removeMap(this.host, m.name);
-          } catch (e2) {
-            errors.push(`remove map ${m.name}: ${(e2 as Error).message}`);
-          }
-        }
-      }
-      for (const d of devices) {
-        if (maps.size === 0) {
-          try {
-            await flushDevice(this.host, `/dev/${d}`);
-          } catch (e) {
-            if (!options.force) {
-              errors.push(`flush /dev/${d}: ${(e as Error).message}`);
-              return this.finish(errors, options);
-            }
-          }
-        }
-        try {
-          await deleteDevice(this.host, pinned.get(d)!, { force: options.force ?? false });
-        } catch (e) {
-          errors.push(`delete ${d}: ${(e as Error).message}`);
-        }
-      }
-      try {
-        await waitForRemoval(this.host, [...pinned.values()], this.timings.removalWaitMs);
-      } catch (e) {
-        errors.push((e as Error).message);
-      }
-      await removeStaleByIdLinks(this.host, [...pinned.values()]);
-      return this.finish(errors, options);
+      const pinned: RemovableDevice[] = [];
+      for (const d of devices) pinned.push(await pinDevice(this.ctx, d));
+      const chain = new ErrorChain();
+      await removeConnection(this.ctx, { maps: [...maps.values()], devices: pinned }, { force: options.force === true, label: 'fc', removalWaitMs: this.timings.removalWaitMs }, chain);
+      finishDisconnect(this.ctx, chain, { label: 'fc', what: 'Fibre Channel disconnect', ignoreErrors: options.ignoreErrors === true });
     });
-  }
-
-  private finish(errors: string[], options: DisconnectOptions): void {
-    if (errors.length === 0) return;
-    if (options.ignoreErrors) {
-      this.host.logger.warn({ errors }, 'Fibre Channel disconnect errors ignored');
-      return;
-    }
-    throw new VolumePathNotRemovedError(`Fibre Channel disconnect left work undone: ${errors.join('; ')}`, { details: { errors } });
   }
 
   /**
@@ -341,16 +304,16 @@ export class FibreChannelConnector implements Connector {
    */
   async extendVolume(properties: ConnectionProperties): Promise<number> {
     const v = parseFcProperties(properties);
-    return this.host.locks.withLock(`${this.lockName(v)}-extend`, async () => {
-      const devices = (await this.findPaths(v, await onlineFcHbas(this.host))).map((p) => p.device).filter((d): d is string => !!d);
+    return this.ctx.locks.withLock(`${this.lockName(v)}-extend`, async () => {
+      const devices = (await this.findPaths(v, await onlineFcHbas(this.ctx))).map((p) => p.device).filter((d): d is string => !!d);
       if (devices.length === 0) throw new VolumeDeviceNotFoundError('no path of the volume is attached', { field: 'target_wwn' });
       try {
         let size = 0;
-        for (const d of devices) size = await rescanDevice(this.host, d);
-        const map = await mapForDevice(this.host, devices[0]!);
+        for (const d of devices) size = await rescanDevice(this.ctx, d);
+        const map = await mapForDevice(this.ctx, devices[0]!);
         if (map) {
-          await resizeMap(this.host, map.name);
-          size = (await sysfsSizeBytes(this.host, map.dm)) ?? size;
+          await resizeMap(this.ctx, map.name);
+          size = (await sysfsSizeBytes(this.ctx, map.dm)) ?? size;
         }
         return size;
       } catch (e) {
@@ -364,17 +327,17 @@ export class FibreChannelConnector implements Connector {
   async getVolumePaths(properties: ConnectionProperties): Promise<string[]> {
     const v = parseFcProperties(properties);
     const out: string[] = [];
-    for (const hba of await onlineFcHbas(this.host)) {
+    for (const hba of await onlineFcHbas(this.ctx)) {
       for (const t of v.targets) {
         const p = fcByPathName(hba, t.wwpn, lunForAddressing(t.lun, v.addressingMode));
-        if (p && (await pathExists(this.host, p))) out.push(p);
+        if (p && (await pathExists(this.ctx, p))) out.push(p);
       }
     }
     return out;
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   getSearchPath(): string | null {
@@ -382,4 +345,4 @@ export class FibreChannelConnector implements Connector {
   }
 }
 
-registerConnector('FIBRE_CHANNEL', (ctx, o) => new FibreChannelConnector(ctx, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<FcTimings> } : {}) }));
+registerConnector('FIBRE_CHANNEL', (ctx, options) => new FibreChannelConnector(ctx, { useMultipath: options.useMultipath, deviceScanAttempts: options.deviceScanAttempts, ...(options.timings ? { timings: options.timings as Partial<FcTimings> } : {}) }));

@@ -6,7 +6,7 @@
  */
 import './local.js';
 import './nvmeof.js';
-import './iscsi.js';
+import './iscsi/index.js';
 import './aoe.js';
 import './remotefs.js';
 import './rbd.js';

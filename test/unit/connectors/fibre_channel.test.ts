@@ -7,7 +7,7 @@ import { fcByPathName, findFcTarget, formatFcLun, listFcHbas, onlineFcHbas, pciO
 import { getConnectorProperties } from '../../../src/initiator/properties.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
-import { InvalidInputError, NotFoundError, VolumeDeviceNotFoundError } from '../../../src/errors.js';
+import { InvalidInputError, NotFoundError, ProcessExecutionError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../../src/errors.js';
 
 const A1 = '500507680b21ac11'; // host6 target 0, host7 target 1
 const A2 = '500507680b22ac11'; // host7 target 0
@@ -23,7 +23,7 @@ function kernel(luns: { lun: number; wwpns: string[]; initiators?: string[]; naa
 }
 
 function fc(k: FcKernel, multipath = false, attempts = 2): FibreChannelConnector {
-  return new FibreChannelConnector(k.host, { useMultipath: multipath, deviceScanAttempts: attempts, timings: FAST });
+  return new FibreChannelConnector(k.ctx, { useMultipath: multipath, deviceScanAttempts: attempts, timings: FAST });
 }
 
 test('parse: WWN string or list, LUN pairing, initiator_target_map, errors name the field', () => {
@@ -61,18 +61,18 @@ test('LUN formatting and PCI names follow os-brick and udev path_id', () => {
 test('HBAs and target ports from the fixture host: offline port excluded, rport fallback, -1 targets skipped', async () => {
   const k = kernel([]);
   try {
-    const all = await listFcHbas(k.host);
+    const all = await listFcHbas(k.ctx);
     assert.deepEqual(all.map((h) => [h.hostDevice, h.portName, h.portState]), [['host6', '21000024ff3a4c10', 'Online'], ['host7', '21000024ff3a4c11', 'Online'], ['host8', '10000090fa1b2c3d', 'Linkdown']]);
     assert.equal(all[0]!.devicePath, '/sys/devices/pci0000:00/0000:00:03.0/0000:05:00.0/host6/fc_host/host6');
-    assert.deepEqual((await onlineFcHbas(k.host)).map((h) => h.host), [6, 7]);
+    assert.deepEqual((await onlineFcHbas(k.ctx)).map((h) => h.host), [6, 7]);
     assert.deepEqual((await getConnectorProperties({ hostRoot: k.root })).wwpns, ['21000024ff3a4c10', '21000024ff3a4c11']);
-    assert.deepEqual(await findFcTarget(k.host, 6, A1), { channel: 0, target: 0 });
-    assert.deepEqual(await findFcTarget(k.host, 7, `0x${A1.toUpperCase()}`), { channel: 0, target: 1 });
-    assert.deepEqual(await findFcTarget(k.host, 6, A3), { channel: 0, target: 2 });
-    assert.equal(await findFcTarget(k.host, 6, '500507680b24ac11'), undefined, 'scsi_target_id -1 is not a target');
-    assert.equal(await findFcTarget(k.host, 6, A2), undefined);
+    assert.deepEqual(await findFcTarget(k.ctx, 6, A1), { channel: 0, target: 0 });
+    assert.deepEqual(await findFcTarget(k.ctx, 7, `0x${A1.toUpperCase()}`), { channel: 0, target: 1 });
+    assert.deepEqual(await findFcTarget(k.ctx, 6, A3), { channel: 0, target: 2 });
+    assert.equal(await findFcTarget(k.ctx, 6, '500507680b24ac11'), undefined, 'scsi_target_id -1 is not a target');
+    assert.equal(await findFcTarget(k.ctx, 6, A2), undefined);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -86,13 +86,13 @@ test('single path: one targeted scan, the by-path link and WWID are returned; di
     assert.deepEqual(info, { type: 'block', path: `/dev/disk/by-path/pci-0000:05:00.1-fc-0x${A2}-lun-1`, scsi_wwn: `3${NAA}` });
     assert.deepEqual(await c.getVolumePaths(props), [info.path]);
     await c.disconnectVolume(props, info);
-    assert.deepEqual(k.ex.commands().filter((x) => !x.includes('/scan')), ['blockdev --flushbufs /dev/sdb', 'tee -a /sys/bus/scsi/devices/7:0:0:1/delete', `rm -f /dev/disk/by-id/scsi-3${NAA}`]);
+    assert.deepEqual(k.executor.commands().filter((x) => !x.includes('/scan')), ['blockdev --flushbufs /dev/sdb', 'tee -a /sys/bus/scsi/devices/7:0:0:1/delete', `rm -f /dev/disk/by-id/scsi-3${NAA}`]);
     assert.deepEqual(k.disks(), []);
-    const n = k.ex.calls.length;
+    const n = k.executor.calls.length;
     await c.disconnectVolume(props, info);
-    assert.equal(k.ex.calls.length, n, 'nothing left to do');
+    assert.equal(k.executor.calls.length, n, 'nothing left to do');
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -107,13 +107,45 @@ test('multipath over two HBAs and two array ports: narrow scans only, map return
     assert.equal(info.multipath_id, `3${NAA}`);
     assert.equal(k.disks().length, 3);
     await c.disconnectVolume(props, info);
-    const cmds = k.ex.commands().filter((x) => !x.includes('/scan'));
+    const cmds = k.executor.commands().filter((x) => !x.includes('/scan'));
     assert.equal(cmds[0], `dmsetup remove --noudevsync 3${NAA}`, 'an unheld map is removed without waiting for udev');
     assert.deepEqual(cmds.filter((x) => x.endsWith('/delete')).sort(), ['tee -a /sys/bus/scsi/devices/6:0:0:2/delete', 'tee -a /sys/bus/scsi/devices/7:0:0:2/delete', 'tee -a /sys/bus/scsi/devices/7:0:1:2/delete'], 'each path deleted at its own address');
     assert.ok(!cmds.some((x) => x.startsWith('blockdev')), 'paths of a flushed map are not flushed one by one');
     assert.deepEqual(k.disks(), []);
   } finally {
-    k.cleanup();
+    k.dispose();
+  }
+});
+
+test('a failing map flush follows os-brick: without force it raises at once (ignoreErrors too) and removes nothing; force goes on and raises the collected failures unless ignoreErrors', async () => {
+  const k = kernel([{ lun: 2, wwpns: [A1, A2] }], true);
+  try {
+    const c = fc(k, true);
+    const props = { target_wwns: [A1, A2], target_lun: 2 };
+    let info = await c.connectVolume(props);
+    k.openMaps.add(`3${NAA}`);
+    for (const options of [{}, { ignoreErrors: true }]) {
+      await assert.rejects(c.disconnectVolume(props, info, options), ProcessExecutionError, `the flush's own error (${JSON.stringify(options)})`);
+      assert.equal(k.disks().length, 3, 'no path was deleted');
+      assert.ok(k.mapOf(`3${NAA}`), 'the map is still there');
+      assert.ok(!k.executor.commands().some((x) => x.endsWith('/delete') || x.startsWith('multipathd del map')));
+    }
+    await assert.rejects(c.disconnectVolume(props, info, { force: true }), (e: unknown) => {
+      assert.ok(e instanceof VolumePathNotRemovedError);
+      assert.deepEqual((e.details!.errors as string[]).map((m) => m.split(':')[0]), [`flush map 3${NAA}`], 'the chain carries the failed flush');
+      assert.ok(e.cause instanceof ProcessExecutionError);
+      return true;
+    });
+    assert.ok(k.executor.commands().includes(`multipathd del map 3${NAA}`), 'the map was removed without a flush');
+    assert.equal(k.mapOf(`3${NAA}`), undefined);
+    assert.deepEqual(k.disks(), [], 'every path was deleted');
+    info = await c.connectVolume(props);
+    assert.equal(k.disks().length, 3);
+    await c.disconnectVolume(props, info, { force: true, ignoreErrors: true });
+    assert.equal(k.mapOf(`3${NAA}`), undefined);
+    assert.deepEqual(k.disks(), []);
+  } finally {
+    k.dispose();
   }
 });
 
@@ -127,7 +159,7 @@ test('large LUNs: SAM keeps the number, SAM2 sets the flat-space bit; by-path na
     assert.equal(sam2.path, `/dev/disk/by-path/pci-0000:05:00.1-fc-0x${A2}-lun-0x412c000000000000`);
     assert.deepEqual(k.scans, ['host7 0 0 300', 'host7 0 0 16684']);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -138,7 +170,7 @@ test('initiator_target_map limits scans to the named HBA and its targets; the of
     await c.connectVolume({ target_wwns: [A1, A2], target_lun: 5, initiator_target_map: { '21000024ff3a4c11': [A1] } });
     assert.deepEqual(k.scans, ['host7 0 1 5']);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -149,7 +181,7 @@ test('a target found only through fc_remote_ports gets a narrow scan with its sc
     assert.deepEqual(k.scans, ['host6 0 2 7']);
     assert.equal(info.path, `/dev/disk/by-path/pci-0000:05:00.0-fc-0x${A3}-lun-7`);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -163,7 +195,7 @@ test('no HBA sees the target: wildcard "- - L" scans of the online HBAs, or none
     await assert.rejects(fc(k, false, 2).connectVolume({ target_wwn: unseen, target_lun: 9, enable_wildcard_scan: false }), VolumeDeviceNotFoundError);
     assert.deepEqual(k.scans, []);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -174,7 +206,7 @@ test('LUN masked away from one HBA: the volume attaches on the path that sees it
     assert.equal(k.disks().length, 1);
     assert.equal(info.path, '/dev/dm-0');
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -182,10 +214,10 @@ test('no online HBA: NotFoundError before any scan', async () => {
   const k = kernel([{ lun: 1, wwpns: [A2] }]);
   try {
     for (const h of ['host6', 'host7']) fs.writeFileSync(k.p(`/sys/class/fc_host/${h}/port_state`), 'Linkdown\n');
-    await assert.rejects(connectorFor('FIBRE_CHANNEL', { host: k.host }).connectVolume({ target_wwn: A2, target_lun: 1 }), NotFoundError);
+    await assert.rejects(connectorFor('FIBRE_CHANNEL', { host: k.ctx }).connectVolume({ target_wwn: A2, target_lun: 1 }), NotFoundError);
     assert.deepEqual(k.scans, []);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });
 
@@ -198,8 +230,8 @@ test('extend rescans every path and returns the new size', async () => {
     assert.equal(k.disks().length, 2);
     k.luns[0]!.sizeBytes = 2 << 30;
     assert.equal(await c.extendVolume(props), 2 << 30);
-    assert.equal(k.ex.commands().filter((x) => x.endsWith('/device/rescan')).length, 2);
+    assert.equal(k.executor.commands().filter((x) => x.endsWith('/device/rescan')).length, 2);
   } finally {
-    k.cleanup();
+    k.dispose();
   }
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { rig, vol, connector, seq, IQN_A, IQN_B, type Rig } from './helpers.js';
 import { uuidToLabel, NULL_REF, MULTI_ATTACH_HOST_GROUP_NAME } from '../../../src/drivers/netapp-eseries/utils.js';
-import { ATTACHMENTS_KEY_PREFIX } from '../../../src/drivers/netapp-eseries/driver.js';
+import { ATTACHMENTS_KEY_PREFIX } from '../../../src/drivers/netapp-eseries/host-mapper.js';
 import { BackendError, InsufficientCapacityError, InvalidInputError, InvalidStateError, NotFoundError } from '../../../src/errors.js';
 
 const IQN_C = 'iqn.1993-08.org.debian:01:cccccccccccc';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rig, vol, snap, type Rig } from './helpers.js';
 import { uuidToLabel } from '../../../src/drivers/netapp-eseries/utils.js';
-import { CG_SNAPSHOT_INDEX_KEY } from '../../../src/drivers/netapp-eseries/driver.js';
+import { CG_SNAPSHOT_INDEX_KEY } from '../../../src/drivers/netapp-eseries/groups.js';
 import { AlreadyExistsError, InvalidInputError, NotFoundError } from '../../../src/errors.js';
 
 describe('eseries consistency groups', () => {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startEseriesSimulator, type EseriesSimulator, type EseriesSimulatorOptions } from '../../../sims/eseries/simulator.js';
-import { NetAppEseriesISCSIDriver, type EseriesVolume } from '../../../src/drivers/netapp-eseries/driver.js';
+import { NetAppEseriesIscsiDriver } from '../../../src/drivers/netapp-eseries/driver.js';
+import type { EseriesVolume } from '../../../src/drivers/netapp-eseries/types.js';
 import { createHostContext } from '../../../src/host/context.js';
 import { LockManager } from '../../../src/host/lock.js';
 import { createCapturingLogger } from '../../../src/log.js';
@@ -16,7 +17,7 @@ import type { ConnectorProperties } from '../../../src/initiator/properties.js';
 
 export interface Rig {
   sim: EseriesSimulator;
-  driver: NetAppEseriesISCSIDriver;
+  driver: NetAppEseriesIscsiDriver;
   logs: ReturnType<typeof createCapturingLogger>;
   stateDir: string;
   close(): Promise<void>;
@@ -45,13 +46,13 @@ export function makeDriver(
   sim: EseriesSimulator,
   overrides: Record<string, unknown> = {},
   random?: () => number,
-): { driver: NetAppEseriesISCSIDriver; logs: ReturnType<typeof createCapturingLogger>; stateDir: string } {
+): { driver: NetAppEseriesIscsiDriver; logs: ReturnType<typeof createCapturingLogger>; stateDir: string } {
   const logs = createCapturingLogger('debug');
   const stateDir = mkdtempSync(join(tmpdir(), 'brick-eseries-state-'));
   // A short lock bound: LockManager.withLock leaves a timer of the whole bound running after
   // the lock is taken (reported to the lead), which would keep the test process alive.
   const host = createHostContext({ logger: logs.logger, locks: new LockManager(join(stateDir, 'locks'), 3000) });
-  const driver = new NetAppEseriesISCSIDriver(baseConfig(sim, overrides), { host, backendName: 'eseries', stateDir }, random ? { random } : {});
+  const driver = new NetAppEseriesIscsiDriver(baseConfig(sim, overrides), { host, backendName: 'eseries', stateDir }, random ? { random } : {});
   return { driver, logs, stateDir };
 }
 

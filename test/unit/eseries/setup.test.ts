@@ -202,8 +202,18 @@ describe('eseries setup', () => {
     try {
       await driver.doSetup();
       sim.state.system!.status = 'neverContacted';
+      const before = sim.state.requests.length;
+      const t0 = Date.now();
       setTimeout(() => (sim.state.system!.status = 'optimal'), 100);
       await driver.checkForSetupError();
+      assert.ok(Date.now() - t0 >= 90, 'waited for the array instead of accepting "neverContacted"');
+      const polls = sim.state.requests.slice(before).filter((r) => r.method === 'GET' && r.path === `/devmgr/v2/storage-systems/${driver.systemId}`);
+      assert.ok(polls.length >= 2, `polled the storage system until it was reachable (${polls.length})`);
+      // The checks after the wait ran: the host type was looked up and the pools were checked.
+      const after = sim.state.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/^.*\/storage-systems\/[^/]+/, '')}`);
+      assert.ok(after.includes('GET /host-types') && after.includes('GET /storage-pools'), after.join(', '));
+      const stats = await driver.getVolumeStats(true);
+      assert.deepEqual(stats.pools!.map((p) => p.pool_name), ['DDP', 'RG6']);
     } finally {
       await driver.close();
       await sim.close();
@@ -277,6 +287,12 @@ describe('eseries TLS', () => {
     try {
       await driver.doSetup();
       await driver.checkForSetupError();
+      assert.equal(driver.config.verifyCertificate, true, 'verification stays on: the CA makes the certificate trusted');
+      const reg = sim.state.requests.find((r) => r.method === 'POST' && r.path === '/devmgr/v2/storage-systems');
+      assert.deepEqual(reg?.body, { controllerAddresses: ['10.113.1.10', '10.113.1.11'], wwn: null, password: null }, 'the array was registered over TLS');
+      assert.equal(driver.systemId, sim.state.system!.id);
+      assert.ok(sim.state.requests.every((r) => r.authorized), 'every request carried the credentials');
+      assert.ok(sim.state.requests.some((r) => r.path === `/devmgr/v2/storage-systems/${driver.systemId}/host-types`), 'the setup checks reached the array');
     } finally {
       await driver.close();
       await sim.close();
@@ -287,7 +303,12 @@ describe('eseries TLS', () => {
     const sim = await startEseriesSimulator({ tls });
     const { driver } = makeDriver(sim, { netapp_transport_type: 'https', netapp_verify_certificate: false });
     try {
+      assert.equal(driver.config.verifyCertificate, false);
       await driver.doSetup();
+      const reg = sim.state.requests.find((r) => r.method === 'POST' && r.path === '/devmgr/v2/storage-systems');
+      assert.deepEqual(reg?.body, { controllerAddresses: ['10.113.1.10', '10.113.1.11'], wwn: null, password: null }, 'the array was registered over TLS');
+      assert.equal(driver.systemId, sim.state.system!.id);
+      assert.equal(driver.isEmbedded, false);
     } finally {
       await driver.close();
       await sim.close();

@@ -65,13 +65,23 @@ describe('eseries simulator behaviour', () => {
   it('advances copy jobs through pending and inProgress to complete', async () => {
     const src = await volume('sim_v6');
     const dst = await volume('sim_v7');
-    const job = await c().post<{ volcopyRef: string }>('/volume-copy-jobs', { sourceId: src, targetId: dst, copyPriority: 'priority4', targetWriteProtected: 'true' });
-    const seen = new Set<string>();
-    for (let i = 0; i < 200 && !seen.has('complete'); i++) {
-      seen.add((await c().get<{ status: string }>(`/volume-copy-jobs/${job.volcopyRef}`)).status);
-      await new Promise((res) => setTimeout(res, 5));
+    // A pending phase long enough that the first poll surely sees it, even on a busy machine.
+    const options = r.sim.state.options;
+    const pendingMs = options.copyPendingMs;
+    options.copyPendingMs = 300;
+    try {
+      const job = await c().post<{ volcopyRef: string; status: string }>('/volume-copy-jobs', { sourceId: src, targetId: dst, copyPriority: 'priority4', targetWriteProtected: 'true' });
+      assert.equal(job.status, 'pending');
+      const seen: string[] = [];
+      for (let i = 0; i < 400 && seen.at(-1) !== 'complete'; i++) {
+        const status = (await c().get<{ status: string }>(`/volume-copy-jobs/${job.volcopyRef}`)).status;
+        if (seen.at(-1) !== status) seen.push(status);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      assert.deepEqual(seen, ['pending', 'inProgress', 'complete'], 'each state in order, none skipped or revisited');
+    } finally {
+      options.copyPendingMs = pendingMs;
     }
-    assert.ok(seen.has('inProgress') && seen.has('complete'), [...seen].join(','));
   });
 
   it('keeps persistent records and answers 404 for missing ones', async () => {

@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rig, vol, snap, type Rig } from './helpers.js';
 import { uuidToLabel } from '../../../src/drivers/netapp-eseries/utils.js';
-import { SNAPSHOT_INDEX_KEY } from '../../../src/drivers/netapp-eseries/driver.js';
+import { SNAPSHOT_INDEX_KEY } from '../../../src/drivers/netapp-eseries/snapshots.js';
 import { BackendError, InvalidInputError, InvalidStateError, NotFoundError, RetryExhaustedError } from '../../../src/errors.js';
 
 const GIB = 1024 ** 3;

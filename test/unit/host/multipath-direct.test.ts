@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildMapTable, multipathdPresent } from '../../../src/host/multipath.js';
+import { buildMapTable, isMultipathdRunning } from '../../../src/host/multipath.js';
 import { createHostContext } from '../../../src/host/context.js';
 
 /** A fixture root with block devices `sdX` (dev number, size in sectors, ALUA state, holders). */
@@ -68,21 +68,21 @@ test('buildMapTable refuses: no paths, unknown or different sizes, a path alread
   }
 });
 
-test('multipathdPresent: pid file naming a live multipathd, else a /proc scan', async () => {
+test('isMultipathdRunning: pid file naming a live multipathd, else a /proc scan', async () => {
   const root = fs.mkdtempSync(join(tmpdir(), 'brick-mpd-'));
   try {
     const ctx = createHostContext({ hostRoot: root });
     fs.mkdirSync(join(root, 'proc/77'), { recursive: true });
     fs.writeFileSync(join(root, 'proc/77/comm'), 'bash\n');
-    assert.equal(await multipathdPresent(ctx), false);
+    assert.equal(await isMultipathdRunning(ctx), false);
     fs.mkdirSync(join(root, 'proc/99'), { recursive: true });
     fs.writeFileSync(join(root, 'proc/99/comm'), 'multipathd\n');
-    assert.equal(await multipathdPresent(ctx), true, 'found by /proc scan without a pid file');
+    assert.equal(await isMultipathdRunning(ctx), true, 'found by /proc scan without a pid file');
     fs.mkdirSync(join(root, 'run'), { recursive: true });
     fs.writeFileSync(join(root, 'run/multipathd.pid'), '77\n');
-    assert.equal(await multipathdPresent(ctx), false, 'a stale pid file naming another process');
+    assert.equal(await isMultipathdRunning(ctx), false, 'a stale pid file naming another process');
     fs.writeFileSync(join(root, 'run/multipathd.pid'), '99\n');
-    assert.equal(await multipathdPresent(ctx), true);
+    assert.equal(await isMultipathdRunning(ctx), true);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { deleteDevice, devicePresent, pinDevice, waitForRemoval } from '../../../src/host/scsi.js';
+import { deletePinnedDevice, devicePresent, pinDevice, waitForRemoval } from '../../../src/host/scsi.js';
 import { createHostContext, type HostContext } from '../../../src/host/context.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { VolumePathNotRemovedError } from '../../../src/errors.js';
@@ -47,7 +47,7 @@ test('a device pinned to its H:C:T:L: once gone, a new disk under the same name 
     addDisk(root, '1:0:0:7', 'sda');
     assert.equal(await devicePresent(ctx, pinned), false);
     assert.equal(await devicePresent(ctx, 'sda'), true, 'by name alone the new disk looks like the old one');
-    await deleteDevice(ctx, pinned);
+    await deletePinnedDevice(ctx, pinned);
     assert.equal(fs.readFileSync(join(root, 'sys/bus/scsi/devices/1:0:0:7/delete'), 'utf8'), '', 'the new disk was not deleted');
     await waitForRemoval(ctx, [pinned], 200);
     await assert.rejects(waitForRemoval(ctx, ['sda'], 200), (e: unknown) => e instanceof VolumePathNotRemovedError && /sda/.test(e.message));
@@ -63,9 +63,9 @@ test('a pinned device that is still there is deleted at its own address; a block
     addDisk(root, '3:0:0:2', 'sdc');
     const pinned = await pinDevice(ctx, 'sdc');
     fs.writeFileSync(join(root, 'sys/bus/scsi/devices/3:0:0:2/state'), 'blocked\n');
-    await assert.rejects(deleteDevice(ctx, pinned), /blocked/);
+    await assert.rejects(deletePinnedDevice(ctx, pinned), /blocked/);
     assert.equal(fs.readFileSync(join(root, 'sys/bus/scsi/devices/3:0:0:2/delete'), 'utf8'), '');
-    await deleteDevice(ctx, pinned, { force: true });
+    await deletePinnedDevice(ctx, pinned, { force: true });
     assert.equal(fs.readFileSync(join(root, 'sys/bus/scsi/devices/3:0:0:2/delete'), 'utf8'), '1');
     await assert.rejects(waitForRemoval(ctx, [pinned], 100), (e: unknown) => e instanceof VolumePathNotRemovedError && (e.details as { devices: string[] }).devices[0] === 'sdc');
   } finally {

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { FakeKernel } from './fake-kernel.js';
-import { IscsiConnector } from '../../../src/initiator/connectors/iscsi.js';
+import { IscsiConnector } from '../../../src/initiator/connectors/iscsi/index.js';
 import { connectorFor, knownProtocols } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
-import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, TargetPortalLoginError, AuthenticationError } from '../../../src/errors.js';
+import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, TargetPortalLoginError, AuthenticationError, ProcessExecutionError, VolumePathNotRemovedError } from '../../../src/errors.js';
 import { listSessions } from '../../../src/host/iscsiadm.js';
 
 const IQN = 'iqn.2026-11.lab.brick:unit';
@@ -25,7 +25,7 @@ function kernel(luns = 2): FakeKernel {
 }
 
 function make(k: FakeKernel, multipath: boolean, extra: Record<string, unknown> = {}, protocol = 'ISCSI'): IscsiConnector {
-  return new IscsiConnector({ protocol, useMultipath: multipath, deviceScanAttempts: 3, forceMapAfterMs: 50, mapGraceMs: 200, readyTimeoutMs: 500, rescanBaseMs: 20, ...extra }, k.ctx);
+  return new IscsiConnector(k.ctx, { protocol, useMultipath: multipath, deviceScanAttempts: 3, forceMapAfterMs: 50, mapGraceMs: 200, readyTimeoutMs: 500, rescanBaseMs: 20, ...extra });
 }
 
 const single = (lun = 0, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ target_portal: P1, target_iqn: IQN, target_lun: lun, ...extra });
@@ -541,18 +541,31 @@ test('disconnect: a deleted path whose name the kernel gives at once to another 
   }
 });
 
-test('disconnect of something already gone succeeds', async () => {
+test('disconnect of something already gone succeeds, touches nothing and warns of nothing', async () => {
   const k = kernel();
   try {
     const c = make(k, true);
+    // Another volume of the same target is attached: its sessions carry LUN 1.
+    const other = await c.connectVolume(multi(1));
+    await c.settled();
+    const sessionsBefore = k.sessions.map((s) => [s.portal, k.sessionDisks(s)]);
+    const ran = k.executor.commands().length;
+    const logged = k.log.lines().length;
     await c.disconnectVolume(multi(0), { type: 'block', path: '/dev/dm-7', multipath_id: WWID0 });
     await c.disconnectVolume(single(0), null);
+    assert.deepEqual(k.executor.commands().slice(ran), [], 'no flush, delete, map removal, logout or record deletion was attempted');
+    const lines = k.log.lines().slice(logged);
+    assert.equal(lines.filter((l) => l.msg === 'iscsi: disconnect_volume').length, 2, 'both disconnects ran');
+    assert.deepEqual(lines.filter((l) => (l.level as number) >= 40), [], 'no warning: nothing failed');
+    assert.deepEqual(k.sessions.map((s) => [s.portal, k.sessionDisks(s)]), sessionsBefore, 'the sessions and the other LUN are untouched');
+    assert.ok(fs.existsSync(k.p(`/sys/block/${other.path.replace('/dev/', '')}`)), "the other volume's map is still there");
+    assert.ok(k.hasRecord(IQN, P1) && k.hasRecord(IQN, P2), 'the node records stay');
   } finally {
     k.dispose();
   }
 });
 
-test('disconnect: a failed map flush without force raises and removes nothing; force removes and ignoreErrors does not raise', async () => {
+test('disconnect: a failed map flush without force raises and removes nothing (ignoreErrors too, as in os-brick); force removes and raises the collected failures; force with ignoreErrors does not raise', async () => {
   const k = kernel();
   try {
     const c = make(k, true);
@@ -564,7 +577,16 @@ test('disconnect: a failed map flush without force raises and removes nothing; f
     assert.ok(fs.existsSync(k.p('/sys/block/dm-0')));
     assert.equal(k.sessions.length, 2);
     assert.ok(!k.executor.commands().some((x) => x.endsWith('--logout')));
-    await assert.rejects(c.disconnectVolume(multi(0), info, { force: true }), BrickError);
+    // As in os-brick, ignoreErrors without force does not make a failed flush go on: it raises the flush's own error.
+    await assert.rejects(c.disconnectVolume(multi(0), info, { ignoreErrors: true }), ProcessExecutionError);
+    assert.ok(fs.existsSync(k.p('/sys/block/dm-0')));
+    assert.equal(k.sessions.length, 2);
+    assert.equal(k.sessions.flatMap((s) => k.sessionDisks(s)).length, 2, 'no path was deleted');
+    await assert.rejects(c.disconnectVolume(multi(0), info, { force: true }), (e: unknown) => {
+      assert.ok(e instanceof VolumePathNotRemovedError, 'one error carrying every failure');
+      assert.deepEqual((e.details!.errors as string[]).map((m) => m.split(':')[0]), [`flush map ${WWID0}`]);
+      return true;
+    });
     assert.ok(k.executor.commands().includes(`multipathd del map ${WWID0}`));
     assert.equal(fs.existsSync(k.p('/sys/block/dm-0')), false);
     assert.equal(k.sessions.length, 0);

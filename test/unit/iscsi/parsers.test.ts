@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parsePortal, editRecord, parseDiscovery, chapSettings } from '../../../src/host/iscsiadm.js';
 import { wwidFromSysfs, wwidFromVpdPg83, lunForAddressing, parseHctl, formatHctl } from '../../../src/host/scsi.js';
-import { validateIscsiProperties } from '../../../src/initiator/connectors/iscsi.js';
+import { validateIscsiProperties } from '../../../src/initiator/connectors/iscsi/index.js';
 import { InvalidInputError } from '../../../src/errors.js';
 
 const FX = new URL('../../../../test/fixtures/iscsi/', import.meta.url);

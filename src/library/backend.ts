@@ -1,0 +1,260 @@
+/**
+ * {@link Backend}: cinderlib's `Backend`, a configured driver plus the volumes it holds.
+ *
+ * Backends are kept by name in the library context (cinderlib's `Backend.backends`), and their
+ * volumes, snapshots and connections in its identity map: loading the same id twice yields the
+ * same instance. Loading a volume whose record is transitional while its owner process on this
+ * host is dead marks it `error` (see {@link DriverObject}).
+ *
+ * @module
+ */
+import { join } from 'node:path';
+import { InvalidInputError, AlreadyExistsError, NotFoundError, InsufficientCapacityError } from '../errors.js';
+import { driverFactory } from '../drivers/registry.js';
+import type { VolumeDriver, VolumeStats } from '../drivers/driver.js';
+import { getConnectorProperties, type ConnectorProperties } from '../initiator/properties.js';
+import type { VolumeRecord, VolumeStatus } from '../persistence/store.js';
+import { currentContext, type BrickContext } from './context.js';
+import { nameAndDescription, validateSize } from './input.js';
+import { BUSY_KEY, TRANSITIONAL, errorText, identityMapped, objectKey, ownerIsDead } from './record.js';
+import type { Snapshot } from './snapshot.js';
+import { Volume } from './volume.js';
+
+/** A backend's configuration: Cinder's backend section. Extra keys go to the driver. */
+export interface BackendConfig {
+  /** Unique backend name. */
+  volume_backend_name: string;
+  /** Driver name (`file`, `lvm`, `netapp_eseries`, `ibm_flashsystem`) or a Cinder class path alias. */
+  volume_driver: string;
+  [key: string]: unknown;
+}
+
+/** Options for {@link Backend.createVolume}. */
+export interface CreateVolumeOptions {
+  /** Size in GiB: a positive integer. */
+  size: number;
+  name?: string;
+  description?: string;
+  /** Allow attaching to several hosts (only where the driver reports `multiattach`). */
+  multiattach?: boolean;
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v as object)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * A storage backend: a configured driver plus the volumes it holds. cinderlib's `Backend`.
+ *
+ * Construction validates the configuration synchronously (unknown driver, bad name, a name
+ * reused with another configuration) and starts the driver's setup; every method waits for it,
+ * and `await backend.ready` (or `Backend.create`) surfaces setup errors at once.
+ */
+export class Backend {
+  /** `volume_backend_name`. */
+  readonly id!: string;
+  /** The driver's configuration (without the backend name and driver keys). */
+  readonly config!: Readonly<BackendConfig>;
+  /** The driver. */
+  readonly driver!: VolumeDriver;
+  /** Resolves when the driver is set up and the backend's volumes are loaded. */
+  readonly ready!: Promise<void>;
+  /** The library context this backend belongs to. */
+  readonly context!: BrickContext;
+  private readonly fingerprint!: string;
+  private loaded: Volume[] = [];
+  private statsCache: VolumeStats | undefined;
+
+  /**
+   * @throws {@link InvalidInputError} (field `volume_backend_name`) for a missing or malformed name
+   * @throws {@link ProtocolNotSupportedError} (field `volume_driver`) for an unknown driver
+   * @throws {@link AlreadyExistsError} when the name is in use with a different configuration
+   * @throws {@link InvalidConfigError} naming the driver option that is wrong
+   */
+  constructor(config: BackendConfig, options: { context?: BrickContext } = {}) {
+    const ctx = options.context ?? currentContext();
+    if (config === null || typeof config !== 'object') throw new InvalidInputError('backend config', 'must be an object');
+    const name = config.volume_backend_name;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
+      throw new InvalidInputError('volume_backend_name', `must be 1-63 letters, digits, '_', '.', '-', got ${JSON.stringify(name)}`);
+    }
+    if (typeof config.volume_driver !== 'string') throw new InvalidInputError('volume_driver', 'is required');
+    const fingerprint = stableJson(config);
+    const existing = ctx.backends.get(name) as Backend | undefined;
+    if (existing) {
+      if (existing.fingerprint !== fingerprint) throw new AlreadyExistsError(`backend ${name} already exists with a different configuration`, { field: 'volume_backend_name' });
+      return existing;
+    }
+    const { name: driverName, factory } = driverFactory(config.volume_driver);
+    const driverConfig: Record<string, unknown> = { ...config };
+    delete driverConfig.volume_backend_name;
+    delete driverConfig.volume_driver;
+    this.id = name;
+    this.context = ctx;
+    this.config = { ...config, volume_driver: driverName };
+    this.fingerprint = fingerprint;
+    this.driver = factory(driverConfig, {
+      host: ctx.host,
+      backendName: name,
+      stateDir: join(ctx.stateDir, 'backends', name),
+      onProgress: ctx.onProgress,
+    });
+    ctx.backends.set(name, this);
+    this.ready = this.init();
+    this.ready.catch(() => {
+      ctx.backends.delete(name);
+    });
+  }
+
+  /** Construct and wait until ready. @throws as the constructor, plus the driver's setup errors */
+  static async create(config: BackendConfig, options: { context?: BrickContext } = {}): Promise<Backend> {
+    const b = new Backend(config, options);
+    await b.ready;
+    return b;
+  }
+
+  private async init(): Promise<void> {
+    await this.driver.doSetup();
+    await this.driver.checkForSetupError();
+    this.loaded = await this.loadVolumes();
+    await this.ensureExports();
+  }
+
+  /**
+   * Cinder's `init_host`: re-create the exports of volumes that have connections (after a reboot
+   * of the target host, LIO/tgt/nvmet configuration and loop devices are gone). A failure is
+   * logged and the volume left as it is; it does not stop the backend.
+   */
+  private async ensureExports(): Promise<void> {
+    for (const vol of this.loaded) {
+      if (vol.connections.length === 0 || vol.status === 'error' || vol.status === 'deleted') continue;
+      try {
+        vol.applyUpdate(await this.driver.ensureExport(vol.toDriver()));
+      } catch (err) {
+        this.context.host.logger.warn({ volume_id: vol.id, err: errorText(err) }, 'ensure_export failed at backend start');
+      }
+    }
+  }
+
+  /** Volumes of this backend loaded so far (kept current by this process's operations). */
+  get volumes(): Volume[] {
+    return [...this.loaded];
+  }
+
+  /** The backend's volumes as stored now (reloads from the store). */
+  async getVolumes(filter: { name?: string; status?: VolumeStatus } = {}): Promise<Volume[]> {
+    await this.ready;
+    this.loaded = await this.loadVolumes();
+    return this.loaded.filter((v) => (filter.name === undefined || v.name === filter.name) && (filter.status === undefined || v.status === filter.status));
+  }
+
+  /**
+   * The volume with `id`.
+   * @throws {@link NotFoundError} when it is not in this backend
+   */
+  async getVolume(id: string): Promise<Volume> {
+    await this.ready;
+    const [rec] = await this.context.store.getVolumes({ id, backend: this.id });
+    if (!rec) throw new NotFoundError('volume', id);
+    return this.volumeFromRecord(rec);
+  }
+
+  /** Every snapshot of this backend. */
+  async getSnapshots(): Promise<Snapshot[]> {
+    await this.ready;
+    const out: Snapshot[] = [];
+    for (const rec of await this.context.store.getSnapshots({ backend: this.id })) {
+      const vol = await this.getVolume(rec.volume_id).catch(() => undefined);
+      if (vol) out.push(await vol.snapshotFromRecord(rec));
+    }
+    return out;
+  }
+
+  private async loadVolumes(): Promise<Volume[]> {
+    const out: Volume[] = [];
+    for (const rec of await this.context.store.getVolumes({ backend: this.id })) out.push(await this.volumeFromRecord(rec));
+    return out;
+  }
+
+  /** @internal the identity-mapped Volume for a record, recovering interrupted work. */
+  async volumeFromRecord(rec: VolumeRecord): Promise<Volume> {
+    const vol = identityMapped(this.context, 'volume', rec, () => new Volume(this, rec));
+    if (TRANSITIONAL.has(vol.status) && ownerIsDead(this.context, vol.adminMetadata[BUSY_KEY])) {
+      await vol.markInterrupted();
+    }
+    await vol.loadChildren();
+    return vol;
+  }
+
+  /** @internal */
+  forget(vol: Volume): void {
+    this.loaded = this.loaded.filter((v) => v !== vol);
+    this.context.objects.delete(objectKey('volume', vol.id));
+    this.statsCache = undefined;
+  }
+
+  /** @internal */
+  remember(vol: Volume): void {
+    if (!this.loaded.includes(vol)) this.loaded.push(vol);
+    this.statsCache = undefined;
+  }
+
+  /**
+   * The driver's stats (Cinder keys, capacities in GiB). Cached: pass `refresh: true` to ask the
+   * driver again (cinderlib `Backend.stats(refresh=False)`).
+   */
+  async stats(options: { refresh?: boolean } = {}): Promise<VolumeStats> {
+    await this.ready;
+    if (!this.statsCache || options.refresh) this.statsCache = await this.driver.getVolumeStats(options.refresh ?? false);
+    return this.statsCache;
+  }
+
+  /**
+   * Create a volume of `size` GiB. The input is validated before anything is stored or run.
+   * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
+   * @throws {@link InsufficientCapacityError} (from the driver) when it does not fit; the volume is then saved in `error`
+   */
+  async createVolume(options: CreateVolumeOptions): Promise<Volume> {
+    if (options === null || typeof options !== 'object') throw new InvalidInputError('options', 'must be an object with a size');
+    const size = validateSize(options.size, 'size');
+    const { name, description } = nameAndDescription(options);
+    await this.ready;
+    const stats = await this.stats({ refresh: true });
+    const free = typeof stats.free_capacity_gb === 'number' ? stats.free_capacity_gb : Infinity;
+    const ratio = Number(stats.max_over_subscription_ratio ?? 1) || 1;
+    if (size > free * ratio) {
+      throw new InsufficientCapacityError(`size ${size} GiB exceeds the free capacity of backend ${this.id} (${free} GiB)`, { field: 'size' });
+    }
+    if (options.multiattach && stats.multiattach !== true && !(stats.pools ?? []).some((p) => p.multiattach)) {
+      throw new InvalidInputError('multiattach', `backend ${this.id} does not support multiattach`);
+    }
+    const fields = { size, name, description, multiattach: options.multiattach ?? false };
+    return Volume.createOn(this, fields, (vol) => this.driver.createVolume(vol.toDriver()));
+  }
+
+  /** This host's connector properties, for this backend's attaches (multipath as the driver wants). */
+  async connectorProperties(): Promise<ConnectorProperties> {
+    return getConnectorProperties({
+      multipath: this.driver.useMultipath,
+      host: this.context.hostName,
+      myIp: this.context.myIp,
+      hostRoot: this.context.host.hostRoot,
+      ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context.host : undefined,
+    });
+  }
+
+  /** Release the driver's resources and forget the backend's objects. */
+  async close(): Promise<void> {
+    await this.ready.catch(() => undefined);
+    await this.driver.close?.();
+    for (const v of this.loaded) this.context.objects.delete(objectKey('volume', v.id));
+    this.context.backends.delete(this.id);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * {@link Connection}: cinderlib's `Connection`, Cinder's volume attachment of a volume to a host.
+ *
+ * Unlike a volume or snapshot, a connection is not made by a driver step of its own: the volume's
+ * `connect` exports and maps it (under the volume's error contract), and the connection runs the
+ * host side through the protocol's connector. A failed host-side attach leaves it in `error`,
+ * saved; its record has no `error` column, so the message is only in the thrown error.
+ *
+ * @module
+ */
+import { InvalidInputError, InvalidStateError } from '../errors.js';
+import type { ConnectionInfo } from '../drivers/driver.js';
+import { connectorFor } from '../initiator/factory.js';
+import type { Connector, DeviceInfo, DisconnectOptions } from '../initiator/connector.js';
+import type { ConnectorProperties } from '../initiator/properties.js';
+import { maskObject } from '../exec/mask.js';
+import type { ConnectionRecord } from '../persistence/store.js';
+import type { BrickContext } from './context.js';
+import { StoredObject, newBaseRecord, objectKey } from './record.js';
+import type { Volume } from './volume.js';
+
+/** A connection (Cinder's volume attachment) of a volume to a host. cinderlib's `Connection`. */
+export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord['status']> {
+  readonly volume: Volume;
+  /** Connector protocol (`LOCAL`, `ISCSI`, `NVMEOF`, ...). */
+  protocol!: string;
+  /** The attaching host's connector properties. */
+  connectorInfo!: Record<string, unknown>;
+  /** Cinder connection info `{ driver_volume_type, data }`. */
+  connInfo!: Record<string, unknown>;
+  /** Device info from the host-side attach, or null. */
+  device!: DeviceInfo | null;
+  attachedHost!: string | null;
+  attachMode!: 'rw' | 'ro';
+
+  /** @internal */
+  constructor(volume: Volume, rec: ConnectionRecord) {
+    super(rec.id);
+    this.volume = volume;
+    this.assign(rec);
+  }
+
+  /**
+   * @internal a record for a connection of `volume` just exported and mapped for `connector`
+   * (status `attaching`, version 0). The attached host defaults to the connector's `host`.
+   */
+  static newRecord(volume: Volume, connector: ConnectorProperties, info: ConnectionInfo, options: { attachedHost?: string; attachMode?: 'rw' | 'ro' }): ConnectionRecord {
+    return {
+      ...newBaseRecord(),
+      backend: volume.backend.id,
+      volume_id: volume.id,
+      status: 'attaching',
+      protocol: volume.backend.driver.connectorProtocol,
+      connector_info: { ...connector },
+      conn_info: info as unknown as Record<string, unknown>,
+      device: null,
+      attached_host: options.attachedHost ?? (typeof connector.host === 'string' ? connector.host : null),
+      attach_mode: options.attachMode ?? 'rw',
+    };
+  }
+
+  /** @internal */
+  assign(rec: ConnectionRecord): void {
+    this.assignBase(rec);
+    this.protocol = rec.protocol;
+    this.connectorInfo = rec.connector_info;
+    this.connInfo = rec.conn_info;
+    this.device = rec.device as DeviceInfo | null;
+    this.attachedHost = rec.attached_host;
+    this.attachMode = rec.attach_mode;
+  }
+
+  /** cinderlib's `connector_info` (snake_case alias). */
+  get connector_info(): Record<string, unknown> {
+    return this.connectorInfo;
+  }
+  /** cinderlib's `conn_info` (snake_case alias). */
+  get conn_info(): Record<string, unknown> {
+    return this.connInfo;
+  }
+  /** True while the connection exists on the backend (not yet disconnected). */
+  get connected(): boolean {
+    return this.status === 'attaching' || this.status === 'attached';
+  }
+  /** True when the volume is attached on a host through this connection. */
+  get attached(): boolean {
+    return this.device !== null;
+  }
+  /** The device path on the host, or null. */
+  get path(): string | null {
+    return this.device?.path ?? null;
+  }
+
+  /** The stored shape. */
+  toRecord(): ConnectionRecord {
+    return {
+      ...this.baseRecord(),
+      backend: this.volume.backend.id,
+      volume_id: this.volume.id,
+      status: this.status,
+      protocol: this.protocol,
+      connector_info: this.connectorInfo,
+      conn_info: this.connInfo,
+      device: this.device,
+      attached_host: this.attachedHost,
+      attach_mode: this.attachMode,
+    };
+  }
+
+  /** The record with secrets masked (for printing). */
+  toJSON(): Record<string, unknown> {
+    return maskObject(this.toRecord() as unknown as Record<string, unknown>);
+  }
+
+  protected get ctx(): BrickContext {
+    return this.volume.backend.context;
+  }
+
+  protected writeRecord(rec: ConnectionRecord): Promise<ConnectionRecord> {
+    return this.ctx.store.setConnection(rec);
+  }
+
+  /**
+   * The protocol's connector and the connection properties (`conn_info.data`).
+   * @throws {@link InvalidInputError} (field `conn_info.data`) when the connection info has no data
+   */
+  private connector(): { connector: Connector; data: Record<string, unknown> } {
+    const data = (this.connInfo as { data?: unknown }).data;
+    if (!data || typeof data !== 'object') throw new InvalidInputError('conn_info.data', 'is missing from the connection');
+    const useMultipath = Boolean(this.connectorInfo.multipath);
+    return { connector: connectorFor(this.protocol, { useMultipath, host: this.ctx.host }), data: data as Record<string, unknown> };
+  }
+
+  /**
+   * Attach on this host: run the protocol's connector and persist the device info.
+   * A failed connect leaves the connection in `error`, saved, and rethrows.
+   * @returns the device info
+   * @throws {@link InvalidStateError} when the connection was disconnected
+   */
+  async attach(): Promise<DeviceInfo> {
+    if (!this.connected) throw new InvalidStateError(`connection ${this.id} is ${this.status}; connect the volume again`, { details: { connection_id: this.id } });
+    if (this.device) return this.device;
+    const { connector, data } = this.connector();
+    try {
+      this.device = await connector.connectVolume(data);
+    } catch (err) {
+      await this.markFailed(err);
+      throw err;
+    }
+    this.status = 'attached';
+    this.attachedHost = this.attachedHost ?? this.ctx.hostName;
+    await this.save();
+    return this.device;
+  }
+
+  /**
+   * Undo the host-side attach only; the connection stays listed and mapped (cinderlib
+   * `Connection.detach`). Detaching a connection that is not attached is a no-op.
+   */
+  async detach(options: DisconnectOptions = {}): Promise<void> {
+    if (!this.device) return;
+    const { connector, data } = this.connector();
+    await connector.disconnectVolume(data, this.device, options);
+    this.device = null;
+    if (this.status === 'attached') this.status = 'attaching';
+    await this.save();
+  }
+
+  /** Make the host see the volume's new size; returns it in bytes. */
+  async extend(): Promise<number> {
+    const { connector, data } = this.connector();
+    return connector.extendVolume(data);
+  }
+
+  /**
+   * Terminate the connection on the backend and forget it (cinderlib `Connection.disconnect`).
+   * If the device is still attached on this host it is detached first. The export is removed
+   * when no other connection uses the volume.
+   */
+  async disconnect(options: DisconnectOptions = {}): Promise<void> {
+    if (this.status === 'detached') return;
+    if (this.device && (this.attachedHost === null || this.attachedHost === this.ctx.hostName)) await this.detach(options);
+    const vol = this.volume;
+    await vol.connectionRemoved(this, async () => {
+      await vol.backend.driver.terminateConnection(vol.toDriver(), this.connectorInfo as ConnectorProperties, { force: options.force });
+    });
+    await this.ctx.store.deleteConnection(this.id);
+    this.ctx.objects.delete(objectKey('connection', this.id));
+    this.status = 'detached';
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * {@link Volume}: cinderlib's `Volume`. Sizes in GiB.
+ *
+ * A volume follows cinderlib's error contract through {@link DriverObject.runDriver}; it is the one
+ * object whose record carries the owner marker (in `admin_metadata`), so an operation interrupted
+ * by a crash is found and marked `error` on the next load. Two levels of detach, as cinderlib:
+ * `connection.detach()` undoes the host-side attach only (the connection stays listed and
+ * mapped); `connection.disconnect()` also terminates the connection on the backend;
+ * `volume.detach()` does both for the local attachment.
+ *
+ * @module
+ */
+import { InvalidInputError, InvalidStateError, NotFoundError } from '../errors.js';
+import type { ConnectionInfo, DriverVolume, ModelUpdate } from '../drivers/driver.js';
+import type { DisconnectOptions } from '../initiator/connector.js';
+import type { ConnectorProperties } from '../initiator/properties.js';
+import type { ConnectionRecord, SnapshotRecord, VolumeRecord, VolumeStatus } from '../persistence/store.js';
+import type { Backend } from './backend.js';
+import type { BrickContext } from './context.js';
+import { Connection } from './connection.js';
+import { nameAndDescription, validateSize } from './input.js';
+import { BUSY_KEY, DriverObject, TRANSITIONAL, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
+import { Snapshot } from './snapshot.js';
+
+const GiB = 1024 ** 3;
+
+/** The fields of a new volume record that the caller chooses. */
+interface NewVolumeFields {
+  size: number;
+  name: string;
+  description: string;
+  multiattach: boolean;
+  snapshot_id?: string | null;
+  source_volid?: string | null;
+}
+
+/** A volume. cinderlib's `Volume`. Sizes in GiB. */
+export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
+  readonly backend: Backend;
+  name!: string;
+  description!: string;
+  size!: number;
+  multiattach!: boolean;
+  providerLocation!: string | null;
+  providerAuth!: string | null;
+  providerId!: string | null;
+  adminMetadata!: Record<string, string>;
+  snapshotId!: string | null;
+  sourceVolid!: string | null;
+  /** Snapshots of this volume. */
+  snapshots: Snapshot[] = [];
+  /** Connections (attachments) of this volume, on any host. */
+  connections: Connection[] = [];
+
+  /** @internal use Backend.createVolume / getVolume */
+  constructor(backend: Backend, rec: VolumeRecord) {
+    super(rec.id);
+    this.backend = backend;
+    this.assign(rec);
+  }
+
+  /** @internal a record for a volume about to be created (status `creating`, version 0). */
+  static newRecord(backend: string, o: NewVolumeFields): VolumeRecord {
+    return {
+      ...newBaseRecord(),
+      backend,
+      name: o.name,
+      description: o.description,
+      size: o.size,
+      status: 'creating',
+      provider_location: null,
+      provider_auth: null,
+      provider_id: null,
+      admin_metadata: {},
+      multiattach: o.multiattach,
+      snapshot_id: o.snapshot_id ?? null,
+      source_volid: o.source_volid ?? null,
+      error: null,
+    };
+  }
+
+  /**
+   * @internal Create a new volume on `backend`: a `creating` record entered in the identity map,
+   * then `available` once `driverCreate` succeeds (cinderlib's error contract otherwise), and
+   * listed in the backend's volumes.
+   * @throws whatever `driverCreate` throws, the volume then saved in `error`
+   */
+  static async createOn(backend: Backend, fields: NewVolumeFields, driverCreate: (vol: Volume) => Promise<ModelUpdate | void>): Promise<Volume> {
+    const vol = new Volume(backend, Volume.newRecord(backend.id, fields));
+    backend.context.objects.set(objectKey('volume', vol.id), vol);
+    await vol.runDriver('creating', 'available', () => driverCreate(vol));
+    backend.remember(vol);
+    return vol;
+  }
+
+  /** @internal */
+  assign(rec: VolumeRecord): void {
+    this.assignBase(rec);
+    this.name = rec.name;
+    this.description = rec.description;
+    this.size = rec.size;
+    this.multiattach = rec.multiattach;
+    this.providerLocation = rec.provider_location;
+    this.providerAuth = rec.provider_auth;
+    this.providerId = rec.provider_id;
+    this.adminMetadata = { ...rec.admin_metadata };
+    this.snapshotId = rec.snapshot_id;
+    this.sourceVolid = rec.source_volid;
+    this.error = rec.error;
+  }
+
+  /** The stored shape (snake_case, as cinderlib serializes it). */
+  toRecord(): VolumeRecord {
+    return {
+      ...this.baseRecord(),
+      backend: this.backend.id,
+      name: this.name,
+      description: this.description,
+      size: this.size,
+      status: this.status,
+      provider_location: this.providerLocation,
+      provider_auth: this.providerAuth,
+      provider_id: this.providerId,
+      admin_metadata: { ...this.adminMetadata },
+      multiattach: this.multiattach,
+      snapshot_id: this.snapshotId,
+      source_volid: this.sourceVolid,
+      error: this.error,
+    };
+  }
+
+  /** The volume as the driver sees it (`name` is the backend name `volume-<id>`). */
+  toDriver(): DriverVolume {
+    return {
+      id: this.id,
+      name: `volume-${this.id}`,
+      display_name: this.name,
+      size: this.size,
+      provider_location: this.providerLocation,
+      provider_auth: this.providerAuth,
+      provider_id: this.providerId,
+      multiattach: this.multiattach,
+      admin_metadata: { ...this.adminMetadata },
+    };
+  }
+
+  protected get ctx(): BrickContext {
+    return this.backend.context;
+  }
+
+  protected writeRecord(rec: VolumeRecord): Promise<VolumeRecord> {
+    return this.ctx.store.setVolume(rec);
+  }
+
+  /** The volume record keeps the owner marker in `admin_metadata`. */
+  protected override busyMarks(): Record<string, string> {
+    return this.adminMetadata;
+  }
+
+  /** A volume starts every driver step from the stored state ({@link syncFromStore}). */
+  protected override async beforeTransition(): Promise<void> {
+    await this.syncFromStore();
+  }
+
+  /** The connection attached on this host (cinderlib `local_attach`), or null. */
+  get localAttach(): Connection | null {
+    return this.connections.find((c) => c.device !== null && c.attachedHost === this.backend.context.hostName) ?? null;
+  }
+
+  /** @internal apply a driver model update. */
+  applyUpdate(update: ModelUpdate | void): void {
+    if (!update) return;
+    if (update.provider_location !== undefined) this.providerLocation = update.provider_location;
+    if (update.provider_auth !== undefined) this.providerAuth = update.provider_auth;
+    if (update.provider_id !== undefined) this.providerId = update.provider_id;
+    if (update.size !== undefined) this.size = update.size;
+    if (update.admin_metadata !== undefined) this.adminMetadata = { ...this.adminMetadata, ...update.admin_metadata };
+  }
+
+  /**
+   * @internal Start from the stored state when another host or process saved the volume since
+   * this object read it, and refuse while someone alive is in the middle of an operation on it.
+   * @throws {@link InvalidStateError} when a live owner holds the volume in a transitional status
+   */
+  async syncFromStore(): Promise<void> {
+    if (this.version === 0) return;
+    const [cur] = await this.backend.context.store.getVolumes({ id: this.id });
+    if (cur && cur.version > this.version) {
+      this.assign(cur);
+      if (TRANSITIONAL.has(cur.status) && !ownerIsDead(this.backend.context, cur.admin_metadata[BUSY_KEY])) {
+        throw new InvalidStateError(`volume ${this.id} is ${cur.status} by ${cur.admin_metadata[BUSY_KEY] ?? 'another process'}; try again when it is done`, {
+          details: { volume_id: this.id, status: cur.status },
+        });
+      }
+    }
+  }
+
+  /** @internal a transitional record whose process died: mark it error. */
+  async markInterrupted(): Promise<void> {
+    const was = this.status;
+    this.status = 'error';
+    this.error = `interrupted while ${was}: the process that was working on it (${this.adminMetadata[BUSY_KEY] ?? 'unknown'}) is gone`;
+    delete this.adminMetadata[BUSY_KEY];
+    await this.save();
+  }
+
+  /**
+   * Re-read the volume, its snapshots and its connections from the store (cinderlib
+   * `Volume.refresh`), keeping object identity: how a controller sees the device info a
+   * consumer host saved, or a consumer sees a connection the controller made.
+   * @returns this volume
+   * @throws {@link NotFoundError} when the volume is no longer stored
+   */
+  async refresh(): Promise<this> {
+    const [rec] = await this.backend.context.store.getVolumes({ id: this.id });
+    if (!rec) throw new NotFoundError('volume', this.id);
+    if (rec.version > this.version) this.assign(rec);
+    await this.loadChildren();
+    return this;
+  }
+
+  /** @internal load snapshots and connections from the store. */
+  async loadChildren(): Promise<void> {
+    const store = this.backend.context.store;
+    const snaps: Snapshot[] = [];
+    for (const r of await store.getSnapshots({ volume_id: this.id })) snaps.push(await this.snapshotFromRecord(r));
+    this.snapshots = snaps;
+    const conns: Connection[] = [];
+    for (const r of await store.getConnections({ volume_id: this.id })) conns.push(this.connectionFromRecord(r));
+    this.connections = conns;
+  }
+
+  /** @internal the identity-mapped Snapshot for a record. */
+  async snapshotFromRecord(rec: SnapshotRecord): Promise<Snapshot> {
+    return identityMapped(this.backend.context, 'snapshot', rec, () => new Snapshot(this, rec));
+  }
+
+  /** @internal the identity-mapped Connection for a record. */
+  connectionFromRecord(rec: ConnectionRecord): Connection {
+    return identityMapped(this.backend.context, 'connection', rec, () => new Connection(this, rec));
+  }
+
+  /** @throws {@link InvalidStateError} for a deleted volume or one in a transitional status */
+  private ensureUsable(action: string): void {
+    if (this.status === 'deleted') throw new InvalidStateError(`volume ${this.id} is deleted; cannot ${action}`, { details: { volume_id: this.id } });
+    if (TRANSITIONAL.has(this.status)) throw new InvalidStateError(`volume ${this.id} is ${this.status}; cannot ${action} now`, { details: { volume_id: this.id, status: this.status } });
+  }
+
+  /**
+   * Delete the volume. Refused while it has snapshots or connections; deleting a deleted volume succeeds.
+   * @throws {@link InvalidStateError} when snapshots or connections exist
+   */
+  async delete(): Promise<void> {
+    if (this.status === 'deleted') return;
+    await this.backend.ready;
+    if (this.version > 0 && (await this.backend.context.store.getVolumes({ id: this.id })).length === 0) {
+      // Someone (another object, process or host) already deleted it: deleting twice succeeds.
+      this.status = 'deleted';
+      this.backend.forget(this);
+      return;
+    }
+    await this.loadChildren();
+    if (this.snapshots.length > 0) {
+      throw new InvalidStateError(`volume ${this.id} has ${this.snapshots.length} snapshot(s); delete them first`, { details: { volume_id: this.id, snapshots: this.snapshots.map((s) => s.id) } });
+    }
+    if (this.connections.length > 0) {
+      throw new InvalidStateError(`volume ${this.id} is attached (${this.connections.length} connection(s)); detach it first`, { details: { volume_id: this.id } });
+    }
+    if (TRANSITIONAL.has(this.status) && this.status !== 'deleting') this.ensureUsable('delete');
+    await this.runDriver('deleting', 'deleted', () => this.backend.driver.deleteVolume(this.toDriver()));
+    await this.backend.context.store.deleteVolume(this.id);
+    this.status = 'deleted';
+    this.backend.forget(this);
+  }
+
+  /**
+   * Grow the volume to `newSize` GiB. When attached on this host the host-side device is
+   * refreshed too, and the size the host sees is returned; otherwise `newSize` in bytes.
+   * @returns the new size in bytes
+   * @throws {@link InvalidInputError} (field `new_size`) unless `newSize` is a whole number larger than the current size
+   */
+  async extend(newSize: number): Promise<number> {
+    const size = validateSize(newSize, 'new_size');
+    await this.syncFromStore();
+    if (size <= this.size) throw new InvalidInputError('new_size', `must be larger than the current size ${this.size} GiB, got ${size}`);
+    this.ensureUsable('extend');
+    await this.backend.ready;
+    const previous = this.status;
+    await this.runDriver('extending', previous, async () => {
+      await this.backend.driver.extendVolume(this.toDriver(), size);
+      this.size = size;
+    });
+    const local = this.localAttach;
+    if (local) return local.extend();
+    return size * GiB;
+  }
+
+  /**
+   * Snapshot the volume.
+   * @throws {@link InvalidInputError} (field `name`, `description`)
+   */
+  async createSnapshot(options: { name?: string; description?: string } = {}): Promise<Snapshot> {
+    const { name, description } = nameAndDescription(options);
+    this.ensureUsable('snapshot');
+    await this.backend.ready;
+    const snap = new Snapshot(this, Snapshot.newRecord(this, { name, description }));
+    this.backend.context.objects.set(objectKey('snapshot', snap.id), snap);
+    await snap.runDriver('creating', 'available', () => this.backend.driver.createSnapshot(snap.toDriver()));
+    this.snapshots.push(snap);
+    return snap;
+  }
+
+  /**
+   * A new volume with this volume's data (Cinder `create_cloned_volume`).
+   * @param options.size GiB, at least the source's size (default: the same)
+   * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
+   */
+  async clone(options: { name?: string; description?: string; size?: number } = {}): Promise<Volume> {
+    const size = options.size === undefined ? this.size : validateSize(options.size, 'size');
+    if (size < this.size) throw new InvalidInputError('size', `a clone cannot be smaller than its source (${this.size} GiB)`);
+    const { name, description } = nameAndDescription(options);
+    this.ensureUsable('clone');
+    await this.backend.ready;
+    const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id };
+    return Volume.createOn(this.backend, fields, (vol) => this.backend.driver.createClonedVolume(vol.toDriver(), this.toDriver()));
+  }
+
+  /**
+   * Export and map the volume for `connector` (another host's connector properties) and
+   * persist the connection, without attaching on this host. cinderlib `Volume.connect`.
+   * A failure undoes the export and mapping, saves the volume in `error`, and throws.
+   * @throws {@link InvalidInputError} when the driver rejects the connector (field names the missing key)
+   * @throws {@link InvalidStateError} when the volume is connected to another host and is not multiattach
+   */
+  async connect(connector: ConnectorProperties, options: { attachedHost?: string; attachMode?: 'rw' | 'ro' } = {}): Promise<Connection> {
+    if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object of connector properties');
+    this.ensureUsable('connect');
+    await this.backend.ready;
+    await this.refresh(); // other hosts may have connected, disconnected or saved the volume since we read it
+    if (this.connections.length > 0 && !this.multiattach) {
+      const sameHost = this.connections.find((c) => c.attachedHost === (options.attachedHost ?? connector.host ?? null));
+      if (!sameHost) throw new InvalidStateError(`volume ${this.id} is already connected to ${this.connections[0]!.attachedHost} and is not multiattach`, { details: { volume_id: this.id } });
+    }
+    this.backend.driver.validateConnector(connector);
+    const info = await this.exportAndMap(connector);
+    const conn = new Connection(this, Connection.newRecord(this, connector, info, options));
+    await conn.save();
+    this.backend.context.objects.set(objectKey('connection', conn.id), conn);
+    this.connections.push(conn);
+    return conn;
+  }
+
+  /**
+   * Create the export and initialize the connection for `connector` under the error contract
+   * (`attaching`, then `in-use`). A failure terminates a mapping that was made and removes an
+   * export that no other connection uses, then rethrows.
+   */
+  private async exportAndMap(connector: ConnectorProperties): Promise<ConnectionInfo> {
+    const driver = this.backend.driver;
+    const previous = this.connections.length > 0 ? 'in-use' : 'available';
+    let exported = false;
+    let mapped = false;
+    try {
+      return await this.runDriver('attaching', 'in-use', async () => {
+        this.applyUpdate(await driver.createExport(this.toDriver(), connector));
+        exported = true;
+        const ci = await driver.initializeConnection(this.toDriver(), connector);
+        mapped = true;
+        return ci;
+      });
+    } catch (err) {
+      if (mapped) await driver.terminateConnection(this.toDriver(), connector).catch(() => undefined);
+      if (exported && previous === 'available') await driver.removeExport(this.toDriver()).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Attach the volume to this host: connector properties, export, initialize connection,
+   * connector connect. Returns the connection (its `path` is the device). cinderlib `Volume.attach`.
+   * A failure after the mapping undoes it (terminate connection, remove export).
+   * @throws {@link InvalidStateError} for a deleted volume or one already attached here
+   */
+  async attach(): Promise<Connection> {
+    this.ensureUsable('attach');
+    if (this.localAttach) throw new InvalidStateError(`volume ${this.id} is already attached on this host at ${this.localAttach.path}`, { details: { volume_id: this.id } });
+    const connector = await this.backend.connectorProperties();
+    const conn = await this.connect(connector, { attachedHost: this.backend.context.hostName });
+    try {
+      await conn.attach();
+    } catch (err) {
+      await conn.disconnect({ force: true }).catch(() => undefined);
+      await this.markFailed(err);
+      throw err;
+    }
+    return conn;
+  }
+
+  /**
+   * Detach the volume from this host and terminate its connection (cinderlib `Volume.detach`).
+   * Detaching a volume that is not attached here is a no-op.
+   */
+  async detach(options: DisconnectOptions = {}): Promise<void> {
+    await this.backend.ready;
+    await this.loadChildren();
+    const local = this.localAttach;
+    if (!local) return;
+    await local.detach(options);
+    await local.disconnect(options);
+  }
+
+  /** @internal called after a connection is removed. */
+  async connectionRemoved(conn: Connection, driverCleanup: () => Promise<void>): Promise<void> {
+    // Count the connections as stored, not as this (possibly stale) object last saw them: another
+    // host's connection must keep the export, and the volume save below needs the current version.
+    await this.refresh();
+    this.connections = this.connections.filter((c) => c !== conn);
+    const remaining = this.connections.length;
+    await this.runDriver('detaching', remaining > 0 ? 'in-use' : 'available', async () => {
+      await driverCleanup();
+      if (remaining === 0) await this.backend.driver.removeExport(this.toDriver());
+    });
+  }
+}
