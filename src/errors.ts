@@ -165,6 +165,18 @@ export class PrivilegeError extends BrickError {
   }
 }
 
+/**
+ * A file or kernel attribute on the host (sysfs, configfs, `/etc`, `/run`) could not be read or
+ * written by this process. `details` carries the host `path` and, for a failed system call, the
+ * `errno` name (`EACCES`, `EINVAL`, `ENODEV`...). The code is the generic `BRICK_ERROR` that
+ * these failures have always reported, so the CLI's exit status for them is unchanged.
+ */
+export class HostIoError extends BrickError {
+  constructor(message: string, options: BrickErrorOptions = {}) {
+    super(message, 'BRICK_ERROR', options);
+  }
+}
+
 /** A lock could not be taken within its bound. */
 export class LockTimeoutError extends BrickError {
   constructor(name: string, timeoutMs: number) {

@@ -9,24 +9,22 @@
  *
  * @module
  */
-import { open, readFile, realpath } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { HostContext } from './context.js';
 import { hostPath } from './context.js';
+import { readAttr, resolvePath } from './sysfs.js';
 
 /**
  * Size of block device `device` (`/dev/sdb`, `/dev/dm-3`, `/dev/loop0`, or a link to one) in bytes.
  * @throws ProcessExecutionError when neither sysfs nor blockdev can tell
  */
 export async function deviceSizeBytes(ctx: HostContext, device: string): Promise<number> {
-  try {
-    const real = await realpath(hostPath(ctx.hostRoot, device));
-    const sectors = await readFile(hostPath(ctx.hostRoot, `/sys/class/block/${basename(real)}/size`), 'utf8');
-    const n = Number(sectors.trim());
-    if (Number.isFinite(n)) return n * 512;
-  } catch {
-    /* fall back to blockdev */
-  }
+  const real = await resolvePath(ctx, device);
+  const sectors = real === undefined ? undefined : await readAttr(ctx, `/sys/class/block/${basename(real)}/size`);
+  const n = Number(sectors ?? NaN);
+  if (Number.isFinite(n)) return n * 512;
+  // sysfs cannot name it: ask the kernel through blockdev.
   const { stdout } = await ctx.executor.run(['blockdev', '--getsize64', device], { timeoutMs: 30_000 });
   return Number(stdout.trim());
 }

@@ -6,8 +6,8 @@
  *
  * @module
  */
+import { accessSync } from 'node:fs';
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Executor } from '../exec/executor.js';
 import { ProcessExecutor } from '../exec/executor.js';
@@ -56,10 +56,14 @@ export function hostPath(hostRoot: string, p: string): string {
   return hostRoot === '/' || hostRoot === '' ? p : join(hostRoot, p);
 }
 
-/** True when absolute host path `p` exists under `host.hostRoot` (follows links; never throws). */
-export async function hostPathExists(host: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {
+/**
+ * True when absolute host path `p` exists under `ctx.hostRoot` (symlinks followed, so a dangling
+ * link does not count). Never throws. A synchronous system call behind the promise, as the
+ * sysfs readers are (see `sysfs.ts`, where it is also exported as `pathExists`).
+ */
+export async function hostPathExists(ctx: Pick<HostContext, 'hostRoot'>, p: string): Promise<boolean> {
   try {
-    await stat(hostPath(host.hostRoot, p));
+    accessSync(hostPath(ctx.hostRoot, p));
     return true;
   } catch {
     return false;

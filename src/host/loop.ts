@@ -8,10 +8,9 @@
  *
  * @module
  */
-import { readdir, readFile } from 'node:fs/promises';
 import type { HostContext } from './context.js';
-import { hostPath } from './context.js';
-import { VolumeDeviceNotFoundError, InvalidInputError } from '../errors.js';
+import { listDir, readAttr } from './sysfs.js';
+import { VolumeDeviceNotFoundError, InvalidInputError, ProcessExecutionError } from '../errors.js';
 
 /** One loop device as `losetup --list` reports it. */
 export interface LoopDevice {
@@ -44,7 +43,6 @@ export async function attachLoop(ctx: HostContext, file: string, options: { read
 export async function detachLoop(ctx: HostContext, device: string): Promise<void> {
   const r = await ctx.executor.run(['losetup', '--detach', device], { timeoutMs: 30_000, checkExitCode: false });
   if (r.exitCode !== 0 && !/No such device|No such file|not a block device|failed to use device/i.test(r.stderr)) {
-    const { ProcessExecutionError } = await import('../errors.js');
     throw new ProcessExecutionError(['losetup', '--detach', device], r.exitCode, r.stdout, r.stderr);
   }
 }
@@ -59,27 +57,14 @@ export async function refreshLoopCapacity(ctx: HostContext, device: string): Pro
  * host root. No program runs, so it is cheap and works in fixture trees.
  */
 export async function listLoops(ctx: HostContext): Promise<LoopDevice[]> {
-  const sysBlock = hostPath(ctx.hostRoot, '/sys/block');
-  let names: string[];
-  try {
-    names = await readdir(sysBlock);
-  } catch {
-    return [];
-  }
+  const names = (await listDir(ctx, '/sys/block')).filter((x) => /^loop\d+$/.test(x)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
   const out: LoopDevice[] = [];
-  for (const n of names.filter((x) => /^loop\d+$/.test(x)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)))) {
-    try {
-      const backFile = (await readFile(`${sysBlock}/${n}/loop/backing_file`, 'utf8')).trim();
-      let ro = false;
-      try {
-        ro = (await readFile(`${sysBlock}/${n}/ro`, 'utf8')).trim() === '1';
-      } catch {
-        /* older kernels: no ro file */
-      }
-      out.push({ name: `/dev/${n}`, backFile: backFile.replace(/ \(deleted\)$/, ''), readOnly: ro });
-    } catch {
-      /* not attached */
-    }
+  for (const n of names) {
+    const backFile = await readAttr(ctx, `/sys/block/${n}/loop/backing_file`);
+    if (backFile === undefined) continue; // not attached
+    // Older kernels have no `ro` file: read-write then.
+    const ro = (await readAttr(ctx, `/sys/block/${n}/ro`)) === '1';
+    out.push({ name: `/dev/${n}`, backFile: backFile.replace(/ \(deleted\)$/, ''), readOnly: ro });
   }
   return out;
 }

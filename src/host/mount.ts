@@ -10,10 +10,12 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFile, mkdir, rmdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { HostContext } from './context.js';
-import { hostPath } from './context.js';
+import { readAttr } from './sysfs.js';
+
+// The mount-point directory helpers live in files.ts; re-exported so the package's root export keeps them.
+export { makeHostDir, removeHostDir } from './files.js';
 
 /** Default timeout of a mount attempt (ms): an unreachable NFS server makes mount.nfs retry for minutes. */
 export const MOUNT_TIMEOUT_MS = 120_000;
@@ -42,18 +44,14 @@ export function parseProcMounts(text: string): MountEntry[] {
 }
 
 /** The host's mounts (`/proc/mounts` under the host root); empty when unreadable. */
-export async function readMounts(host: HostContext): Promise<MountEntry[]> {
-  try {
-    return parseProcMounts(await readFile(hostPath(host.hostRoot, '/proc/mounts'), 'utf8'));
-  } catch {
-    return [];
-  }
+export async function readMounts(ctx: Pick<HostContext, 'hostRoot'>): Promise<MountEntry[]> {
+  return parseProcMounts((await readAttr(ctx, '/proc/mounts')) ?? '');
 }
 
 /** The mount entry whose target is `target` (the last one, as the kernel stacks mounts), if any. */
-export async function findMount(host: HostContext, target: string): Promise<MountEntry | undefined> {
+export async function findMount(ctx: Pick<HostContext, 'hostRoot'>, target: string): Promise<MountEntry | undefined> {
   const t = posix.normalize(target).replace(/\/$/, '');
-  return (await readMounts(host)).filter((m) => m.target === t).pop();
+  return (await readMounts(ctx)).filter((m) => m.target === t).pop();
 }
 
 /** md5 hex of `share`: os-brick's `_get_hash_str`, so that Brick and os-brick pick the same mount point. Pure. */
@@ -103,34 +101,14 @@ export interface MountRequest {
 }
 
 /** `mount -t <fstype> [-o options] [flags...] <source> <target>` as root. @throws ProcessExecutionError / ProcessTimeoutError */
-export async function mountFs(host: HostContext, req: MountRequest): Promise<void> {
+export async function mountFs(ctx: HostContext, req: MountRequest): Promise<void> {
   const argv = ['mount', '-t', req.fstype];
   if (req.options) argv.push('-o', req.options);
   argv.push(...(req.flags ?? []), req.source, req.target);
-  await host.executor.run(argv, { timeoutMs: req.timeoutMs ?? MOUNT_TIMEOUT_MS });
+  await ctx.executor.run(argv, { timeoutMs: req.timeoutMs ?? MOUNT_TIMEOUT_MS });
 }
 
 /** `umount [-l] <target>` as root. `lazy` detaches now and cleans up when the last user goes. */
-export async function unmountFs(host: HostContext, target: string, options: { lazy?: boolean; timeoutMs?: number } = {}): Promise<void> {
-  await host.executor.run(options.lazy ? ['umount', '-l', target] : ['umount', target], { timeoutMs: options.timeoutMs ?? MOUNT_TIMEOUT_MS });
-}
-
-/** Create directory `dir` (host path) and its parents: directly, or through the root helper when not permitted. */
-export async function makeHostDir(host: HostContext, dir: string): Promise<void> {
-  try {
-    await mkdir(hostPath(host.hostRoot, dir), { recursive: true, mode: 0o755 });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EACCES' && code !== 'EPERM') throw err;
-    await host.executor.run(['mkdir', '-p', hostPath(host.hostRoot, dir)], { timeoutMs: 30_000 });
-  }
-}
-
-/** Remove empty directory `dir` (host path); never throws (a directory still in use stays). */
-export async function removeHostDir(host: HostContext, dir: string): Promise<void> {
-  try {
-    await rmdir(hostPath(host.hostRoot, dir));
-  } catch {
-    /* not empty, still mounted or already gone */
-  }
+export async function unmountFs(ctx: HostContext, target: string, options: { lazy?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  await ctx.executor.run(options.lazy ? ['umount', '-l', target] : ['umount', target], { timeoutMs: options.timeoutMs ?? MOUNT_TIMEOUT_MS });
 }

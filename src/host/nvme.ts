@@ -19,33 +19,16 @@
  *
  * @module
  */
-import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { dirname } from 'node:path';
 import type { HostContext } from './context.js';
-import { hostPath } from './context.js';
+import { makeHostDir } from './files.js';
+import { listDir, readAttr, writeFilePrivate } from './sysfs.js';
 import { ProcessExecutionError, TargetPortalLoginError } from '../errors.js';
 
 /** Timeout for `nvme connect` (ms): the kernel's own connect timeout is a few seconds per queue. */
 export const NVME_CONNECT_TIMEOUT_MS = 60_000;
 /** Timeout for other short nvme-cli calls (ms). */
 export const NVME_COMMAND_TIMEOUT_MS = 30_000;
-
-async function readAttr(path: string): Promise<string | undefined> {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-async function listDir(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch {
-    return [];
-  }
-}
 
 /** Parsed `address` attribute of a fabrics controller. */
 export interface NvmeFabricsAddress {
@@ -88,19 +71,19 @@ export interface NvmeController {
 }
 
 /** Read every controller under `/sys/class/nvme`, sorted by instance number. Never throws. */
-export async function listNvmeControllers(host: HostContext): Promise<NvmeController[]> {
-  const base = hostPath(host.hostRoot, '/sys/class/nvme');
-  const names = (await listDir(base)).filter((n) => /^nvme\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+export async function listNvmeControllers(ctx: Pick<HostContext, 'hostRoot'>): Promise<NvmeController[]> {
+  const base = '/sys/class/nvme';
+  const names = (await listDir(ctx, base)).filter((n) => /^nvme\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
   const out: NvmeController[] = [];
   for (const name of names) {
     const dir = `${base}/${name}`;
     const [subsysnqn, transport, address, state, hostnqn, entries] = await Promise.all([
-      readAttr(`${dir}/subsysnqn`),
-      readAttr(`${dir}/transport`),
-      readAttr(`${dir}/address`),
-      readAttr(`${dir}/state`),
-      readAttr(`${dir}/hostnqn`),
-      listDir(dir),
+      readAttr(ctx, `${dir}/subsysnqn`),
+      readAttr(ctx, `${dir}/transport`),
+      readAttr(ctx, `${dir}/address`),
+      readAttr(ctx, `${dir}/state`),
+      readAttr(ctx, `${dir}/hostnqn`),
+      listDir(ctx, dir),
     ]);
     if (subsysnqn === undefined) continue;
     const addr = parseFabricsAddress(address ?? '');
@@ -158,16 +141,16 @@ function isZeroId(id: string | undefined): boolean {
  * several controllers appears once, with all of them). Identifiers come from
  * `/sys/block/<name>/` with the controller's path entry as fallback.
  */
-export async function namespacesOf(host: HostContext, controllers: readonly NvmeController[]): Promise<NvmeNamespace[]> {
+export async function namespacesOf(ctx: Pick<HostContext, 'hostRoot'>, controllers: readonly NvmeController[]): Promise<NvmeNamespace[]> {
   const byName = new Map<string, NvmeNamespace>();
   for (const c of controllers) {
     for (const entry of c.paths) {
       const name = namespaceHeadName(entry);
       let ns = byName.get(name);
       if (!ns) {
-        const blk = hostPath(host.hostRoot, `/sys/block/${name}`);
-        const alt = hostPath(host.hostRoot, `/sys/class/nvme/${c.name}/${entry}`);
-        const read = async (attr: string) => (await readAttr(`${blk}/${attr}`)) ?? (await readAttr(`${alt}/${attr}`));
+        const blk = `/sys/block/${name}`;
+        const alt = `/sys/class/nvme/${c.name}/${entry}`;
+        const read = async (attr: string) => (await readAttr(ctx, `${blk}/${attr}`)) ?? (await readAttr(ctx, `${alt}/${attr}`));
         const [nsid, uuid, nguid, wwid] = await Promise.all([read('nsid'), read('uuid'), read('nguid'), read('wwid')]);
         ns = { name, controllers: [] };
         if (nsid !== undefined && /^\d+$/.test(nsid)) ns.nsid = Number(nsid);
@@ -220,8 +203,8 @@ export function selectNamespace(namespaces: readonly NvmeNamespace[], sel: Names
  * True when native NVMe multipath is on (`/sys/module/nvme_core/parameters/multipath` is `Y`).
  * A kernel without the parameter (module not loaded, or built without CONFIG_NVME_MULTIPATH) is off.
  */
-export async function nativeNvmeMultipathEnabled(host: HostContext): Promise<boolean> {
-  const v = await readAttr(hostPath(host.hostRoot, '/sys/module/nvme_core/parameters/multipath'));
+export async function nativeNvmeMultipathEnabled(ctx: Pick<HostContext, 'hostRoot'>): Promise<boolean> {
+  const v = await readAttr(ctx, '/sys/module/nvme_core/parameters/multipath');
   return v === 'Y' || v === 'y' || v === '1';
 }
 
@@ -257,12 +240,12 @@ export interface NvmeConnectOptions {
  * @returns true when this call made a new connection, false when it was already there
  * @throws {@link TargetPortalLoginError} when the connect fails for another reason
  */
-export async function nvmeConnect(host: HostContext, nqn: string, portal: NvmePortal, options: NvmeConnectOptions = {}): Promise<boolean> {
+export async function nvmeConnect(ctx: HostContext, nqn: string, portal: NvmePortal, options: NvmeConnectOptions = {}): Promise<boolean> {
   const argv = ['nvme', 'connect', '-t', portal.transport, '-a', portal.address, '-s', String(portal.port), '-n', nqn,
     '-Q', String(options.queueSize ?? 128), '-l', String(options.ctrlLossTmo ?? -1)];
   if (options.hostnqn) argv.push('-q', options.hostnqn);
   if (options.hostid) argv.push('-I', options.hostid);
-  const r = await host.executor.run(argv, { timeoutMs: options.timeoutMs ?? NVME_CONNECT_TIMEOUT_MS, checkExitCode: false });
+  const r = await ctx.executor.run(argv, { timeoutMs: options.timeoutMs ?? NVME_CONNECT_TIMEOUT_MS, checkExitCode: false });
   if (r.exitCode === 0) return true;
   const text = `${r.stdout}\n${r.stderr}`;
   if (r.exitCode === 70 || r.exitCode === 114 || /already (connected|exists)/i.test(text)) return false;
@@ -274,13 +257,13 @@ export async function nvmeConnect(host: HostContext, nqn: string, portal: NvmePo
 }
 
 /** `nvme disconnect -d /dev/<controller>`: removes one controller (and its namespaces' paths). */
-export async function nvmeDisconnectController(host: HostContext, controller: string, timeoutMs = NVME_COMMAND_TIMEOUT_MS): Promise<void> {
-  await host.executor.run(['nvme', 'disconnect', '-d', `/dev/${controller}`], { timeoutMs });
+export async function nvmeDisconnectController(ctx: HostContext, controller: string, timeoutMs = NVME_COMMAND_TIMEOUT_MS): Promise<void> {
+  await ctx.executor.run(['nvme', 'disconnect', '-d', `/dev/${controller}`], { timeoutMs });
 }
 
 /** `nvme ns-rescan /dev/<controller>`: asks a live controller for its namespace list (targets may not send an AER). */
-export async function nvmeNsRescan(host: HostContext, controller: string, timeoutMs = NVME_COMMAND_TIMEOUT_MS): Promise<void> {
-  await host.executor.run(['nvme', 'ns-rescan', `/dev/${controller}`], { timeoutMs });
+export async function nvmeNsRescan(ctx: HostContext, controller: string, timeoutMs = NVME_COMMAND_TIMEOUT_MS): Promise<void> {
+  await ctx.executor.run(['nvme', 'ns-rescan', `/dev/${controller}`], { timeoutMs });
 }
 
 /**
@@ -301,14 +284,14 @@ export function parseIdNsSize(json: string): number | undefined {
 }
 
 /** The dm device (`dm-3`) holding block device `name` (`/sys/block/<name>/holders`), if any. */
-export async function dmHolderOf(host: HostContext, name: string): Promise<string | undefined> {
-  const holders = await listDir(hostPath(host.hostRoot, `/sys/block/${name}/holders`));
+export async function dmHolderOf(ctx: Pick<HostContext, 'hostRoot'>, name: string): Promise<string | undefined> {
+  const holders = await listDir(ctx, `/sys/block/${name}/holders`);
   return holders.find((h) => /^dm-\d+$/.test(h));
 }
 
 /** The dm map name (`/sys/block/dm-N/dm/name`), the WWID for multipath maps without friendly names. */
-export async function dmNameOf(host: HostContext, dm: string): Promise<string | undefined> {
-  return readAttr(hostPath(host.hostRoot, `/sys/block/${dm}/dm/name`));
+export async function dmNameOf(ctx: Pick<HostContext, 'hostRoot'>, dm: string): Promise<string | undefined> {
+  return readAttr(ctx, `/sys/block/${dm}/dm/name`);
 }
 
 /** The NVMe host identity: host NQN and host id (a UUID). */
@@ -319,23 +302,10 @@ export interface NvmeHostIdentity {
 
 const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
-/**
- * Write `content` to host file `path` (under the host root): directly when this process may,
- * otherwise through the Executor's root helper (`tee`), so an unprivileged caller with `sudo`
- * works too.
- */
-async function writeHostFile(host: HostContext, path: string, content: string, mode: number): Promise<void> {
-  const real = hostPath(host.hostRoot, path);
-  try {
-    await mkdir(dirname(real), { recursive: true });
-    await writeFile(real, content, { mode });
-    return;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw err;
-  }
-  await host.executor.run(['mkdir', '-p', dirname(real)], { timeoutMs: NVME_COMMAND_TIMEOUT_MS });
-  await host.executor.run(['tee', real], { input: content, timeoutMs: NVME_COMMAND_TIMEOUT_MS });
+/** Create `/etc/nvme` when missing and write identity file `path` (mode 0644) as root, the one privileged-write way. */
+async function writeIdentityFile(ctx: HostContext, path: string, content: string): Promise<void> {
+  await makeHostDir(ctx, '/etc/nvme');
+  await writeFilePrivate(ctx, path, content, 0o644);
 }
 
 /**
@@ -347,29 +317,30 @@ async function writeHostFile(host: HostContext, path: string, content: string, m
  * DMI UUID where there is one), falling back to `nqn.2014-08.org.nvmexpress:uuid:<random uuid>`
  * when nvme-cli is absent. A missing host id is the UUID inside the host NQN when it has one,
  * else a random UUID. Existing files are never changed.
- * @throws errors of the file writes (e.g. a read-only `/etc`)
+ * @throws {@link HostIoError} when a file cannot be written (e.g. a read-only `/etc`), or
+ * ProcessExecutionError from `tee` / `mkdir` when the write goes through the root helper
  */
-export async function ensureNvmeHostIdentity(host: HostContext): Promise<NvmeHostIdentity> {
+export async function ensureNvmeHostIdentity(ctx: HostContext): Promise<NvmeHostIdentity> {
   const nqnPath = '/etc/nvme/hostnqn';
   const idPath = '/etc/nvme/hostid';
-  let hostnqn = await readAttr(hostPath(host.hostRoot, nqnPath));
+  let hostnqn = await readAttr(ctx, nqnPath);
   if (!hostnqn) {
     try {
-      const r = await host.executor.run(['nvme', 'gen-hostnqn'], { timeoutMs: NVME_COMMAND_TIMEOUT_MS, root: false });
+      const r = await ctx.executor.run(['nvme', 'gen-hostnqn'], { timeoutMs: NVME_COMMAND_TIMEOUT_MS, root: false });
       const line = r.stdout.trim().split('\n')[0]?.trim();
       if (line && line.startsWith('nqn.')) hostnqn = line;
     } catch (err) {
-      host.logger.debug({ err: (err as Error).message }, 'nvme gen-hostnqn failed; generating a host NQN from a random UUID');
+      ctx.logger.debug({ err: (err as Error).message }, 'nvme gen-hostnqn failed; generating a host NQN from a random UUID');
     }
     hostnqn ??= `nqn.2014-08.org.nvmexpress:uuid:${randomUUID()}`;
-    await writeHostFile(host, nqnPath, `${hostnqn}\n`, 0o644);
-    host.logger.info({ hostnqn }, 'created /etc/nvme/hostnqn');
+    await writeIdentityFile(ctx, nqnPath, `${hostnqn}\n`);
+    ctx.logger.info({ hostnqn }, 'created /etc/nvme/hostnqn');
   }
-  let hostid = await readAttr(hostPath(host.hostRoot, idPath));
+  let hostid = await readAttr(ctx, idPath);
   if (!hostid) {
     hostid = (UUID_RE.exec(hostnqn)?.[0] ?? randomUUID()).toLowerCase();
-    await writeHostFile(host, idPath, `${hostid}\n`, 0o644);
-    host.logger.info({ hostid }, 'created /etc/nvme/hostid');
+    await writeIdentityFile(ctx, idPath, `${hostid}\n`);
+    ctx.logger.info({ hostid }, 'created /etc/nvme/hostid');
   }
   return { hostnqn, hostid };
 }

@@ -48,7 +48,13 @@ export interface ConnectorOptions {
   deviceScanAttempts?: number;
   /** Root helper prefix for privileged commands, e.g. `['sudo', '-n']`. Used when no executor is given. */
   rootHelper?: readonly string[];
-  /** Injected seams; default: the real host. */
+  /** Injected seams (executor, host root, logger, locks); whatever is not given is the real host's. */
+  ctx?: Partial<HostContext>;
+  /**
+   * The former name of {@link ConnectorOptions.ctx}, still read so that existing callers work;
+   * `ctx` wins for a seam given in both.
+   * @deprecated use `ctx`
+   */
   host?: Partial<HostContext>;
   /** Protocol-specific options (e.g. `transport` for ISER). */
   [key: string]: unknown;

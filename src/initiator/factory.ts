@@ -11,8 +11,11 @@ import { ProtocolNotSupportedError } from '../errors.js';
 import { createHostContext, type HostContext } from '../host/context.js';
 import type { Connector, ConnectorOptions } from './connector.js';
 
-/** Builds a connector from resolved options and host seams. */
-export type ConnectorConstructor = (options: ResolvedConnectorOptions, host: HostContext) => Connector;
+/**
+ * Builds a connector from the host seams and the resolved options. Every connector class takes
+ * its arguments in this order too: `new XConnector(ctx, options)`.
+ */
+export type ConnectorConstructor = (ctx: HostContext, options: ResolvedConnectorOptions) => Connector;
 
 /** {@link ConnectorOptions} with defaults applied. */
 export interface ResolvedConnectorOptions extends ConnectorOptions {
@@ -49,8 +52,12 @@ export function canonicalProtocol(name: string): string | undefined {
 /**
  * A connector for `protocol` (case-insensitive, aliases accepted).
  * @param protocol os-brick protocol name: `LOCAL`, `ISCSI`, `ISER`, `FIBRE_CHANNEL`, `NVMEOF`/`NVME`, `AOE`, ...
- * @throws {@link ProtocolNotSupportedError} (field `protocol`) for an unknown name
- * @throws {@link InvalidInputError} for a bad `deviceScanAttempts`
+ * @param options common and protocol-specific options; `ctx` and `rootHelper` build the
+ *   {@link HostContext} the connector is given
+ * @throws {@link ProtocolNotSupportedError} (field `protocol`) for an unknown name, and (field
+ *   `deviceScanAttempts`) when `deviceScanAttempts` is not a positive integer
+ * @throws {@link InvalidInputError} when the connector rejects a protocol-specific option
+ *   (e.g. a relative `mountPointBase` for `NFS`)
  */
 export function connectorFor(protocol: string, options: ConnectorOptions = {}): Connector {
   const canonical = typeof protocol === 'string' ? canonicalProtocol(protocol) : undefined;
@@ -59,7 +66,7 @@ export function connectorFor(protocol: string, options: ConnectorOptions = {}): 
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new ProtocolNotSupportedError('deviceScanAttempts', String(attempts), ['a positive integer']);
   }
-  const host = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.host });
+  const ctx = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.host, ...options.ctx });
   const resolved: ResolvedConnectorOptions = { ...options, useMultipath: options.useMultipath ?? false, deviceScanAttempts: attempts, protocol: canonical };
-  return registry.get(canonical)!(resolved, host);
+  return registry.get(canonical)!(ctx, resolved);
 }

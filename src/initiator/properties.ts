@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { readFile, readdir } from 'node:fs/promises';
 import { hostname, arch, networkInterfaces } from 'node:os';
-import { hostPath, type HostContext } from '../host/context.js';
+import type { HostContext } from '../host/context.js';
+import { listDir, readAttr } from '../host/sysfs.js';
 import { ensureNvmeHostIdentity } from '../host/nvme.js';
 import { InvalidInputError } from '../errors.js';
 
@@ -60,13 +60,9 @@ export interface ConnectorPropertiesOptions {
   ensureNvmeIdentity?: HostContext;
 }
 
-async function readTrim(path: string): Promise<string | undefined> {
-  try {
-    const v = (await readFile(path, 'utf8')).trim();
-    return v === '' ? undefined : v;
-  } catch {
-    return undefined;
-  }
+/** The trimmed text of host file `p` under the root, or `undefined` when it is missing or empty. */
+async function readTrim(ctx: Pick<HostContext, 'hostRoot'>, p: string): Promise<string | undefined> {
+  return (await readAttr(ctx, p)) || undefined;
 }
 
 /** Parse `/etc/iscsi/initiatorname.iscsi` (`InitiatorName=iqn...`, comments ignored). Pure. */
@@ -91,20 +87,16 @@ function platformName(): string {
 
 /** WWPNs and WWNNs of FC HBAs whose `port_state` is `Online`, in host order. */
 export async function readFcPorts(hostRoot: string): Promise<{ wwpns: string[]; wwnns: string[] }> {
-  const base = hostPath(hostRoot, '/sys/class/fc_host');
-  let hosts: string[] = [];
-  try {
-    hosts = (await readdir(base)).filter((h) => /^host\d+$/.test(h)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-  } catch {
-    return { wwpns: [], wwnns: [] };
-  }
+  const ctx = { hostRoot };
+  const base = '/sys/class/fc_host';
+  const hbas = (await listDir(ctx, base)).filter((h) => /^host\d+$/.test(h)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
   const wwpns: string[] = [];
   const wwnns: string[] = [];
-  for (const h of hosts) {
-    const state = await readTrim(`${base}/${h}/port_state`);
+  for (const h of hbas) {
+    const state = await readTrim(ctx, `${base}/${h}/port_state`);
     if (state !== 'Online') continue;
-    const p = await readTrim(`${base}/${h}/port_name`);
-    const n = await readTrim(`${base}/${h}/node_name`);
+    const p = await readTrim(ctx, `${base}/${h}/port_name`);
+    const n = await readTrim(ctx, `${base}/${h}/node_name`);
     if (p) wwpns.push(p.replace(/^0x/i, '').toLowerCase());
     if (n) wwnns.push(n.replace(/^0x/i, '').toLowerCase());
   }
@@ -116,7 +108,7 @@ export async function readFcPorts(hostRoot: string): Promise<{ wwpns: string[]; 
  * @throws {@link InvalidInputError} (field `myIp`) for a value that is not an IP address
  */
 export async function getConnectorProperties(options: ConnectorPropertiesOptions = {}): Promise<ConnectorProperties> {
-  const root = options.hostRoot ?? '/';
+  const ctx = { hostRoot: options.hostRoot ?? '/' };
   if (options.myIp !== undefined && !/^[0-9.]+$|:/.test(options.myIp)) throw new InvalidInputError('myIp', `${JSON.stringify(options.myIp)} is not an IP address`);
   const props: ConnectorProperties = {
     platform: platformName(),
@@ -127,14 +119,14 @@ export async function getConnectorProperties(options: ConnectorPropertiesOptions
     enforce_multipath: options.enforceMultipath ?? false,
   };
   if (options.ensureNvmeIdentity) await ensureNvmeHostIdentity(options.ensureNvmeIdentity);
-  const iname = await readTrim(hostPath(root, '/etc/iscsi/initiatorname.iscsi'));
+  const iname = await readTrim(ctx, '/etc/iscsi/initiatorname.iscsi');
   const initiator = iname ? parseInitiatorName(iname) : undefined;
   if (initiator) props.initiator = initiator;
-  const nqn = await readTrim(hostPath(root, '/etc/nvme/hostnqn'));
+  const nqn = await readTrim(ctx, '/etc/nvme/hostnqn');
   if (nqn) props.nqn = nqn;
-  const hostid = await readTrim(hostPath(root, '/etc/nvme/hostid'));
+  const hostid = await readTrim(ctx, '/etc/nvme/hostid');
   if (hostid) props.nvme_hostid = hostid;
-  const fc = await readFcPorts(root);
+  const fc = await readFcPorts(ctx.hostRoot);
   if (fc.wwpns.length > 0) {
     props.wwpns = fc.wwpns;
     props.wwnns = fc.wwnns;

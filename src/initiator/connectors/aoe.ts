@@ -12,10 +12,9 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath, hostPathExists } from '../../host/context.js';
+import { pathExists, readAttr } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -66,19 +65,23 @@ export class AoeConnector implements Connector {
   readonly protocol = 'AOE';
   private readonly timings: AoeTimings;
 
+  /**
+   * @param ctx the host seams (aoetools run through its executor; `/dev/etherd` is read under its host root)
+   * @param options `deviceScanAttempts` (discoveries before giving up) and optional {@link AoeTimings}
+   */
   constructor(
-    private readonly host: HostContext,
+    private readonly ctx: HostContext,
     private readonly options: { deviceScanAttempts: number; timings?: Partial<AoeTimings> },
   ) {
     this.timings = { discoveryWaitMs: 2_000, removalWaitMs: 5_000, ...(options.timings ?? {}) };
   }
 
   private exists(p: string): Promise<boolean> {
-    return hostPathExists(this.host, p);
+    return pathExists(this.ctx, p);
   }
 
   private run(argv: string[]): Promise<unknown> {
-    return this.host.executor.run(argv, { timeoutMs: 30_000 });
+    return this.ctx.executor.run(argv, { timeoutMs: 30_000 });
   }
 
   /**
@@ -88,7 +91,7 @@ export class AoeConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const t = parseAoeProperties(properties);
-    return this.host.locks.withLock(`aoe-${t.device}`, async () => {
+    return this.ctx.locks.withLock(`aoe-${t.device}`, async () => {
       if (await this.exists(t.path)) await this.run(['aoe-revalidate', t.device]);
       else await this.run(['aoe-discover']);
       const attempts = Math.max(1, this.options.deviceScanAttempts);
@@ -103,7 +106,7 @@ export class AoeConnector implements Connector {
               details: { shelf: t.shelf, lun: t.lun },
             });
           }
-          this.host.logger.info({ device: t.device, attempt }, 'AoE device not yet found; discovering again');
+          this.ctx.logger.info({ device: t.device, attempt }, 'AoE device not yet found; discovering again');
           await this.run(['aoe-discover']);
         }
       }
@@ -118,14 +121,14 @@ export class AoeConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const t = parseAoeProperties(properties);
-    await this.host.locks.withLock(`aoe-${t.device}`, async () => {
+    await this.ctx.locks.withLock(`aoe-${t.device}`, async () => {
       if (!(await this.exists(t.path))) return;
       try {
         await this.run(['aoe-flush', t.device]);
         await waitFor(async () => !(await this.exists(t.path)), { timeoutMs: this.timings.removalWaitMs, description: `${t.path} to be removed` });
       } catch (e) {
         const err = new VolumePathNotRemovedError(`AoE device ${t.path} was not removed: ${(e as Error).message}`, { cause: e, details: { device: t.device } });
-        if (options.ignoreErrors) this.host.logger.warn({ device: t.device, err: err.message }, 'AoE disconnect error ignored');
+        if (options.ignoreErrors) this.ctx.logger.warn({ device: t.device, err: err.message }, 'AoE disconnect error ignored');
         else throw err;
       }
     });
@@ -140,13 +143,10 @@ export class AoeConnector implements Connector {
     const t = parseAoeProperties(properties);
     if (!(await this.exists(t.path))) throw new VolumeDeviceNotFoundError(`AoE device ${t.path} is not attached`, { field: 'target_shelf' });
     await this.run(['aoe-revalidate', t.device]);
-    try {
-      const sectors = Number((await readFile(hostPath(this.host.hostRoot, `/sys/block/etherd!${t.device}/size`), 'utf8')).trim());
-      if (!Number.isFinite(sectors)) throw new Error('unreadable size');
-      return sectors * 512;
-    } catch (e) {
-      throw new ExtendError(`could not read the size of ${t.path}: ${(e as Error).message}`, { cause: e });
-    }
+    const sizeAttr = `/sys/block/etherd!${t.device}/size`;
+    const sectors = Number((await readAttr(this.ctx, sizeAttr)) ?? NaN);
+    if (!Number.isFinite(sectors)) throw new ExtendError(`could not read the size of ${t.path} (${sizeAttr} is missing or not a number)`, { details: { device: t.device } });
+    return sectors * 512;
   }
 
   /** `[/dev/etherd/eS.L]` when present, else `[]`. */
@@ -156,7 +156,7 @@ export class AoeConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   getSearchPath(): string | null {
@@ -164,4 +164,4 @@ export class AoeConnector implements Connector {
   }
 }
 
-registerConnector('AOE', (o, host) => new AoeConnector(host, { deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<AoeTimings> } : {}) }));
+registerConnector('AOE', (ctx, o) => new AoeConnector(ctx, { deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<AoeTimings> } : {}) }));

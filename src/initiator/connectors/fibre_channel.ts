@@ -345,4 +345,4 @@ export class FibreChannelConnector implements Connector {
   }
 }
 
-registerConnector('FIBRE_CHANNEL', (options, ctx) => new FibreChannelConnector(ctx, { useMultipath: options.useMultipath, deviceScanAttempts: options.deviceScanAttempts, ...(options.timings ? { timings: options.timings as Partial<FcTimings> } : {}) }));
+registerConnector('FIBRE_CHANNEL', (ctx, options) => new FibreChannelConnector(ctx, { useMultipath: options.useMultipath, deviceScanAttempts: options.deviceScanAttempts, ...(options.timings ? { timings: options.timings as Partial<FcTimings> } : {}) }));

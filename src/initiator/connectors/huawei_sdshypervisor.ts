@@ -16,10 +16,10 @@
  *
  * @module
  */
-import { stat } from 'node:fs/promises';
 import { BackendError, InvalidConfigError, InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPathExists } from '../../host/context.js';
+import { programExists } from '../../host/files.js';
+import { pathExists } from '../../host/sysfs.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -75,8 +75,13 @@ export class HuaweiSdsHypervisorConnector implements Connector {
   readonly protocol = 'HUAWEISDSHYPERVISOR';
   readonly cliPath: string;
 
+  /**
+   * @param ctx the host seams (the CLI runs through its executor, without root)
+   * @param options `cliPath` (default {@link DEFAULT_SDS_CLI_PATH}) and `deviceWaitMs`, how long
+   *   to wait for the device node after attach (ms, default 10 000)
+   */
   constructor(
-    private readonly host: HostContext,
+    private readonly ctx: HostContext,
     options: { cliPath?: string; deviceWaitMs?: number } = {},
   ) {
     this.cliPath = options.cliPath ?? DEFAULT_SDS_CLI_PATH;
@@ -86,20 +91,18 @@ export class HuaweiSdsHypervisorConnector implements Connector {
   private readonly deviceWaitMs: number;
 
   private async cli(method: 'attach' | 'detach' | 'querydev', volumeId: string): Promise<SdsCliResult> {
-    try {
-      await stat(this.cliPath);
-    } catch {
+    if (!(await programExists(this.cliPath))) {
       throw new InvalidConfigError(`the SDS CLI is not at ${this.cliPath} (set the connector option cliPath)`, { field: 'cliPath' });
     }
-    const r = await this.host.executor.run([this.cliPath, '-c', method, '-v', volumeId], { root: false, timeoutMs: 120_000 });
+    const r = await this.ctx.executor.run([this.cliPath, '-c', method, '-v', volumeId], { root: false, timeoutMs: 120_000 });
     const res = parseSdsCliOutput(r.stdout);
-    if (r.stderr.trim()) this.host.logger.warn({ method, volume_id: volumeId, stderr: r.stderr.trim() }, 'SDS CLI wrote to stderr');
-    this.host.logger.debug({ method, volume_id: volumeId, ret_code: res.ret_code }, 'SDS CLI answered');
+    if (r.stderr.trim()) this.ctx.logger.warn({ method, volume_id: volumeId, stderr: r.stderr.trim() }, 'SDS CLI wrote to stderr');
+    this.ctx.logger.debug({ method, volume_id: volumeId, ret_code: res.ret_code }, 'SDS CLI answered');
     return res;
   }
 
   private exists(p: string): Promise<boolean> {
-    return hostPathExists(this.host, p);
+    return pathExists(this.ctx, p);
   }
 
   private async devicePath(volumeId: string): Promise<string | undefined> {
@@ -116,7 +119,7 @@ export class HuaweiSdsHypervisorConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const { volumeId } = parseSdsProperties(properties);
-    return this.host.locks.withLock(`huawei-sds-${volumeId}`, async () => {
+    return this.ctx.locks.withLock(`huawei-sds-${volumeId}`, async () => {
       const a = await this.cli('attach', volumeId);
       const ok: number[] = [SDS_CODES.success, SDS_CODES.alreadyAttached, SDS_CODES.attachMnidDone];
       if (a.ret_code === undefined || !ok.includes(a.ret_code)) {
@@ -131,7 +134,7 @@ export class HuaweiSdsHypervisorConnector implements Connector {
         return { type: 'block', path };
       } catch (e) {
         if (a.ret_code === SDS_CODES.success) {
-          await this.cli('detach', volumeId).catch((d: unknown) => this.host.logger.warn({ volume_id: volumeId, err: (d as Error).message }, 'cleanup detach failed'));
+          await this.cli('detach', volumeId).catch((d: unknown) => this.ctx.logger.warn({ volume_id: volumeId, err: (d as Error).message }, 'cleanup detach failed'));
         }
         throw e;
       }
@@ -144,12 +147,12 @@ export class HuaweiSdsHypervisorConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const { volumeId } = parseSdsProperties(properties);
-    await this.host.locks.withLock(`huawei-sds-${volumeId}`, async () => {
+    await this.ctx.locks.withLock(`huawei-sds-${volumeId}`, async () => {
       const d = await this.cli('detach', volumeId);
       const ok: number[] = [SDS_CODES.success, SDS_CODES.vbsAbnormal, SDS_CODES.notMountNode];
       if (d.ret_code !== undefined && ok.includes(d.ret_code)) return;
       const err = new VolumePathNotRemovedError(`SDS detach of ${volumeId} failed with code ${d.ret_code ?? 'none'}: ${d.ret_desc ?? ''}`, { details: { volume_id: volumeId, ret_code: d.ret_code } });
-      if (options.ignoreErrors) this.host.logger.warn({ volume_id: volumeId, err: err.message }, 'SDS detach error ignored');
+      if (options.ignoreErrors) this.ctx.logger.warn({ volume_id: volumeId, err: err.message }, 'SDS detach error ignored');
       else throw err;
     });
   }
@@ -162,7 +165,7 @@ export class HuaweiSdsHypervisorConnector implements Connector {
     const { volumeId } = parseSdsProperties(properties);
     const path = await this.devicePath(volumeId);
     if (!path) throw new VolumeDeviceNotFoundError(`SDS volume ${volumeId} is not attached`, { field: 'volume_id' });
-    return deviceSizeBytes(this.host, path);
+    return deviceSizeBytes(this.ctx, path);
   }
 
   /** `[dev_addr]` when `querydev` knows the volume, else `[]`. */
@@ -173,7 +176,7 @@ export class HuaweiSdsHypervisorConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   /** os-brick has none for this protocol. */
@@ -182,7 +185,7 @@ export class HuaweiSdsHypervisorConnector implements Connector {
   }
 }
 
-registerConnector('HUAWEISDSHYPERVISOR', (o, host) => new HuaweiSdsHypervisorConnector(host, {
+registerConnector('HUAWEISDSHYPERVISOR', (ctx, o) => new HuaweiSdsHypervisorConnector(ctx, {
   ...(typeof o.cliPath === 'string' ? { cliPath: o.cliPath } : {}),
   ...(typeof o.deviceWaitMs === 'number' ? { deviceWaitMs: o.deviceWaitMs } : {}),
 }));

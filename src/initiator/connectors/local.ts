@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { stat } from 'node:fs/promises';
 import { InvalidInputError, VolumeDeviceNotFoundError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { statHostPath } from '../../host/files.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import type { ConnectionProperties, Connector, DeviceInfo } from '../connector.js';
 import { registerConnector } from '../factory.js';
@@ -25,7 +24,8 @@ function devicePath(props: ConnectionProperties): string {
 /** Connector for volumes that are local devices. */
 export class LocalConnector implements Connector {
   readonly protocol = 'LOCAL';
-  constructor(private readonly host: HostContext) {}
+  /** @param ctx the host seams (the path is looked up under `ctx.hostRoot`) */
+  constructor(private readonly ctx: HostContext) {}
 
   /**
    * Check that `device_path` exists and return `{ type: 'block' | 'file', path }`.
@@ -34,13 +34,9 @@ export class LocalConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const path = devicePath(properties);
-    let st;
-    try {
-      st = await stat(hostPath(this.host.hostRoot, path));
-    } catch {
-      throw new VolumeDeviceNotFoundError(`device_path ${path} does not exist`, { field: 'device_path' });
-    }
-    return { type: st.isBlockDevice() ? 'block' : 'file', path };
+    const st = await statHostPath(this.ctx, path);
+    if (!st) throw new VolumeDeviceNotFoundError(`device_path ${path} does not exist`, { field: 'device_path' });
+    return { type: st.kind === 'block' ? 'block' : 'file', path };
   }
 
   /** Nothing to undo for a local device (os-brick does the same). Validates the properties. */
@@ -48,12 +44,16 @@ export class LocalConnector implements Connector {
     devicePath(properties);
   }
 
-  /** Re-read the device's size, in bytes. */
+  /**
+   * Re-read the size, in bytes: the block device's (sysfs, else `blockdev --getsize64`) or the file's.
+   * @throws {@link InvalidInputError} (field `device_path`) for a missing or relative path
+   * @throws {@link VolumeDeviceNotFoundError} when the path does not exist
+   */
   async extendVolume(properties: ConnectionProperties): Promise<number> {
     const path = devicePath(properties);
-    const st = await stat(hostPath(this.host.hostRoot, path)).catch(() => null);
+    const st = await statHostPath(this.ctx, path);
     if (!st) throw new VolumeDeviceNotFoundError(`device_path ${path} does not exist`, { field: 'device_path' });
-    return st.isBlockDevice() ? deviceSizeBytes(this.host, path) : st.size;
+    return st.kind === 'block' ? deviceSizeBytes(this.ctx, path) : st.size;
   }
 
   /** `[device_path]`. */
@@ -62,7 +62,7 @@ export class LocalConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   getSearchPath(): string | null {
@@ -70,4 +70,4 @@ export class LocalConnector implements Connector {
   }
 }
 
-registerConnector('LOCAL', (_o, host) => new LocalConnector(host));
+registerConnector('LOCAL', (ctx) => new LocalConnector(ctx));

@@ -25,11 +25,9 @@
  *
  * @module
  */
-import { realpath, readdir, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  BrickError,
   InvalidInputError,
   TargetPortalLoginError,
   VolumeDeviceNotFoundError,
@@ -37,7 +35,9 @@ import {
   ExtendError,
 } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath } from '../../host/context.js';
+import { removeHostFile, writeHostFile } from '../../host/files.js';
+import { readMounts } from '../../host/mount.js';
+import { listDir, pathExists, readAttr, resolvePath } from '../../host/sysfs.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import {
@@ -183,8 +183,12 @@ export class NvmeofConnector implements Connector {
   readonly protocol = 'NVMEOF';
   private readonly timings: NvmeofTimings;
 
+  /**
+   * @param ctx the host seams (nvme-cli runs through its executor; sysfs is read under its host root)
+   * @param options `useMultipath`, `deviceScanAttempts` (namespace scans before giving up) and optional {@link NvmeofTimings}
+   */
   constructor(
-    private readonly host: HostContext,
+    private readonly ctx: HostContext,
     private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<NvmeofTimings> },
   ) {
     this.timings = { namespaceWaitMs: 4_000, reconnectWaitMs: 20_000, dmWaitMs: 10_000, ...(options.timings ?? {}) };
@@ -195,22 +199,18 @@ export class NvmeofConnector implements Connector {
   }
 
   private async ourControllers(t: NvmeofTarget): Promise<NvmeController[]> {
-    return (await listNvmeControllers(this.host)).filter((c) => t.portals.some((p) => controllerMatches(c, t.nqn, p)));
+    return (await listNvmeControllers(this.ctx)).filter((c) => t.portals.some((p) => controllerMatches(c, t.nqn, p)));
   }
 
   private async hostNqnFor(t: NvmeofTarget): Promise<string | undefined> {
     if (t.hostNqn) return t.hostNqn;
-    try {
-      const v = (await readFile(hostPath(this.host.hostRoot, '/etc/nvme/hostnqn'), 'utf8')).trim();
-      if (v) return v;
-    } catch {
-      /* missing: create it below */
-    }
+    const v = await readAttr(this.ctx, '/etc/nvme/hostnqn');
+    if (v) return v;
     // No identity yet: persist one (os-brick bug 2016029) so every connect uses the same NQN and host id.
     try {
-      return (await ensureNvmeHostIdentity(this.host)).hostnqn;
+      return (await ensureNvmeHostIdentity(this.ctx)).hostnqn;
     } catch (e) {
-      this.host.logger.warn({ err: (e as Error).message }, 'could not create /etc/nvme/hostnqn; nvme-cli picks the host NQN');
+      this.ctx.logger.warn({ err: (e as Error).message }, 'could not create /etc/nvme/hostnqn; nvme-cli picks the host NQN');
       return undefined;
     }
   }
@@ -224,12 +224,12 @@ export class NvmeofConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const t = parseNvmeofProperties(properties);
-    return this.host.locks.withLock(this.lockName(t), () => this.connectLocked(t));
+    return this.ctx.locks.withLock(this.lockName(t), () => this.connectLocked(t));
   }
 
   private async connectLocked(t: NvmeofTarget): Promise<DeviceInfo> {
-    const log = this.host.logger;
-    const native = await nativeNvmeMultipathEnabled(this.host);
+    const log = this.ctx.logger;
+    const native = await nativeNvmeMultipathEnabled(this.ctx);
     const connectAll = this.options.useMultipath;
     const hostnqn = await this.hostNqnFor(t);
     const before = await this.ourControllers(t);
@@ -239,13 +239,13 @@ export class NvmeofConnector implements Connector {
       const existing = before.find((c) => controllerMatches(c, t.nqn, p));
       if (existing) {
         if (existing.state === 'live') {
-          await nvmeNsRescan(this.host, existing.name).catch((e: unknown) => log.debug({ err: (e as Error).message, controller: existing.name }, 'ns-rescan failed'));
+          await nvmeNsRescan(this.ctx, existing.name).catch((e: unknown) => log.debug({ err: (e as Error).message, controller: existing.name }, 'ns-rescan failed'));
           return true;
         }
         return false; // connecting / resetting: the kernel is already reconnecting it
       }
       try {
-        await nvmeConnect(this.host, t.nqn, p, hostnqn ? { hostnqn } : {});
+        await nvmeConnect(this.ctx, t.nqn, p, hostnqn ? { hostnqn } : {});
         return true;
       } catch (e) {
         portalErrors.push({ portal: `${p.address}:${p.port}`, error: (e as Error).message });
@@ -268,7 +268,7 @@ export class NvmeofConnector implements Connector {
     const created = async () => (await this.ourControllers(t)).filter((c) => !beforeNames.has(c.name)).map((c) => c.name);
     const cleanup = async () => {
       for (const name of await created()) {
-        await nvmeDisconnectController(this.host, name).catch((e: unknown) => log.warn({ controller: name, err: (e as Error).message }, 'cleanup: nvme disconnect failed'));
+        await nvmeDisconnectController(this.ctx, name).catch((e: unknown) => log.warn({ controller: name, err: (e as Error).message }, 'cleanup: nvme disconnect failed'));
       }
     };
     try {
@@ -313,19 +313,14 @@ export class NvmeofConnector implements Connector {
 
   private async findNamespace(t: NvmeofTarget): Promise<{ ns?: NvmeNamespace; all: NvmeNamespace[]; controllers: NvmeController[] }> {
     const controllers = await this.ourControllers(t);
-    const all = await namespacesOf(this.host, controllers);
+    const all = await namespacesOf(this.ctx, controllers);
     const ns = selectNamespace(all, this.selector(t));
     if (ns && !(await this.exists(`/dev/${ns.name}`))) return { all, controllers };
     return ns ? { ns, all, controllers } : { all, controllers };
   }
 
-  private async exists(p: string): Promise<boolean> {
-    try {
-      await realpath(hostPath(this.host.hostRoot, p));
-      return true;
-    } catch {
-      return false;
-    }
+  private exists(p: string): Promise<boolean> {
+    return pathExists(this.ctx, p);
   }
 
   private async waitForNamespace(t: NvmeofTarget): Promise<NvmeNamespace> {
@@ -341,7 +336,7 @@ export class NvmeofConnector implements Connector {
       } catch {
         if (attempt < attempts) {
           for (const c of await this.ourControllers(t)) {
-            if (c.state === 'live') await nvmeNsRescan(this.host, c.name).catch(() => undefined);
+            if (c.state === 'live') await nvmeNsRescan(this.ctx, c.name).catch(() => undefined);
           }
         }
       }
@@ -360,8 +355,8 @@ export class NvmeofConnector implements Connector {
         const r = await this.findNamespace(t);
         const same = r.all.filter((n) => n.name === ns.name || (ns.wwid !== undefined && n.wwid === ns.wwid) || (ns.uuid !== undefined && n.uuid === ns.uuid));
         for (const n of same) {
-          const dm = await dmHolderOf(this.host, n.name);
-          if (dm) return { dm, name: (await dmNameOf(this.host, dm)) ?? dm };
+          const dm = await dmHolderOf(this.ctx, n.name);
+          if (dm) return { dm, name: (await dmNameOf(this.ctx, dm)) ?? dm };
         }
         return undefined;
       }, { timeoutMs: this.timings.dmWaitMs, description: `a dm-multipath map over ${ns.name}` });
@@ -379,30 +374,20 @@ export class NvmeofConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const t = parseNvmeofProperties(properties);
-    await this.host.locks.withLock(this.lockName(t), () => this.disconnectLocked(t, deviceInfo, properties, options));
+    await this.ctx.locks.withLock(this.lockName(t), () => this.disconnectLocked(t, deviceInfo, properties, options));
   }
 
-  private async slavesOf(dm: string): Promise<string[]> {
-    try {
-      return await readdir(hostPath(this.host.hostRoot, `/sys/block/${dm}/slaves`));
-    } catch {
-      return [];
-    }
+  private slavesOf(dm: string): Promise<string[]> {
+    return listDir(this.ctx, `/sys/block/${dm}/slaves`);
   }
 
   private async disconnectLocked(t: NvmeofTarget, deviceInfo: DeviceInfo | null, props: ConnectionProperties, options: DisconnectOptions): Promise<void> {
-    const log = this.host.logger;
+    const log = this.ctx.logger;
     const errors: string[] = [];
     const { ns, all, controllers } = await this.findNamespace(t);
     const given = typeof deviceInfo?.path === 'string' ? deviceInfo.path : typeof props.device_path === 'string' ? props.device_path : undefined;
-    let device: string | undefined;
-    if (given) {
-      try {
-        device = basename(await realpath(hostPath(this.host.hostRoot, given)));
-      } catch {
-        device = undefined; // already gone
-      }
-    }
+    const resolved = given ? await resolvePath(this.ctx, given) : undefined; // undefined: already gone
+    const device = resolved ? basename(resolved) : undefined;
     // Names of our namespace's block devices (heads or, with dm-multipath, every path).
     const ours = new Set<string>();
     let dm: string | undefined;
@@ -417,13 +402,13 @@ export class NvmeofConnector implements Connector {
     if (!dm && ns && this.options.useMultipath) {
       for (const n of all.filter((x) => x.name === ns.name || (ns.wwid && x.wwid === ns.wwid))) {
         ours.add(n.name);
-        dm ??= await dmHolderOf(this.host, n.name);
+        dm ??= await dmHolderOf(this.ctx, n.name);
       }
     }
     if (dm) {
-      const name = (typeof deviceInfo?.multipath_id === 'string' ? deviceInfo.multipath_id : undefined) ?? (await dmNameOf(this.host, dm)) ?? dm;
+      const name = (typeof deviceInfo?.multipath_id === 'string' ? deviceInfo.multipath_id : undefined) ?? (await dmNameOf(this.ctx, dm)) ?? dm;
       try {
-        await this.host.executor.run(['multipath', '-f', name], { timeoutMs: 300_000 });
+        await this.ctx.executor.run(['multipath', '-f', name], { timeoutMs: 300_000 });
       } catch (e) {
         errors.push(`multipath -f ${name}: ${(e as Error).message}`);
         if (!options.force) return this.finish(errors, options, t);
@@ -432,7 +417,7 @@ export class NvmeofConnector implements Connector {
     for (const name of ours) {
       if (!(await this.exists(`/dev/${name}`))) continue;
       try {
-        await this.host.executor.run(['blockdev', '--flushbufs', `/dev/${name}`], { timeoutMs: 300_000 });
+        await this.ctx.executor.run(['blockdev', '--flushbufs', `/dev/${name}`], { timeoutMs: 300_000 });
       } catch (e) {
         errors.push(`flush /dev/${name}: ${(e as Error).message}`);
         if (!options.force) return this.finish(errors, options, t);
@@ -447,14 +432,14 @@ export class NvmeofConnector implements Connector {
       const inUse: string[] = [];
       for (const h of others) {
         const nsid = nsidOf.get(h);
-        if ((nsid !== undefined && (await this.hasRef(t, nsid))) || (await dmHolderOf(this.host, h)) || mounted.has(h)) inUse.push(h);
+        if ((nsid !== undefined && (await this.hasRef(t, nsid))) || (await dmHolderOf(this.ctx, h)) || mounted.has(h)) inUse.push(h);
       }
       if (inUse.length > 0) {
         log.info({ controller: c.name, in_use: inUse }, 'controller carries other namespaces in use; left connected');
         continue;
       }
       try {
-        await nvmeDisconnectController(this.host, c.name);
+        await nvmeDisconnectController(this.ctx, c.name);
       } catch (e) {
         errors.push(`nvme disconnect ${c.name}: ${(e as Error).message}`);
       }
@@ -464,47 +449,33 @@ export class NvmeofConnector implements Connector {
 
   /** Attachment records: `/run/brick/nvmeof/<sha256(nqn)>/nsid-<n>`, one per namespace attached through Brick. */
   private refPath(t: NvmeofTarget, nsid: number): string {
-    return hostPath(this.host.hostRoot, `/run/brick/nvmeof/${createHash('sha256').update(t.nqn).digest('hex').slice(0, 32)}/nsid-${nsid}`);
+    return `/run/brick/nvmeof/${createHash('sha256').update(t.nqn).digest('hex').slice(0, 32)}/nsid-${nsid}`;
   }
 
   private async setRef(t: NvmeofTarget, nsid: number, on: boolean): Promise<void> {
     const p = this.refPath(t, nsid);
     try {
-      if (on) {
-        await mkdir(dirname(p), { recursive: true, mode: 0o755 });
-        await writeFile(p, `${t.nqn}\n`);
-      } else {
-        await rm(p, { force: true });
-      }
+      if (on) await writeHostFile(this.ctx, p, `${t.nqn}\n`, { parents: true });
+      else await removeHostFile(this.ctx, p);
     } catch (e) {
-      this.host.logger.warn({ path: p, err: (e as Error).message }, 'could not update the NVMe-oF attachment record');
+      this.ctx.logger.warn({ path: p, err: (e as Error).message }, 'could not update the NVMe-oF attachment record');
     }
   }
 
-  private async hasRef(t: NvmeofTarget, nsid: number): Promise<boolean> {
-    try {
-      await readFile(this.refPath(t, nsid));
-      return true;
-    } catch {
-      return false;
-    }
+  private hasRef(t: NvmeofTarget, nsid: number): Promise<boolean> {
+    return pathExists(this.ctx, this.refPath(t, nsid));
   }
 
   /** Block device names (`nvme0n2`) that are mounted, from /proc/mounts. */
   private async mountedDevices(): Promise<Set<string>> {
-    try {
-      const text = await readFile(hostPath(this.host.hostRoot, '/proc/mounts'), 'utf8');
-      return new Set(text.split('\n').map((l) => l.split(' ')[0] ?? '').filter((d) => d.startsWith('/dev/')).map((d) => basename(d)));
-    } catch {
-      return new Set();
-    }
+    return new Set((await readMounts(this.ctx)).map((m) => m.source).filter((d) => d.startsWith('/dev/')).map((d) => basename(d)));
   }
 
   private finish(errors: string[], options: DisconnectOptions, t: NvmeofTarget): void {
     if (errors.length === 0) return;
     const err = new VolumePathNotRemovedError(`disconnecting ${t.nqn} left work undone: ${errors.join('; ')}`, { details: { nqn: t.nqn, errors } });
     if (options.ignoreErrors) {
-      this.host.logger.warn({ nqn: t.nqn, errors }, 'NVMe-oF disconnect errors ignored');
+      this.ctx.logger.warn({ nqn: t.nqn, err: err.message }, 'NVMe-oF disconnect errors ignored');
       return;
     }
     throw err;
@@ -518,33 +489,33 @@ export class NvmeofConnector implements Connector {
    */
   async extendVolume(properties: ConnectionProperties): Promise<number> {
     const t = parseNvmeofProperties(properties);
-    return this.host.locks.withLock(`${this.lockName(t)}-extend`, async () => {
+    return this.ctx.locks.withLock(`${this.lockName(t)}-extend`, async () => {
       const { ns, controllers } = await this.findNamespace(t);
       if (!ns) throw new VolumeDeviceNotFoundError(`the namespace of ${t.nqn} is not attached`, { field: 'target_nqn' });
-      for (const c of controllers) if (c.state === 'live') await nvmeNsRescan(this.host, c.name).catch(() => undefined);
+      for (const c of controllers) if (c.state === 'live') await nvmeNsRescan(this.ctx, c.name).catch(() => undefined);
       let expected: number | undefined;
       try {
-        const r = await this.host.executor.run(['nvme', 'id-ns', `/dev/${ns.name}`, '-o', 'json'], { timeoutMs: 30_000 });
+        const r = await this.ctx.executor.run(['nvme', 'id-ns', `/dev/${ns.name}`, '-o', 'json'], { timeoutMs: 30_000 });
         expected = parseIdNsSize(r.stdout);
       } catch (e) {
-        this.host.logger.debug({ err: (e as Error).message }, 'nvme id-ns failed; using the size sysfs shows');
+        this.ctx.logger.debug({ err: (e as Error).message }, 'nvme id-ns failed; using the size sysfs shows');
       }
       try {
         const dev = `/dev/${ns.name}`;
         if (expected !== undefined) {
           const want = expected;
-          await waitFor(async () => (await deviceSizeBytes(this.host, dev)) === want, { timeoutMs: 5_000, description: `${dev} to show ${want} bytes` }).catch(() => undefined);
+          await waitFor(async () => (await deviceSizeBytes(this.ctx, dev)) === want, { timeoutMs: 5_000, description: `${dev} to show ${want} bytes` }).catch(() => undefined);
         }
-        const size = await deviceSizeBytes(this.host, dev);
-        const dm = this.options.useMultipath ? await dmHolderOf(this.host, ns.name) : undefined;
+        const size = await deviceSizeBytes(this.ctx, dev);
+        const dm = this.options.useMultipath ? await dmHolderOf(this.ctx, ns.name) : undefined;
         if (dm) {
-          const name = (await dmNameOf(this.host, dm)) ?? dm;
-          await this.host.executor.run(['multipathd', 'resize', 'map', name], { timeoutMs: 120_000 });
-          return await deviceSizeBytes(this.host, `/dev/${dm}`);
+          const name = (await dmNameOf(this.ctx, dm)) ?? dm;
+          await this.ctx.executor.run(['multipathd', 'resize', 'map', name], { timeoutMs: 120_000 });
+          return await deviceSizeBytes(this.ctx, `/dev/${dm}`);
         }
         return size;
       } catch (e) {
-        if (e instanceof BrickError && e.code === 'EXTEND_FAILED') throw e;
+        if (e instanceof ExtendError) throw e;
         throw new ExtendError(`could not read the new size of /dev/${ns.name}: ${(e as Error).message}`, { cause: e });
       }
     });
@@ -558,7 +529,7 @@ export class NvmeofConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   getSearchPath(): string | null {
@@ -566,4 +537,4 @@ export class NvmeofConnector implements Connector {
   }
 }
 
-registerConnector('NVMEOF', (o, host) => new NvmeofConnector(host, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<NvmeofTimings> } : {}) }), ['NVME']);
+registerConnector('NVMEOF', (ctx, o) => new NvmeofConnector(ctx, { useMultipath: o.useMultipath, deviceScanAttempts: o.deviceScanAttempts, ...(o.timings ? { timings: o.timings as Partial<NvmeofTimings> } : {}) }), ['NVME']);

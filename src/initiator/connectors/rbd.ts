@@ -18,12 +18,10 @@
  *
  * @module
  */
-import { mkdtemp, writeFile, rm, readFile, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath, hostPathExists } from '../../host/context.js';
+import { withPrivateTempDir } from '../../host/files.js';
+import { listDir, pathExists, readAttr } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
@@ -106,17 +104,12 @@ export interface RbdMapping {
 }
 
 /** The kernel's krbd mappings (`/sys/bus/rbd/devices/*`). Never throws. */
-export async function listRbdMappings(host: HostContext): Promise<RbdMapping[]> {
-  const base = hostPath(host.hostRoot, '/sys/bus/rbd/devices');
-  let ids: string[];
-  try {
-    ids = (await readdir(base)).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
-  } catch {
-    return [];
-  }
+export async function listRbdMappings(ctx: Pick<HostContext, 'hostRoot'>): Promise<RbdMapping[]> {
+  const base = '/sys/bus/rbd/devices';
+  const ids = (await listDir(ctx, base)).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
   const out: RbdMapping[] = [];
   for (const id of ids) {
-    const rd = async (f: string) => (await readFile(join(base, id, f), 'utf8').catch(() => '')).trim();
+    const rd = async (f: string) => (await readAttr(ctx, `${base}/${id}/${f}`)) ?? '';
     const [pool, image, snap] = await Promise.all([rd('pool'), rd('name'), rd('current_snap')]);
     out.push({ id, pool, image, snap: snap || '-', device: `/dev/rbd${id}` });
   }
@@ -127,19 +120,41 @@ export async function listRbdMappings(host: HostContext): Promise<RbdMapping[]> 
 export class RbdConnector implements Connector {
   readonly protocol = 'RBD';
 
-  constructor(private readonly host: HostContext) {}
+  /** @param ctx the host seams (`rbd` runs through its executor; sysfs is read under its host root) */
+  constructor(private readonly ctx: HostContext) {}
 
   private async mapping(v: RbdVolume): Promise<RbdMapping | undefined> {
-    return (await listRbdMappings(this.host)).find((m) => m.pool === v.pool && m.image === v.image && m.snap === '-');
+    return (await listRbdMappings(this.ctx)).find((m) => m.pool === v.pool && m.image === v.image && m.snap === '-');
   }
 
   private exists(p: string): Promise<boolean> {
-    return hostPathExists(this.host, p);
+    return pathExists(this.ctx, p);
   }
 
   private async pathFor(v: RbdVolume, m: RbdMapping): Promise<string> {
     const link = `/dev/rbd/${v.pool}/${v.image}`;
     return (await this.exists(link)) ? link : m.device;
+  }
+
+  /**
+   * Run `rbd map <image> --pool <pool> [--id] [--mon_host] [--read-only]`. With a keyring, it goes in a 0600 file in a private temporary
+   * directory with a generated `<cluster>.conf` naming it (`--conf`); both are removed when the
+   * command returns, successful or not.
+   */
+  private async map(v: RbdVolume): Promise<void> {
+    const argv = ['rbd', 'map', v.image, '--pool', v.pool, ...this.baseArgs(v)];
+    if (v.readOnly) argv.push('--read-only');
+    const keyring = v.keyring;
+    if (!keyring) {
+      await this.ctx.executor.run(argv, { timeoutMs: 120_000 });
+      return;
+    }
+    await withPrivateTempDir('brick-rbd-', async (dir) => {
+      const keyringPath = await dir.write('keyring', keyring.endsWith('\n') ? keyring : `${keyring}\n`);
+      const conf = ['[global]', ...(v.monitors.length ? [`mon_host = ${v.monitors.join(',')}`] : []), `keyring = ${keyringPath}`, ''].join('\n');
+      const confPath = await dir.write(`${v.clusterName}.conf`, conf);
+      await this.ctx.executor.run([...argv, '--conf', confPath], { timeoutMs: 120_000, secrets: keyringSecrets(keyring) });
+    });
   }
 
   private baseArgs(v: RbdVolume): string[] {
@@ -157,31 +172,15 @@ export class RbdConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const v = parseRbdProperties(properties);
-    return this.host.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
+    return this.ctx.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
       let m = await this.mapping(v);
       if (!m) {
-        const argv = ['rbd', 'map', v.image, '--pool', v.pool, ...this.baseArgs(v)];
-        if (v.readOnly) argv.push('--read-only');
-        let dir: string | undefined;
-        try {
-          if (v.keyring) {
-            dir = await mkdtemp(join(tmpdir(), 'brick-rbd-'));
-            const keyringPath = join(dir, 'keyring');
-            const confPath = join(dir, `${v.clusterName}.conf`);
-            await writeFile(keyringPath, v.keyring.endsWith('\n') ? v.keyring : `${v.keyring}\n`, { mode: 0o600 });
-            const conf = ['[global]', ...(v.monitors.length ? [`mon_host = ${v.monitors.join(',')}`] : []), `keyring = ${keyringPath}`, ''].join('\n');
-            await writeFile(confPath, conf, { mode: 0o600 });
-            argv.push('--conf', confPath);
-          }
-          await this.host.executor.run(argv, { timeoutMs: 120_000, ...(v.keyring ? { secrets: keyringSecrets(v.keyring) } : {}) });
-        } finally {
-          if (dir) await rm(dir, { recursive: true, force: true });
-        }
+        await this.map(v);
         m = await waitFor(() => this.mapping(v), { timeoutMs: 10_000, description: `krbd mapping of ${v.pool}/${v.image}` }).catch(() => undefined);
         if (!m) throw new VolumeDeviceNotFoundError(`rbd map of ${v.pool}/${v.image} succeeded but no mapping shows in /sys/bus/rbd/devices`, { field: 'name' });
       }
       const path = await this.pathFor(v, m);
-      this.host.logger.info({ image: `${v.pool}/${v.image}`, device: m.device }, 'RBD image mapped');
+      this.ctx.logger.info({ image: `${v.pool}/${v.image}`, device: m.device }, 'RBD image mapped');
       return { type: 'block', path, rbd_device: m.device };
     });
   }
@@ -192,15 +191,15 @@ export class RbdConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const v = parseRbdProperties(properties);
-    await this.host.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
+    await this.ctx.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
       const m = await this.mapping(v);
       if (!m) return;
       const argv = ['rbd', 'unmap', ...(options.force ? ['-o', 'force'] : []), m.device];
       try {
-        await this.host.executor.run(argv, { timeoutMs: 120_000 });
+        await this.ctx.executor.run(argv, { timeoutMs: 120_000 });
       } catch (e) {
         const err = new VolumePathNotRemovedError(`rbd unmap ${m.device} (${v.pool}/${v.image}) failed: ${(e as Error).message}`, { cause: e, details: { device: m.device } });
-        if (options.ignoreErrors) this.host.logger.warn({ device: m.device, err: err.message }, 'RBD unmap error ignored');
+        if (options.ignoreErrors) this.ctx.logger.warn({ device: m.device, err: err.message }, 'RBD unmap error ignored');
         else throw err;
       }
     });
@@ -214,7 +213,7 @@ export class RbdConnector implements Connector {
     const v = parseRbdProperties(properties);
     const m = await this.mapping(v);
     if (!m) throw new VolumeDeviceNotFoundError(`${v.pool}/${v.image} is not mapped`, { field: 'name' });
-    const n = Number((await readFile(hostPath(this.host.hostRoot, `/sys/bus/rbd/devices/${m.id}/size`), 'utf8').catch(() => '')).trim());
+    const n = Number((await readAttr(this.ctx, `/sys/bus/rbd/devices/${m.id}/size`)) ?? '');
     if (!Number.isFinite(n) || n <= 0) throw new ExtendError(`could not read the size of ${m.device}`);
     return n;
   }
@@ -227,7 +226,7 @@ export class RbdConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   /** os-brick has none for RBD. */
@@ -236,4 +235,4 @@ export class RbdConnector implements Connector {
   }
 }
 
-registerConnector('RBD', (_o, host) => new RbdConnector(host));
+registerConnector('RBD', (ctx) => new RbdConnector(ctx));

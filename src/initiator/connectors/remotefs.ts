@@ -17,13 +17,13 @@
  *
  * @module
  */
-import { stat, writeFile, unlink, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { BrickError, InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../errors.js';
+import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
-import { hostPath, hostPathExists } from '../../host/context.js';
+import { makeHostDir, removeHostDir, removeHostFile, statHostPath, writeHostFile } from '../../host/files.js';
+import { listDir, pathExists } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
-import { findMount, makeHostDir, mountFs, mountPointFor, nfsMountAttempts, removeHostDir, shareHash, unmountFs } from '../../host/mount.js';
+import { findMount, mountFs, mountPointFor, nfsMountAttempts, shareHash, unmountFs } from '../../host/mount.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
@@ -91,17 +91,22 @@ export function parseRemoteFsProperties(props: ConnectionProperties, fstype: str
 export class RemoteFsConnector implements Connector {
   readonly protocol: string;
   readonly mountPointBase: string;
+  /** The `mount -t` type: `nfs`, `glusterfs` or `quobyte`. */
+  readonly fstype: string;
   private readonly mountOptions: string | undefined;
 
   /**
-   * @param fstype `nfs`, `glusterfs` or `quobyte` (the `mount -t` type)
+   * @param ctx the host seams (mounts run through its executor; records live under its host root)
+   * @param options `fstype` (`nfs`, `glusterfs` or `quobyte`, the `mount -t` type), `protocol`
+   *   (`NFS`, `GLUSTERFS`, `QUOBYTE`), `mountPointBase` (absolute; default {@link DEFAULT_MOUNT_POINT_BASE})
+   *   and `mountOptions` (comma-separated `-o` options)
    * @throws {@link InvalidInputError} (field `mountPointBase`) for a relative base
    */
   constructor(
-    private readonly host: HostContext,
-    readonly fstype: string,
-    options: { protocol: string; mountPointBase?: string; mountOptions?: string },
+    private readonly ctx: HostContext,
+    options: { fstype: string; protocol: string; mountPointBase?: string; mountOptions?: string },
   ) {
+    this.fstype = options.fstype;
     this.protocol = options.protocol;
     const base = options.mountPointBase ?? DEFAULT_MOUNT_POINT_BASE;
     if (!base.startsWith('/')) throw new InvalidInputError('mountPointBase', `must be an absolute path, got ${JSON.stringify(base)}`);
@@ -118,34 +123,35 @@ export class RemoteFsConnector implements Connector {
     return posix.join(this.mountPointBase, '.brick-refs', shareHash(share));
   }
 
-  private async refs(share: string): Promise<string[]> {
-    try {
-      return await readdir(hostPath(this.host.hostRoot, this.refDir(share)));
-    } catch {
-      return [];
-    }
+  /** Path of the reference file `volumeName` leaves on `share` while attached. */
+  private refFile(share: string, volumeName: string): string {
+    return posix.join(this.refDir(share), encodeURIComponent(volumeName));
+  }
+
+  private refs(share: string): Promise<string[]> {
+    return listDir(this.ctx, this.refDir(share));
   }
 
   private exists(p: string): Promise<boolean> {
-    return hostPathExists(this.host, p);
+    return pathExists(this.ctx, p);
   }
 
   private async mountShare(v: RemoteFsVolume, mp: string): Promise<void> {
-    await makeHostDir(this.host, mp);
+    await makeHostDir(this.ctx, mp);
     const attempts = this.fstype === 'nfs' ? nfsMountAttempts(this.mountOptions) : [{ label: this.fstype, options: this.mountOptions }];
     const errors: Record<string, string> = {};
     for (const a of attempts) {
       try {
-        await mountFs(this.host, { fstype: this.fstype, source: v.export, target: mp, ...(a.options ? { options: a.options } : {}), flags: v.flags });
-        this.host.logger.debug({ share: v.export, attempt: a.label }, 'share mounted');
+        await mountFs(this.ctx, { fstype: this.fstype, source: v.export, target: mp, ...(a.options ? { options: a.options } : {}), flags: v.flags });
+        this.ctx.logger.debug({ share: v.export, attempt: a.label }, 'share mounted');
         return;
       } catch (e) {
         // "already mounted" from a concurrent mount by another program still counts when /proc/mounts agrees.
-        if (await findMount(this.host, mp)) return;
+        if (await findMount(this.ctx, mp)) return;
         errors[a.label] = (e as Error).message;
       }
     }
-    await removeHostDir(this.host, mp);
+    await removeHostDir(this.ctx, mp);
     throw new VolumeDeviceNotFoundError(`mounting ${this.fstype} share ${v.export} failed: ${Object.entries(errors).map(([k, m]) => `${k}: ${m}`).join('; ')}`, {
       field: 'export',
       details: { share: v.export, errors },
@@ -160,22 +166,22 @@ export class RemoteFsConnector implements Connector {
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const v = parseRemoteFsProperties(properties, this.fstype);
     const mp = this.getMountPoint(v.export);
-    return this.host.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
+    return this.ctx.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
       let mountedHere = false;
-      if (!(await findMount(this.host, mp))) {
+      if (!(await findMount(this.ctx, mp))) {
         await this.mountShare(v, mp);
         mountedHere = true;
       }
       const path = posix.join(mp, v.name);
       if (!(await this.exists(path))) {
         if (mountedHere && (await this.refs(v.export)).length === 0) {
-          await unmountFs(this.host, mp).catch(() => undefined);
-          await removeHostDir(this.host, mp);
+          await unmountFs(this.ctx, mp).catch(() => undefined);
+          await removeHostDir(this.ctx, mp);
         }
         throw new VolumeDeviceNotFoundError(`volume file ${v.name} not found on ${v.export}`, { field: 'name', details: { share: v.export, name: v.name } });
       }
-      await makeHostDir(this.host, this.refDir(v.export));
-      await writeFile(hostPath(this.host.hostRoot, posix.join(this.refDir(v.export), encodeURIComponent(v.name))), `${new Date().toISOString()}\n`);
+      await makeHostDir(this.ctx, this.refDir(v.export));
+      await writeHostFile(this.ctx, this.refFile(v.export, v.name), `${new Date().toISOString()}\n`);
       return { type: 'file', path };
     });
   }
@@ -188,32 +194,32 @@ export class RemoteFsConnector implements Connector {
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const v = parseRemoteFsProperties(properties, this.fstype);
     const mp = this.getMountPoint(v.export);
-    await this.host.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
-      await unlink(hostPath(this.host.hostRoot, posix.join(this.refDir(v.export), encodeURIComponent(v.name)))).catch(() => undefined);
+    await this.ctx.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
+      await removeHostFile(this.ctx, this.refFile(v.export, v.name)).catch(() => undefined);
       const left = await this.refs(v.export);
       if (left.length > 0) {
-        this.host.logger.debug({ share: v.export, left: left.length }, 'share still used by other volumes; left mounted');
+        this.ctx.logger.debug({ share: v.export, left: left.length }, 'share still used by other volumes; left mounted');
         return;
       }
-      await removeHostDir(this.host, this.refDir(v.export));
-      if (await findMount(this.host, mp)) {
+      await removeHostDir(this.ctx, this.refDir(v.export));
+      if (await findMount(this.ctx, mp)) {
         try {
-          await unmountFs(this.host, mp);
+          await unmountFs(this.ctx, mp);
         } catch (e) {
           if (options.force) {
-            await unmountFs(this.host, mp, { lazy: true }).catch(() => undefined);
+            await unmountFs(this.ctx, mp, { lazy: true }).catch(() => undefined);
           }
-          if (await findMount(this.host, mp)) {
+          if (await findMount(this.ctx, mp)) {
             const err = new VolumePathNotRemovedError(`could not unmount ${v.export} from ${mp}: ${(e as Error).message}`, { cause: e, details: { share: v.export, mount_point: mp } });
             if (options.ignoreErrors) {
-              this.host.logger.warn({ share: v.export, err: err.message }, 'unmount error ignored');
+              this.ctx.logger.warn({ share: v.export, err: err.message }, 'unmount error ignored');
               return;
             }
             throw err;
           }
         }
       }
-      await removeHostDir(this.host, mp);
+      await removeHostDir(this.ctx, mp);
     });
   }
 
@@ -224,12 +230,9 @@ export class RemoteFsConnector implements Connector {
   async extendVolume(properties: ConnectionProperties): Promise<number> {
     const v = parseRemoteFsProperties(properties, this.fstype);
     const path = posix.join(this.getMountPoint(v.export), v.name);
-    try {
-      return (await stat(hostPath(this.host.hostRoot, path))).size;
-    } catch (e) {
-      if (e instanceof BrickError) throw e;
-      throw new VolumeDeviceNotFoundError(`volume file ${path} is not reachable`, { field: 'name', cause: e });
-    }
+    const st = await statHostPath(this.ctx, path);
+    if (!st) throw new VolumeDeviceNotFoundError(`volume file ${path} is not reachable`, { field: 'name' });
+    return st.size;
   }
 
   /** `[<mount point>/<name>]`: where the file is (or would be) once mounted. Nothing is mounted. */
@@ -239,7 +242,7 @@ export class RemoteFsConnector implements Connector {
   }
 
   async checkValidDevice(path: string): Promise<boolean> {
-    return checkReadable(this.host, path);
+    return checkReadable(this.ctx, path);
   }
 
   /** The mount point base. */
@@ -257,9 +260,9 @@ function optString(o: ResolvedConnectorOptions, ...keys: string[]): string | und
 }
 
 for (const [protocol, fstype] of [['NFS', 'nfs'], ['GLUSTERFS', 'glusterfs'], ['QUOBYTE', 'quobyte']] as const) {
-  registerConnector(protocol, (o, host) => {
+  registerConnector(protocol, (ctx, o) => {
     const base = optString(o, 'mountPointBase', `${fstype}_mount_point_base`, 'mount_point_base');
     const opts = optString(o, 'mountOptions', `${fstype}_mount_options`);
-    return new RemoteFsConnector(host, fstype, { protocol, ...(base ? { mountPointBase: base } : {}), ...(opts ? { mountOptions: opts } : {}) });
+    return new RemoteFsConnector(ctx, { fstype, protocol, ...(base ? { mountPointBase: base } : {}), ...(opts ? { mountOptions: opts } : {}) });
   });
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
+import { fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { AoeConnector, parseAoeProperties } from '../../../src/initiator/connectors/aoe.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
@@ -37,8 +37,8 @@ function aoeKernel(opts: { attached?: boolean; discoverAfter?: number; flushFail
     hide(fx.root, fx.stash, BLK);
     return {};
   });
-  const { host } = fixtureHost(fx.root, ex);
-  return { ...fx, host, ex };
+  const { ctx } = fixtureContext(fx.root, ex);
+  return { ...fx, ctx, ex };
 }
 
 test('parse: shelf and lun validated, numeric strings accepted', () => {
@@ -51,7 +51,7 @@ test('parse: shelf and lun validated, numeric strings accepted', () => {
 test('connect discovers, waits for the device and returns it; disconnect flushes it away', async () => {
   const k = aoeKernel({ discoverAfter: 2 });
   try {
-    const c = new AoeConnector(k.host, { deviceScanAttempts: 3, timings: FAST });
+    const c = new AoeConnector(k.ctx, { deviceScanAttempts: 3, timings: FAST });
     const info = await c.connectVolume({ target_shelf: 1, target_lun: 1 });
     assert.deepEqual(info, { type: 'block', path: '/dev/etherd/e1.1', device: 'e1.1' });
     assert.deepEqual(k.ex.commands(), ['aoe-discover', 'aoe-discover']);
@@ -69,7 +69,7 @@ test('connect discovers, waits for the device and returns it; disconnect flushes
 test('an already known device is revalidated, not rediscovered', async () => {
   const k = aoeKernel({ attached: true });
   try {
-    const c = connectorFor('aoe', { host: k.host, timings: FAST });
+    const c = connectorFor('aoe', { ctx: k.ctx, timings: FAST });
     assert.equal((await c.connectVolume({ target_shelf: 1, target_lun: 1 })).path, '/dev/etherd/e1.1');
     assert.deepEqual(k.ex.commands(), ['aoe-revalidate e1.1']);
   } finally {
@@ -80,7 +80,7 @@ test('an already known device is revalidated, not rediscovered', async () => {
 test('a device that never appears: VolumeDeviceNotFoundError after deviceScanAttempts discoveries', async () => {
   const k = aoeKernel({ discoverAfter: 99 });
   try {
-    const c = new AoeConnector(k.host, { deviceScanAttempts: 3, timings: FAST });
+    const c = new AoeConnector(k.ctx, { deviceScanAttempts: 3, timings: FAST });
     await assert.rejects(c.connectVolume({ target_shelf: 1, target_lun: 1 }), VolumeDeviceNotFoundError);
     assert.deepEqual(k.ex.commands(), ['aoe-discover', 'aoe-discover', 'aoe-discover']);
   } finally {
@@ -91,7 +91,7 @@ test('a device that never appears: VolumeDeviceNotFoundError after deviceScanAtt
 test('a failing flush raises VolumePathNotRemovedError unless ignoreErrors', async () => {
   const k = aoeKernel({ attached: true, flushFails: true });
   try {
-    const c = new AoeConnector(k.host, { deviceScanAttempts: 1, timings: FAST });
+    const c = new AoeConnector(k.ctx, { deviceScanAttempts: 1, timings: FAST });
     await assert.rejects(c.disconnectVolume({ target_shelf: 1, target_lun: 1 }, null), VolumePathNotRemovedError);
     await c.disconnectVolume({ target_shelf: 1, target_lun: 1 }, null, { ignoreErrors: true });
   } finally {
@@ -106,7 +106,7 @@ test('extend revalidates and reads the new size from sysfs', async () => {
       writeFileSync(join(k.root, BLK, 'size'), '262144\n');
       return {};
     });
-    const c = new AoeConnector(k.host, { deviceScanAttempts: 1, timings: FAST });
+    const c = new AoeConnector(k.ctx, { deviceScanAttempts: 1, timings: FAST });
     assert.equal(await c.extendVolume({ target_shelf: 1, target_lun: 1 }), 134217728);
     assert.equal(c.getSearchPath(), '/dev/etherd');
   } finally {

@@ -46,7 +46,13 @@ export function reveal(root: string, stash: string, rel: string): void {
 }
 
 /** A host context over fixture root `root` with a recording executor and a private lock dir. */
-export function fixtureHost<E extends Executor = RecordingExecutor>(root: string, ex: E = new RecordingExecutor() as unknown as E): { host: HostContext; ex: E } {
+export function fixtureContext<E extends Executor = RecordingExecutor>(root: string, ex: E = new RecordingExecutor() as unknown as E): { ctx: HostContext; ex: E } {
   const locks = new LockManager(mkdtempSync(join(tmpdir(), "brick-locks-")), 3_000);
-  return { host: createHostContext({ executor: ex, hostRoot: root, locks }), ex };
+  return { ctx: createHostContext({ executor: ex, hostRoot: root, locks }), ex };
+}
+
+/** {@link fixtureContext} under its former name and field, for the FC fake kernel (fc-kernel.ts) until it moves to `ctx`. */
+export function fixtureHost<E extends Executor = RecordingExecutor>(root: string, ex: E = new RecordingExecutor() as unknown as E): { host: HostContext; ex: E } {
+  const { ctx } = fixtureContext(root, ex);
+  return { host: ctx, ex };
 }

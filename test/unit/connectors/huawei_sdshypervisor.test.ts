@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURES, fixtureHost } from './helpers.js';
+import { FIXTURES, fixtureContext } from './helpers.js';
 import { ProcessExecutor } from '../../../src/exec/executor.js';
 import { HuaweiSdsHypervisorConnector, parseSdsCliOutput } from '../../../src/initiator/connectors/huawei_sdshypervisor.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
@@ -19,9 +19,9 @@ function sdsHost(initial: { volumes?: string[]; attached?: Record<string, string
   const statePath = join(dir, 'state.json');
   writeFileSync(statePath, JSON.stringify({ root, volumes: initial.volumes ?? ['volume-1', 'volume-2'], attached: initial.attached ?? {}, next: 0, failQuery: initial.failQuery ?? false, log: [] }));
   const ex = new ProcessExecutor({ env: { ...process.env, FAKE_SDS_STATE: statePath } });
-  const { host } = fixtureHost(root, ex);
+  const { ctx } = fixtureContext(root, ex);
   const state = () => JSON.parse(readFileSync(statePath, 'utf8')) as { attached: Record<string, string>; log: string[] };
-  return { host, root, state, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { ctx, root, state, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 test('CLI output parsing keeps ret_code, ret_desc, dev_addr', () => {
@@ -32,7 +32,7 @@ test('CLI output parsing keeps ret_code, ret_desc, dev_addr', () => {
 test('attach, query, detach through the CLI program (real process, state kept by the fake)', async () => {
   const h = sdsHost();
   try {
-    const c = connectorFor('HUAWEISDSHYPERVISOR', { host: h.host, cliPath: CLI });
+    const c = connectorFor('HUAWEISDSHYPERVISOR', { ctx: h.ctx, cliPath: CLI });
     const info = await c.connectVolume({ volume_id: 'volume-1' });
     assert.deepEqual(info, { type: 'block', path: '/dev/sdb' });
     assert.ok(existsSync(join(h.root, 'dev/sdb')));
@@ -53,7 +53,7 @@ test('attach, query, detach through the CLI program (real process, state kept by
 test('an attach error code raises BackendError', async () => {
   const h = sdsHost();
   try {
-    const c = new HuaweiSdsHypervisorConnector(h.host, { cliPath: CLI });
+    const c = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: CLI });
     await assert.rejects(c.connectVolume({ volume_id: 'volume-9' }), (e: unknown) => e instanceof BackendError && /50150005/.test(e.message));
   } finally {
     h.cleanup();
@@ -63,7 +63,7 @@ test('an attach error code raises BackendError', async () => {
 test('a device that cannot be queried after a fresh attach: the attach is undone', async () => {
   const h = sdsHost({ failQuery: true });
   try {
-    const c = new HuaweiSdsHypervisorConnector(h.host, { cliPath: CLI });
+    const c = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: CLI });
     await assert.rejects(c.connectVolume({ volume_id: 'volume-2' }), VolumeDeviceNotFoundError);
     assert.deepEqual(h.state().log, ['attach volume-2', 'querydev volume-2', 'detach volume-2']);
     assert.deepEqual(h.state().attached, {});
@@ -75,12 +75,12 @@ test('a device that cannot be queried after a fresh attach: the attach is undone
 test('bad volume_id is refused before the CLI runs; a missing CLI is a configuration error', async () => {
   const h = sdsHost();
   try {
-    const c = new HuaweiSdsHypervisorConnector(h.host, { cliPath: CLI });
+    const c = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: CLI });
     for (const v of [undefined, '', '-c detach', 'a b', 42]) {
       await assert.rejects(c.connectVolume({ volume_id: v }), (e: unknown) => e instanceof InvalidInputError && e.field === 'volume_id');
     }
     assert.deepEqual(h.state().log, []);
-    const missing = new HuaweiSdsHypervisorConnector(h.host, { cliPath: '/nonexistent/sds_cli' });
+    const missing = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: '/nonexistent/sds_cli' });
     await assert.rejects(missing.connectVolume({ volume_id: 'volume-1' }), InvalidConfigError);
   } finally {
     h.cleanup();
@@ -90,9 +90,9 @@ test('bad volume_id is refused before the CLI runs; a missing CLI is a configura
 test('a detach error code raises VolumePathNotRemovedError unless ignoreErrors', async () => {
   const h = sdsHost();
   try {
-    const c = new HuaweiSdsHypervisorConnector(h.host, { cliPath: CLI });
+    const c = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: CLI });
     // the fake answers "invalid parameter" (50150001) to a method it does not know; make detach unknown by a bad CLI wrapper
-    const broken = new HuaweiSdsHypervisorConnector(h.host, { cliPath: join(FIXTURES, 'huawei', 'sds_cli_broken.mjs') });
+    const broken = new HuaweiSdsHypervisorConnector(h.ctx, { cliPath: join(FIXTURES, 'huawei', 'sds_cli_broken.mjs') });
     await assert.rejects(broken.disconnectVolume({ volume_id: 'volume-1' }, null), VolumePathNotRemovedError);
     await broken.disconnectVolume({ volume_id: 'volume-1' }, null, { ignoreErrors: true });
     await c.disconnectVolume({ volume_id: 'volume-1' }, null);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
+import { FIXTURES, fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { NvmeofConnector, parseNvmeofProperties } from '../../../src/initiator/connectors/nvmeof.js';
 import {
@@ -87,8 +87,8 @@ function nvmeKernel(fixture: string, opts: { down?: string[]; connected?: string
   ex.on(['nvme', 'ns-rescan'], {});
   ex.on(['blockdev', '--flushbufs'], {});
   ex.on(['multipath', '-f'], {});
-  const { host } = fixtureHost(root, ex);
-  return { root, host, ex, cleanup: fx.cleanup };
+  const { ctx } = fixtureContext(root, ex);
+  return { root, ctx, ex, cleanup: fx.cleanup };
 }
 
 const props = (extra: Record<string, unknown> = {}) => ({ target_nqn: NQN, portals: PORTALS, vol_uuid: UUID1, ...extra });
@@ -119,7 +119,7 @@ test('parse: bad properties raise InvalidInputError naming the field, and nothin
   ];
   const k = nvmeKernel('native-2portals');
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     for (const [p, field] of cases) {
       await assert.rejects(c.connectVolume(p), (e: unknown) => e instanceof InvalidInputError && e.field === field, `expected field ${field} for ${JSON.stringify(p)}`);
     }
@@ -136,9 +136,9 @@ test('sysfs parsing: address, controllers, namespaces, id-ns size', async () => 
   assert.equal(parseIdNsSize('{}'), undefined);
   const k = nvmeKernel('native-2portals', { connected: ['nvme0', 'nvme1'] });
   try {
-    const ctrls = await listNvmeControllers(k.host);
+    const ctrls = await listNvmeControllers(k.ctx);
     assert.deepEqual(ctrls.map((c) => [c.name, c.traddr, c.trsvcid, c.state]), [['nvme0', '127.0.0.1', '4420', 'live'], ['nvme1', '127.0.0.2', '4420', 'live']]);
-    const ns = await namespacesOf(k.host, ctrls);
+    const ns = await namespacesOf(k.ctx, ctrls);
     assert.deepEqual(ns.map((n) => [n.name, n.nsid, n.controllers.join(',')]), [['nvme0n1', 1, 'nvme0,nvme1'], ['nvme0n2', 2, 'nvme0,nvme1']]);
     assert.equal(ns[1]!.nguid, undefined, 'an all-zero NGUID counts as absent');
     // uuid beats nsid, nguid beats nsid, nsid alone works, nothing matches -> undefined
@@ -156,7 +156,7 @@ test('sysfs parsing: address, controllers, namespaces, id-ns size', async () => 
 test('native multipath: every portal is connected in parallel and the head is found by uuid', async () => {
   const k = nvmeKernel('native-2portals');
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 2, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 2, timings: FAST });
     const info = await c.connectVolume(props({ ns_id: 2 }));
     assert.equal(info.path, '/dev/nvme0n1');
     assert.equal(info.type, 'block');
@@ -175,7 +175,7 @@ test('native multipath: every portal is connected in parallel and the head is fo
 test('without multipath only the first portal that connects is used; host_nqn overrides /etc/nvme/hostnqn', async () => {
   const k = nvmeKernel('native-2portals');
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
     const other = 'nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
     const info = await c.connectVolume(props({ host_nqn: other }));
     assert.equal(info.path, '/dev/nvme0n1');
@@ -188,11 +188,11 @@ test('without multipath only the first portal that connects is used; host_nqn ov
 test('one portal down: the volume attaches through the other', async () => {
   const k = nvmeKernel('native-2portals', { down: ['127.0.0.1'] });
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
     const info = await c.connectVolume(props());
     assert.equal(info.path, '/dev/nvme0n1');
     assert.equal(k.ex.commands().filter((x) => x.startsWith('nvme connect')).length, 2);
-    assert.deepEqual((await listNvmeControllers(k.host)).map((x) => x.name), ['nvme1']);
+    assert.deepEqual((await listNvmeControllers(k.ctx)).map((x) => x.name), ['nvme1']);
   } finally {
     k.cleanup();
   }
@@ -201,9 +201,9 @@ test('one portal down: the volume attaches through the other', async () => {
 test('every portal down: TargetPortalLoginError and nothing left behind', async () => {
   const k = nvmeKernel('native-2portals', { down: ['127.0.0.1', '127.0.0.2'] });
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     await assert.rejects(c.connectVolume(props()), (e: unknown) => e instanceof TargetPortalLoginError && e.field === 'portals');
-    assert.deepEqual(await listNvmeControllers(k.host), []);
+    assert.deepEqual(await listNvmeControllers(k.ctx), []);
   } finally {
     k.cleanup();
   }
@@ -212,13 +212,13 @@ test('every portal down: TargetPortalLoginError and nothing left behind', async 
 test('a namespace that never appears: VolumeDeviceNotFoundError and only the controllers this call created are disconnected', async () => {
   const k = nvmeKernel('native-2portals', { connected: ['nvme0'] });
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 2, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 2, timings: FAST });
     await assert.rejects(c.connectVolume(props({ vol_uuid: '11111111-2222-3333-4444-555555555555' })), (e: unknown) => e instanceof VolumeDeviceNotFoundError && e.field === 'vol_uuid');
     const cmds = k.ex.commands();
     assert.ok(cmds.includes('nvme ns-rescan /dev/nvme0'), 'the live controller is rescanned, not reconnected');
     assert.deepEqual(cmds.filter((x) => x.startsWith('nvme connect')).map((x) => x.split(' ')[5]), ['127.0.0.2']);
     assert.deepEqual(cmds.filter((x) => x.startsWith('nvme disconnect')), ['nvme disconnect -d /dev/nvme1']);
-    assert.deepEqual((await listNvmeControllers(k.host)).map((x) => x.name), ['nvme0']);
+    assert.deepEqual((await listNvmeControllers(k.ctx)).map((x) => x.name), ['nvme0']);
   } finally {
     k.cleanup();
   }
@@ -227,7 +227,7 @@ test('a namespace that never appears: VolumeDeviceNotFoundError and only the con
 test('disconnect flushes, and leaves controllers that carry another volume in use connected', async () => {
   const k = nvmeKernel('native-2portals', { connected: ['nvme0', 'nvme1'] });
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     // the other volume (nsid 2) is attached through Brick too
     assert.equal((await c.connectVolume(props({ vol_uuid: UUID2 }))).path, '/dev/nvme0n2');
     const before = k.ex.commands().length;
@@ -244,7 +244,7 @@ test('disconnect flushes, and leaves controllers that carry another volume in us
 test('another namespace that is mounted keeps the controllers; one nobody uses does not', async () => {
   const k = nvmeKernel('native-2portals', { connected: ['nvme0', 'nvme1'] });
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     mkdirSync(join(k.root, 'proc'), { recursive: true });
     writeFileSync(join(k.root, 'proc/mounts'), '/dev/vda1 / ext4 rw,relatime 0 0\n/dev/nvme0n2 /srv/data xfs rw,relatime 0 0\n');
     await c.disconnectVolume(props(), { type: 'block', path: '/dev/nvme0n1' });
@@ -262,10 +262,10 @@ test('disconnect of the last namespace disconnects every controller; a second di
   try {
     // The other volume (nsid 2) was removed from the subsystem.
     for (const p of ['sys/class/nvme/nvme0/nvme0c0n2', 'sys/class/nvme/nvme1/nvme0c1n2', 'sys/block/nvme0n2', 'dev/nvme0n2']) rmSync(join(k.root, p), { recursive: true });
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     await c.disconnectVolume(props(), null);
     assert.deepEqual(k.ex.commands(), ['blockdev --flushbufs /dev/nvme0n1', 'nvme disconnect -d /dev/nvme0', 'nvme disconnect -d /dev/nvme1']);
-    assert.deepEqual(await listNvmeControllers(k.host), []);
+    assert.deepEqual(await listNvmeControllers(k.ctx), []);
     await c.disconnectVolume(props(), { type: 'block', path: '/dev/nvme0n1' });
     assert.equal(k.ex.commands().length, 3);
   } finally {
@@ -278,7 +278,7 @@ test('a failing flush stops the disconnect unless force; ignoreErrors swallows t
   try {
     for (const p of ['sys/class/nvme/nvme0/nvme0c0n2', 'sys/class/nvme/nvme1/nvme0c1n2', 'sys/block/nvme0n2', 'dev/nvme0n2']) rmSync(join(k.root, p), { recursive: true });
     k.ex.on(['blockdev', '--flushbufs'], { exitCode: 1, stderr: 'blockdev: ioctl error on BLKFLSBUF: Input/output error\n' });
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     await assert.rejects(c.disconnectVolume(props(), null), VolumePathNotRemovedError);
     assert.equal(k.ex.commands().filter((x) => x.startsWith('nvme disconnect')).length, 0);
     await assert.rejects(c.disconnectVolume(props(), null, { force: true }), VolumePathNotRemovedError);
@@ -292,14 +292,14 @@ test('a failing flush stops the disconnect unless force; ignoreErrors swallows t
 test('native multipath off: dm-multipath map over both paths is returned and flushed on disconnect', async () => {
   const k = nvmeKernel('dm-2portals');
   try {
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     const info = await c.connectVolume(props());
     assert.equal(info.path, '/dev/dm-0');
     assert.equal(info.multipath_id, `uuid.${UUID1}`);
     await c.disconnectVolume(props(), info);
     const cmds = k.ex.commands().filter((x) => !x.startsWith('nvme connect'));
     assert.deepEqual(cmds, [`multipath -f uuid.${UUID1}`, 'blockdev --flushbufs /dev/nvme0n1', 'blockdev --flushbufs /dev/nvme1n1', 'nvme disconnect -d /dev/nvme0', 'nvme disconnect -d /dev/nvme1']);
-    assert.deepEqual(await listNvmeControllers(k.host), []);
+    assert.deepEqual(await listNvmeControllers(k.ctx), []);
   } finally {
     k.cleanup();
   }
@@ -308,7 +308,7 @@ test('native multipath off: dm-multipath map over both paths is returned and flu
 test('legacy properties and the NVME alias through the factory; nsid selection', async () => {
   const k = nvmeKernel('native-2portals');
   try {
-    const c = connectorFor('nvme', { host: k.host, deviceScanAttempts: 1, timings: FAST });
+    const c = connectorFor('nvme', { ctx: k.ctx, deviceScanAttempts: 1, timings: FAST });
     assert.equal(c.protocol, 'NVMEOF');
     const info = await c.connectVolume({ nqn: NQN, target_portal: '127.0.0.2', target_port: '4420', transport_type: 'tcp', ns_id: 2 });
     assert.equal(info.path, '/dev/nvme0n2');
@@ -325,7 +325,7 @@ test('extend: rescans, reads the target size from id-ns and waits for sysfs to s
       writeFileSync(join(k.root, 'sys/block/nvme0n1/size'), '262144\n');
       return { stdout: JSON.stringify({ nsze: 262144, ncap: 262144, flbas: 0, lbafs: [{ ms: 0, ds: 9, rp: 0 }] }) };
     });
-    const c = new NvmeofConnector(k.host, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST });
     assert.equal(await c.extendVolume(props()), 134217728);
     assert.deepEqual(k.ex.commands(), ['nvme ns-rescan /dev/nvme0', 'nvme ns-rescan /dev/nvme1', 'nvme id-ns /dev/nvme0n1 -o json']);
   } finally {
@@ -338,10 +338,10 @@ test('host identity: created when missing (hostid from the NQN uuid), kept when 
   try {
     rmSync(join(k.root, 'etc/nvme'), { recursive: true });
     k.ex.on(['nvme', 'gen-hostnqn'], { stdout: 'nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef\n' });
-    const id = await ensureNvmeHostIdentity(k.host);
+    const id = await ensureNvmeHostIdentity(k.ctx);
     assert.deepEqual(id, { hostnqn: 'nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef', hostid: '12345678-90ab-cdef-1234-567890abcdef' });
     assert.equal(readFileSync(join(k.root, 'etc/nvme/hostnqn'), 'utf8'), `${id.hostnqn}\n`);
-    const again = await ensureNvmeHostIdentity(k.host);
+    const again = await ensureNvmeHostIdentity(k.ctx);
     assert.deepEqual(again, id);
     assert.equal(k.ex.commands().filter((x) => x === 'nvme gen-hostnqn').length, 1);
     const cp = await getConnectorProperties({ hostRoot: k.root });
@@ -356,7 +356,7 @@ test('host identity without nvme-cli: a uuid-based NQN is generated', async () =
   const k = nvmeKernel('native-2portals');
   try {
     rmSync(join(k.root, 'etc/nvme'), { recursive: true });
-    const id = await ensureNvmeHostIdentity(k.host);
+    const id = await ensureNvmeHostIdentity(k.ctx);
     assert.match(id.hostnqn, /^nqn\.2014-08\.org\.nvmexpress:uuid:[0-9a-f-]{36}$/);
     assert.ok(id.hostnqn.endsWith(id.hostid));
   } finally {
@@ -369,7 +369,7 @@ test('connect without /etc/nvme/hostnqn persists a host identity first and conne
   try {
     rmSync(join(k.root, 'etc/nvme'), { recursive: true });
     k.ex.on(['nvme', 'gen-hostnqn'], { stdout: 'nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef\n' });
-    const c = new NvmeofConnector(k.host, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
+    const c = new NvmeofConnector(k.ctx, { useMultipath: false, deviceScanAttempts: 1, timings: FAST });
     await c.connectVolume(props());
     assert.equal(readFileSync(join(k.root, 'etc/nvme/hostid'), 'utf8').trim(), '12345678-90ab-cdef-1234-567890abcdef');
     assert.ok(k.ex.commands().some((x) => x.startsWith('nvme connect') && x.endsWith('-q nqn.2014-08.org.nvmexpress:uuid:12345678-90ab-cdef-1234-567890abcdef')));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fixtureCopy, fixtureHost, hide, reveal } from './helpers.js';
+import { fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { RbdConnector, listRbdMappings, parseRbdProperties } from '../../../src/initiator/connectors/rbd.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
@@ -40,9 +40,9 @@ function rbdHost(opts: { mapped?: boolean } = {}) {
     return {};
   });
   const cap = createCapturingLogger();
-  const { host } = fixtureHost(fx.root, ex);
-  host.logger = cap.logger;
-  return { ...fx, host, ex, seen, cap };
+  const { ctx } = fixtureContext(fx.root, ex);
+  ctx.logger = cap.logger;
+  return { ...fx, ctx, ex, seen, cap };
 }
 
 test('parse: name, monitors, user and cluster validated; IPv6 monitors bracketed', () => {
@@ -65,7 +65,7 @@ test('parse: name, monitors, user and cluster validated; IPv6 monitors bracketed
 test('sysfs mappings are listed', async () => {
   const k = rbdHost({ mapped: true });
   try {
-    assert.deepEqual((await listRbdMappings(k.host)).map((m) => [m.id, m.pool, m.image, m.device]), [['0', 'volumes', IMAGE, '/dev/rbd0'], ['1', 'images', 'image-7e1d3c5b', '/dev/rbd1']]);
+    assert.deepEqual((await listRbdMappings(k.ctx)).map((m) => [m.id, m.pool, m.image, m.device]), [['0', 'volumes', IMAGE, '/dev/rbd0'], ['1', 'images', 'image-7e1d3c5b', '/dev/rbd1']]);
   } finally {
     k.cleanup();
   }
@@ -74,7 +74,7 @@ test('sysfs mappings are listed', async () => {
 test('connect maps with the keyring in a 0600 file (never argv or logs), removes it, and returns the udev link', async () => {
   const k = rbdHost();
   try {
-    const c = connectorFor('RBD', { host: k.host });
+    const c = connectorFor('RBD', { ctx: k.ctx });
     const info = await c.connectVolume(PROPS);
     assert.deepEqual(info, { type: 'block', path: `/dev/rbd/volumes/${IMAGE}`, rbd_device: '/dev/rbd0' });
     const cmd = k.ex.commands()[0]!;
@@ -104,7 +104,7 @@ test('the temporary keyring is removed when rbd map fails too, and the error car
       dir = argv[argv.indexOf('--conf') + 1]!.replace(/\/[^/]+$/, '');
       return { exitCode: 110, stderr: `rbd: sysfs write failed\nrbd: map failed: (110) Connection timed out (key ${KEY})\n` };
     });
-    const c = new RbdConnector(k.host);
+    const c = new RbdConnector(k.ctx);
     await assert.rejects(c.connectVolume(PROPS), (e: unknown) => e instanceof ProcessExecutionError && !e.message.includes(KEY) && !e.stderr.includes(KEY));
     assert.ok(dir && !existsSync(dir));
   } finally {
@@ -115,7 +115,7 @@ test('the temporary keyring is removed when rbd map fails too, and the error car
 test('without a keyring no conf file is written; read-only access maps read-only', async () => {
   const k = rbdHost();
   try {
-    const c = new RbdConnector(k.host);
+    const c = new RbdConnector(k.ctx);
     await c.connectVolume({ name: `volumes/${IMAGE}`, access_mode: 'ro' });
     assert.deepEqual(k.ex.commands(), [`rbd map ${IMAGE} --pool volumes --read-only`]);
   } finally {
@@ -126,7 +126,7 @@ test('without a keyring no conf file is written; read-only access maps read-only
 test('disconnect unmaps the device found in sysfs; nothing mapped is success; failures honour ignoreErrors', async () => {
   const k = rbdHost({ mapped: true });
   try {
-    const c = new RbdConnector(k.host);
+    const c = new RbdConnector(k.ctx);
     await c.disconnectVolume(PROPS, null);
     assert.deepEqual(k.ex.commands(), ['rbd unmap /dev/rbd0']);
     assert.deepEqual(await c.getVolumePaths(PROPS), []);

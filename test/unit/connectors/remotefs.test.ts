@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, fixtureCopy, fixtureHost } from './helpers.js';
+import { FIXTURES, fixtureCopy, fixtureContext } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { RemoteFsConnector, parseMountFlags, parseRemoteFsProperties } from '../../../src/initiator/connectors/remotefs.js';
 import { mountPointFor, nfsMountAttempts, parseProcMounts, shareHash } from '../../../src/host/mount.js';
@@ -36,8 +36,8 @@ function nfsHost(opts: { refuse?: RegExp; busy?: boolean } = {}) {
     for (const f of readdirSync(join(fx.root, target))) rmSync(join(fx.root, target, f), { recursive: true });
     return {};
   });
-  const { host } = fixtureHost(fx.root, ex);
-  return { ...fx, host, ex, mounts };
+  const { ctx } = fixtureContext(fx.root, ex);
+  return { ...fx, ctx, ex, mounts };
 }
 
 test('mount helpers: /proc/mounts parsing, md5 mount points (os-brick compatible), NFS version ladder', () => {
@@ -69,7 +69,7 @@ test('parse: export, name and options are validated before anything runs', async
   for (const [p, field] of bad) assert.throws(() => parseRemoteFsProperties(p, 'nfs'), (e: unknown) => e instanceof InvalidInputError && e.field === field, JSON.stringify(p));
   const k = nfsHost();
   try {
-    const c = connectorFor('NFS', { host: k.host });
+    const c = connectorFor('NFS', { ctx: k.ctx });
     await assert.rejects(c.connectVolume(bad[4]![0]), InvalidInputError);
     assert.deepEqual(k.ex.commands(), []);
   } finally {
@@ -80,7 +80,7 @@ test('parse: export, name and options are validated before anything runs', async
 test('connect mounts under <base>/<md5(export)>, tries NFS 4.2 first, and returns the file path', async () => {
   const k = nfsHost();
   try {
-    const c = connectorFor('nfs', { host: k.host });
+    const c = connectorFor('nfs', { ctx: k.ctx });
     assert.equal(c.protocol, 'NFS');
     const mp = `${BASE}/${shareHash(SHARE)}`;
     const info = await c.connectVolume({ export: SHARE, name: VOL, options: '-o soft' });
@@ -96,7 +96,7 @@ test('connect mounts under <base>/<md5(export)>, tries NFS 4.2 first, and return
 test('NFS falls back to 4.1 and then the default version', async () => {
   const k = nfsHost({ refuse: /minorversion/ });
   try {
-    const c = new RemoteFsConnector(k.host, 'nfs', { protocol: 'NFS', mountPointBase: '/mnt/nfs/', mountOptions: 'noatime' });
+    const c = new RemoteFsConnector(k.ctx, { fstype: 'nfs', protocol: 'NFS', mountPointBase: '/mnt/nfs/', mountOptions: 'noatime' });
     const info = await c.connectVolume({ export: SHARE, name: VOL });
     assert.equal(info.path, `/mnt/nfs/${shareHash(SHARE)}/${VOL}`);
     assert.deepEqual(k.ex.commands().map((x) => x.split(' ').slice(0, 5).join(' ')), ['mount -t nfs -o noatime,vers=4,minorversion=2', 'mount -t nfs -o noatime,vers=4,minorversion=1', 'mount -t nfs -o noatime']);
@@ -108,7 +108,7 @@ test('NFS falls back to 4.1 and then the default version', async () => {
 test('an already mounted share is not mounted again; the share is unmounted only when its last volume disconnects', async () => {
   const k = nfsHost();
   try {
-    const c = connectorFor('NFS', { host: k.host });
+    const c = connectorFor('NFS', { ctx: k.ctx });
     const mp = `${BASE}/${shareHash(SHARE)}`;
     await c.connectVolume({ export: SHARE, name: VOL });
     await c.connectVolume({ export: SHARE, name: OTHER });
@@ -129,7 +129,7 @@ test('an already mounted share is not mounted again; the share is unmounted only
 test('a missing volume file: VolumeDeviceNotFoundError (field name) and the share this call mounted is unmounted', async () => {
   const k = nfsHost();
   try {
-    const c = connectorFor('NFS', { host: k.host });
+    const c = connectorFor('NFS', { ctx: k.ctx });
     await assert.rejects(c.connectVolume({ export: SHARE, name: 'volume-missing' }), (e: unknown) => e instanceof VolumeDeviceNotFoundError && e.field === 'name');
     assert.deepEqual(k.ex.commands().map((x) => x.split(' ')[0]), ['mount', 'umount']);
     assert.ok(!readFileSync(k.mounts, 'utf8').includes(shareHash(SHARE)));
@@ -141,7 +141,7 @@ test('a missing volume file: VolumeDeviceNotFoundError (field name) and the shar
 test('every mount attempt failing: VolumeDeviceNotFoundError (field export) with each error, mount point removed', async () => {
   const k = nfsHost({ refuse: /./ });
   try {
-    const c = connectorFor('NFS', { host: k.host });
+    const c = connectorFor('NFS', { ctx: k.ctx });
     await assert.rejects(c.connectVolume({ export: SHARE, name: VOL }), (e: unknown) => e instanceof VolumeDeviceNotFoundError && e.field === 'export' && /nfs_4\.2.*nfs_4\.1.*nfs:/.test(e.message));
     assert.ok(!existsSync(join(k.root, BASE, shareHash(SHARE))));
   } finally {
@@ -152,7 +152,7 @@ test('every mount attempt failing: VolumeDeviceNotFoundError (field export) with
 test('a busy share: error unless force (lazy unmount) or ignoreErrors', async () => {
   const k = nfsHost({ busy: true });
   try {
-    const c = connectorFor('NFS', { host: k.host });
+    const c = connectorFor('NFS', { ctx: k.ctx });
     await c.connectVolume({ export: SHARE, name: VOL });
     await assert.rejects(c.disconnectVolume({ export: SHARE, name: VOL }, null), VolumePathNotRemovedError);
     await c.connectVolume({ export: SHARE, name: VOL });
@@ -167,7 +167,7 @@ test('a busy share: error unless force (lazy unmount) or ignoreErrors', async ()
 test('GLUSTERFS uses mount -t glusterfs with no NFS version ladder', async () => {
   const k = nfsHost();
   try {
-    const c = connectorFor('GLUSTERFS', { host: k.host, glusterfs_mount_point_base: '/mnt/gluster' });
+    const c = connectorFor('GLUSTERFS', { ctx: k.ctx, glusterfs_mount_point_base: '/mnt/gluster' });
     await c.connectVolume({ export: 'gl1:/vol0', name: VOL });
     assert.deepEqual(k.ex.commands(), [`mount -t glusterfs gl1:/vol0 /mnt/gluster/${shareHash('gl1:/vol0')}`]);
   } finally {

@@ -15,7 +15,7 @@ test('protocols are looked up case-insensitively by os-brick name; unknown names
 
 test('options reach the connector with defaults (deviceScanAttempts 3, no multipath) and aliases resolve', () => {
   let seen: Record<string, unknown> = {};
-  registerConnector('TESTPROTO', (o) => {
+  registerConnector('TESTPROTO', (_ctx, o) => {
     seen = { ...o };
     return connectorFor('LOCAL');
   }, ['TESTALIAS']);
@@ -27,7 +27,7 @@ test('options reach the connector with defaults (deviceScanAttempts 3, no multip
 
 test('LOCAL connector: validates device_path, checks existence, reads no device it was not given', async () => {
   const ex = new RecordingExecutor();
-  const c = connectorFor('LOCAL', { host: { executor: ex } });
+  const c = connectorFor('LOCAL', { ctx: { executor: ex } });
   await assert.rejects(c.connectVolume({ device_path: 'relative/path' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'device_path');
   await assert.rejects(c.connectVolume({ device_path: 42 }), (e: unknown) => e instanceof InvalidInputError && e.field === 'device_path');
   await assert.rejects(c.connectVolume({ device_path: '/nonexistent/brick-dev' }), VolumeDeviceNotFoundError);

@@ -53,5 +53,5 @@ export async function realDevice(ctx: HostContext, path: string): Promise<string
   return resolvePath(ctx, path);
 }
 
-registerConnector('ISCSI', (options, ctx) => new IscsiConnector(ctx, options));
-registerConnector('ISER', (options, ctx) => new IscsiConnector(ctx, { ...options, protocol: 'ISER' }));
+registerConnector('ISCSI', (ctx, options) => new IscsiConnector(ctx, options));
+registerConnector('ISER', (ctx, options) => new IscsiConnector(ctx, { ...options, protocol: 'ISER' }));
