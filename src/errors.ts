@@ -177,6 +177,17 @@ export class HostIoError extends BrickError {
   }
 }
 
+/**
+ * A connect that was abandoned while one of its steps waited (its caller gave up, or a
+ * disconnect of the same volume stopped the paths still joining in the background). Internal
+ * to the connectors that run background path attaches; the code stays the generic `BRICK_ERROR`.
+ */
+export class ConnectAbandonedError extends BrickError {
+  constructor(message = 'connect abandoned', options: BrickErrorOptions = {}) {
+    super(message, 'BRICK_ERROR', options);
+  }
+}
+
 /** A lock could not be taken within its bound. */
 export class LockTimeoutError extends BrickError {
   constructor(name: string, timeoutMs: number) {

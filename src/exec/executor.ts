@@ -10,7 +10,7 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { ProcessExecutionError, ProcessTimeoutError, BrickError } from '../errors.js';
+import { InvalidInputError, ProcessExecutionError, ProcessTimeoutError } from '../errors.js';
 import { maskArgv, maskText } from './mask.js';
 import { silentLogger, type Logger } from '../log.js';
 
@@ -49,7 +49,7 @@ export interface Executor {
    * Run `argv[0]` with arguments `argv.slice(1)`.
    * @throws {@link ProcessExecutionError} when the exit status is not accepted (command and output masked)
    * @throws {@link ProcessTimeoutError} when the timeout passes (the process group is killed)
-   * @throws {@link BrickError} `INVALID_INPUT` for an empty argv
+   * @throws {@link InvalidInputError} (field `argv`) for an empty argv
    */
   run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** The root helper prefix this executor puts before privileged commands (empty when none). */
@@ -90,7 +90,7 @@ export class ProcessExecutor implements Executor {
 
   run(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0 || !argv[0]) {
-      return Promise.reject(new BrickError('an empty command cannot be run', 'INVALID_INPUT', { field: 'argv' }));
+      return Promise.reject(new InvalidInputError('argv', 'an empty command cannot be run'));
     }
     const full = options.root === false ? [...argv] : [...this.rootHelper, ...argv];
     const secrets = options.secrets ?? [];

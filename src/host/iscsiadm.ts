@@ -25,7 +25,7 @@
  * @module
  */
 import { basename, dirname } from 'node:path';
-import { AuthenticationError, InvalidInputError, TargetPortalLoginError, BrickError, ProcessExecutionError } from '../errors.js';
+import { AuthenticationError, HostIoError, InvalidInputError, TargetPortalLoginError, ProcessExecutionError } from '../errors.js';
 import type { HostContext } from './context.js';
 import { listDir, readAttr, resolvePath, readFilePrivileged, writeFilePrivate } from './sysfs.js';
 import { retry } from './retry.js';
@@ -259,7 +259,7 @@ export interface NodeOptions {
  * -o new`; the settings (including CHAP secrets) are written into the record file directly, so
  * no secret is ever an argument (see the module notes).
  * @throws {@link TargetPortalLoginError} when iscsiadm cannot create the record
- * @throws {@link BrickError} when the record cannot be found or written after creation
+ * @throws {@link TargetPortalLoginError} when iscsiadm made no record; {@link HostIoError} when it cannot be read or written
  */
 export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, settings: NodeSettings, options: NodeOptions = {}): Promise<{ created: boolean; file: string }> {
   const iface = options.iface ?? 'default';
@@ -273,7 +273,7 @@ export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, 
     }
     created = true;
     file = await nodeRecordFile(ctx, iqn, portal, iface);
-    if (!file) throw new BrickError(`iscsiadm created no node record for ${iqn} at ${portal.text}`, 'TARGET_PORTAL_LOGIN_FAILED', { details: { target_iqn: iqn, target_portal: portal.text } });
+    if (!file) throw new TargetPortalLoginError(`iscsiadm created no node record for ${iqn} at ${portal.text}`, { details: { target_iqn: iqn, target_portal: portal.text } });
   }
   await writeRecordSettings(ctx, file, settings);
   return { created, file };
@@ -282,7 +282,7 @@ export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, 
 /** Apply `settings` to the record file at host path `file` (read, edit, write back at mode 0600). Secrets in `settings` are masked in any error. */
 export async function writeRecordSettings(ctx: HostContext, file: string, settings: NodeSettings): Promise<void> {
   const text = await readFilePrivileged(ctx, file);
-  if (text === undefined) throw new BrickError(`iSCSI record ${file} is unreadable`, 'BRICK_ERROR', { details: { path: file } });
+  if (text === undefined) throw new HostIoError(`iSCSI record ${file} is unreadable`, { details: { path: file } });
   const next = editRecord(text, settings);
   if (next === text) return;
   const secrets = Object.entries(settings)
@@ -405,7 +405,7 @@ export async function discoverSendTargets(ctx: HostContext, portal: Portal, opti
       const r = await ctx.executor.run([...base, '-o', 'new'], { timeoutMs, checkExitCode: false });
       createdDb = r.exitCode === 0;
       const file = await stConfigFile(ctx, portal);
-      if (!file) throw new BrickError(`no discovery record for ${portal.text}`, 'TARGET_PORTAL_LOGIN_FAILED', { details: { target_portal: portal.text } });
+      if (!file) throw new TargetPortalLoginError(`no discovery record for ${portal.text}`, { details: { target_portal: portal.text } });
       await writeRecordSettings(ctx, file, chapSettings('discovery.sendtargets.auth', auth.method, auth.username, auth.password));
     }
     const r = await ctx.executor.run([...base, '--discover', '-o', 'nonpersistent'], { timeoutMs, secrets });

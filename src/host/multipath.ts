@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { BrickError } from '../errors.js';
+import { ExtendError, VolumePathNotRemovedError } from '../errors.js';
 import type { HostContext } from './context.js';
 import { retry, waitFor } from './retry.js';
 import { listDir, readAttr, pathExists } from './sysfs.js';
@@ -196,7 +196,7 @@ export async function flushMap(ctx: HostContext, name: string, options: FlushMap
  * until it has left sysfs. Used by forced disconnects when the flush failed (os-brick
  * `multipath_del_map`), and for a map multipathd made again from late path events. Data still
  * queued in the map is lost.
- * @throws {@link BrickError} when the map is still present after `timeoutMs`
+ * @throws {@link VolumePathNotRemovedError} when the map is still present after `timeoutMs`
  */
 export async function removeMap(ctx: HostContext, name: string, timeoutMs = 30_000): Promise<void> {
   if (!(await mapForPath(ctx, name))) return;
@@ -215,7 +215,7 @@ export async function removeMap(ctx: HostContext, name: string, timeoutMs = 30_0
   try {
     await waitFor(async () => !(await mapForPath(ctx, name)), { timeoutMs, description: `removal of map ${name}` });
   } catch {
-    throw new BrickError(`multipath map ${name} could not be removed`, 'VOLUME_PATH_NOT_REMOVED', { details: { map: name } });
+    throw new VolumePathNotRemovedError(`multipath map ${name} could not be removed`, { details: { map: name } });
   }
 }
 
@@ -223,7 +223,7 @@ export async function removeMap(ctx: HostContext, name: string, timeoutMs = 30_0
  * Make map `name` take its paths' new size (`multipathd resize map NAME`, os-brick
  * `multipath_resize_map`), retrying while multipathd answers "timeout" or "fail" (it does so
  * while it is still processing the paths' change uevents), up to `timeoutMs`.
- * @throws {@link BrickError} (code `EXTEND_FAILED`) when multipathd keeps refusing
+ * @throws {@link ExtendError} when multipathd keeps refusing
  */
 export async function resizeMap(ctx: HostContext, name: string, timeoutMs = 60_000): Promise<void> {
   let last = '';
@@ -237,7 +237,7 @@ export async function resizeMap(ctx: HostContext, name: string, timeoutMs = 60_0
       { timeoutMs, intervalMs: 200, maxIntervalMs: 2_000, description: `multipathd resize map ${name}` },
     );
   } catch {
-    throw new BrickError(`multipathd could not resize map ${name}: ${last || 'no answer'}`, 'EXTEND_FAILED', { details: { map: name } });
+    throw new ExtendError(`multipathd could not resize map ${name}: ${last || 'no answer'}`, { details: { map: name } });
   }
 }
 

@@ -16,7 +16,7 @@
  */
 import { basename } from 'node:path';
 import { unlink } from 'node:fs/promises';
-import { InvalidInputError, VolumePathNotRemovedError, BrickError } from '../errors.js';
+import { HostIoError, InvalidInputError, InvalidStateError, VolumePathNotRemovedError } from '../errors.js';
 import type { HostContext } from './context.js';
 import { hostPath } from './context.js';
 import { waitFor, retry } from './retry.js';
@@ -77,7 +77,7 @@ export interface ScanAddress {
  * `/sys/class/scsi_host/hostH/scan`, os-brick `scan_iscsi`, gobrick's targeted rescan). The
  * write returns once the kernel has probed the address; the block device may follow a moment
  * later (udev and the sd driver's asynchronous probe).
- * @throws {@link BrickError} when the kernel refuses the write
+ * @throws {@link HostIoError} when the kernel refuses the write
  */
 export async function scanHost(ctx: HostContext, host: number, address: ScanAddress = {}): Promise<void> {
   const part = (n: number | undefined): string => (n === undefined ? '-' : String(n));
@@ -281,7 +281,7 @@ export async function devicePresent(ctx: HostContext, d: RemovableDevice): Promi
  * belongs to a disk at another address) is not an error and nothing is written. A `blocked`
  * device is refused unless `force` (deleting a blocked device can hang the caller on old
  * kernels; gobrick does the same).
- * @throws {@link BrickError} when the device is blocked (without force) or the kernel refuses
+ * @throws {@link InvalidStateError} when the device is blocked (without force); {@link HostIoError} when the kernel refuses
  */
 export async function deletePinnedDevice(ctx: HostContext, d: RemovableDevice, options: { force?: boolean } = {}): Promise<void> {
   const name = removableName(d);
@@ -292,7 +292,7 @@ export async function deletePinnedDevice(ctx: HostContext, d: RemovableDevice, o
   }
   if (!(await pathExists(ctx, `${dir}/delete`))) return;
   if (!options.force && (await readAttr(ctx, `${dir}/state`)) === 'blocked') {
-    throw new BrickError(`SCSI device ${name} is blocked; not deleting it without force`, 'INVALID_STATE', { details: { device: name } });
+    throw new InvalidStateError(`SCSI device ${name} is blocked; not deleting it without force`, { details: { device: name } });
   }
   ctx.logger.debug({ device: name, ...(typeof d === 'string' ? {} : { hctl: formatHctl(d.hctl) }) }, 'scsi: deleting device');
   try {
@@ -307,7 +307,7 @@ export async function deletePinnedDevice(ctx: HostContext, d: RemovableDevice, o
  * `/sys/bus/scsi/devices/H:C:T:L/delete`): for LUNs the kernel probed but never gave a disk,
  * which would otherwise keep a session "in use". Gone already is not an error. Unlike
  * {@link deletePinnedDevice} it neither looks for a block device nor refuses a blocked one.
- * @throws {@link BrickError} when the kernel refuses
+ * @throws {@link HostIoError} when the kernel refuses
  */
 export async function deleteScsiAddress(ctx: HostContext, hctl: Hctl): Promise<void> {
   const p = `/sys/bus/scsi/devices/${formatHctl(hctl)}/delete`;
@@ -348,12 +348,12 @@ export async function waitForRemoval(ctx: HostContext, devices: readonly Removab
 /**
  * Ask the kernel to re-read the capacity of SCSI device `name` (write `1` to
  * `/sys/block/NAME/device/rescan`, os-brick `extend_volume` per path) and return the new size in bytes.
- * @throws {@link BrickError} when the device is gone or the kernel refuses
+ * @throws {@link HostIoError} when the device is gone or the kernel refuses
  */
 export async function rescanDevice(ctx: HostContext, name: string): Promise<number> {
   await writeAttr(ctx, `/sys/block/${name}/device/rescan`, '1');
   const size = await sysfsSizeBytes(ctx, name);
-  if (size === undefined) throw new BrickError(`size of ${name} unreadable after rescan`, 'BRICK_ERROR', { details: { device: name } });
+  if (size === undefined) throw new HostIoError(`size of ${name} unreadable after rescan`, { details: { device: name } });
   return size;
 }
 

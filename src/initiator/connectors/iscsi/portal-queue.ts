@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { BrickError } from '../../../errors.js';
+import { ConnectAbandonedError } from '../../../errors.js';
 import type { HostContext } from '../../../host/context.js';
 import { waitFor } from '../../../host/retry.js';
 import { chapSettings, ensureNode, listSessions, login, sessionsFor, type IscsiSession, type NodeSettings } from '../../../host/iscsiadm.js';
@@ -61,7 +61,7 @@ export interface PortalQueueSettings {
 /**
  * Targeted scan of `t`'s LUN on the SCSI host of `session` (`"C T L"`, with the session's
  * channel and target when sysfs shows them, else `"- - L"`).
- * @throws {@link BrickError} when the kernel refuses the write
+ * @throws {@link HostIoError} when the kernel refuses the write
  */
 export async function scanLun(ctx: HostContext, session: IscsiSession, t: IscsiTarget): Promise<void> {
   const tg = (await scsiTargetsUnder(ctx, session.deviceDir))[0];
@@ -86,7 +86,7 @@ export class PortalLoginQueue {
    * one target thus cost one record write and one session lookup per portal, and their scans
    * follow each other without a lock hand-over between them. Fills in `st`'s session,
    * `createdNode`, `loggedIn` and `preexisting`.
-   * @throws {@link BrickError} `connect abandoned` when `signal` fires first; the login's or scan's error otherwise
+   * @throws {@link ConnectAbandonedError} when `signal` fires first; the login's or scan's error otherwise
    */
   sessionPhase(p: IscsiProperties, st: PathState, signal: AbortSignal, siblings: readonly PathState[]): Promise<void> {
     const key = portalLockName(st.target);
@@ -100,7 +100,7 @@ export class PortalLoginQueue {
         const i = q.indexOf(request);
         if (i < 0) return;
         q.splice(i, 1);
-        reject(new BrickError('connect abandoned', 'BRICK_ERROR'));
+        reject(new ConnectAbandonedError());
       };
       const request: PortalRequest = {
         p,
@@ -162,7 +162,7 @@ export class PortalLoginQueue {
     const { p, st, signal } = r;
     const t = st.target;
     try {
-      if (signal.aborted) throw new BrickError('connect abandoned', 'BRICK_ERROR');
+      if (signal.aborted) throw new ConnectAbandonedError();
       const settings = this.nodeSettings(p);
       const settingsKey = JSON.stringify(settings);
       let session: IscsiSession | undefined;
@@ -191,7 +191,7 @@ export class PortalLoginQueue {
         sessions.set(settingsKey, session);
       }
       st.session = session;
-      if (signal.aborted) throw new BrickError('connect abandoned', 'BRICK_ERROR');
+      if (signal.aborted) throw new ConnectAbandonedError();
       const existing = (await scsiDevicesUnder(ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun);
       st.preexisting = existing !== undefined;
       await scanLun(ctx, session, t);
