@@ -249,7 +249,7 @@ volume
   .description('attach to this host (needs root or a working root helper); prints the device')
   .action(async (id: string) =>
     withRuntime(async (rt, json) => {
-      await needRoot(rt.context.host.executor, 'brick volume attach sets up a device on this host');
+      await needRoot(rt.context.executor, 'brick volume attach sets up a device on this host');
       const v = await findVolume(rt, id);
       const c = await v.attach();
       printObject(json, { ...connectionView(c), path: c.path });
@@ -262,7 +262,7 @@ volume
   .option('--ignore-errors', 'do not fail on cleanup errors')
   .action(async (id: string, o: { force?: boolean; ignoreErrors?: boolean }) =>
     withRuntime(async (rt, json) => {
-      await needRoot(rt.context.host.executor, 'brick volume detach removes a device from this host');
+      await needRoot(rt.context.executor, 'brick volume detach removes a device from this host');
       const v = await findVolume(rt, id);
       await v.detach({ force: o.force, ignoreErrors: o.ignoreErrors });
       printObject(json, volumeView(v));

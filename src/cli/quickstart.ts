@@ -69,7 +69,7 @@ async function verifyBlock(ex: Executor, device: string, mib: number, tag: strin
  * @throws {@link PrivilegeError} saying plainly what is missing
  */
 export async function preflight(rt: Runtime, uid: number): Promise<string> {
-  const ex = rt.context.host.executor;
+  const ex = rt.context.executor;
   await requireRootHelper(ex, uid, 'brick quickstart attaches loop devices', 'losetup, blockdev, dd');
   for (const tool of ['losetup', 'blockdev', 'dd']) {
     try {
@@ -145,7 +145,7 @@ async function attachSource(q: QuickstartRun): Promise<string> {
   const conn = await need(q.vol).attach();
   const path = conn.path;
   if (!path) throw new VolumeDeviceNotFoundError('attach returned no device path');
-  const bytes = await deviceSizeBytes(q.rt.context.host, path);
+  const bytes = await deviceSizeBytes(q.rt.context, path);
   if (bytes !== q.size * GiB) throw new VerificationError(`device ${path} is ${bytes} bytes, expected ${q.size * GiB}`);
   q.device = path;
   return `${path}, ${bytes} bytes`;
@@ -214,7 +214,7 @@ async function extendAttached(q: QuickstartRun): Promise<string> {
   const device = need(q.device);
   const grown = (q.size + 1) * GiB;
   const bytes = await need(q.vol).extend(q.size + 1);
-  const seen = await deviceSizeBytes(q.rt.context.host, device);
+  const seen = await deviceSizeBytes(q.rt.context, device);
   if (bytes !== grown || seen !== bytes) throw new VerificationError(`after extend the device is ${seen} bytes (extend returned ${bytes}), expected ${grown}`);
   const end = (q.size + 1) * 1024 - 1;
   await writeBlock(q.ex, device, end, quickstartPattern('C'));
@@ -241,7 +241,7 @@ async function deleteAll(q: QuickstartRun): Promise<void> {
 async function leftovers(q: QuickstartRun): Promise<string[]> {
   const left: string[] = [];
   for (const f of q.files) {
-    for (const l of await loopsForFile(q.rt.context.host, f)) left.push(`loop device ${l} over ${f}`);
+    for (const l of await loopsForFile(q.rt.context, f)) left.push(`loop device ${l} over ${f}`);
     const exists = await access(f).then(
       () => true,
       () => false,
@@ -315,7 +315,7 @@ export async function runQuickstart(rt: Runtime, options: { sizeGiB?: number; ui
   const steps: QuickstartStep[] = [];
   const result: QuickstartResult = { ok: false, device: null, steps };
   const size = options.sizeGiB ?? 1;
-  const q: QuickstartRun = { rt, ex: rt.context.host.executor, size, last: size * 1024 - 1, made: [], snaps: [], files: [] };
+  const q: QuickstartRun = { rt, ex: rt.context.executor, size, last: size * 1024 - 1, made: [], snaps: [], files: [] };
   try {
     for (const step of quickstartSteps(size, options.uid)) await runStep(q, step, steps, options.onStep);
     result.ok = true;

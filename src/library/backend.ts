@@ -101,7 +101,7 @@ export class Backend {
     this.config = { ...config, volume_driver: driverName };
     this.fingerprint = fingerprint;
     this.driver = factory(driverConfig, {
-      host: ctx.host,
+      host: ctx,
       backendName: name,
       stateDir: join(ctx.stateDir, 'backends', name),
       onProgress: ctx.onProgress,
@@ -138,7 +138,7 @@ export class Backend {
       try {
         vol.applyUpdate(await this.driver.ensureExport(vol.toDriver()));
       } catch (err) {
-        this.context.host.logger.warn({ volume_id: vol.id, err: errorText(err) }, 'ensure_export failed at backend start');
+        this.context.logger.warn({ volume_id: vol.id, err: errorText(err) }, 'ensure_export failed at backend start');
       }
     }
   }
@@ -245,8 +245,8 @@ export class Backend {
       multipath: this.driver.useMultipath,
       host: this.context.hostName,
       myIp: this.context.myIp,
-      hostRoot: this.context.host.hostRoot,
-      ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context.host : undefined,
+      hostRoot: this.context.hostRoot,
+      ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context : undefined,
     });
   }
 

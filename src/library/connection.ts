@@ -128,7 +128,7 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     const data = (this.connInfo as { data?: unknown }).data;
     if (!data || typeof data !== 'object') throw new InvalidInputError('conn_info.data', 'is missing from the connection');
     const useMultipath = Boolean(this.connectorInfo.multipath);
-    return { connector: connectorFor(this.protocol, { useMultipath, host: this.ctx.host }), data: data as Record<string, unknown> };
+    return { connector: connectorFor(this.protocol, { useMultipath, ctx: this.ctx }), data: data as Record<string, unknown> };
   }
 
   /**

@@ -43,10 +43,12 @@ export interface SetupOptions {
   lockTimeoutMs?: number;
 }
 
-/** What `setup()` returns: the configuration every Backend of this program shares. */
-export interface BrickContext {
+/**
+ * What `setup()` returns: the host seams (it is a {@link HostContext}: executor, host root,
+ * logger, locks) and the configuration every Backend of this program shares.
+ */
+export interface BrickContext extends HostContext {
   readonly store: Store;
-  readonly host: HostContext;
   readonly stateDir: string;
   readonly hostName: string;
   readonly myIp: string | undefined;
@@ -67,16 +69,15 @@ let current: BrickContext | undefined;
 export function setup(options: SetupOptions = {}): BrickContext {
   if (!options.stateDir) throw new InvalidConfigError('setup() needs stateDir: the directory for driver state and default pools', { field: 'stateDir' });
   const logger = options.logger ?? silentLogger;
-  const host = createHostContext({
-    executor: options.executor,
-    rootHelper: options.rootHelper ?? [],
-    hostRoot: options.hostRoot ?? '/',
-    logger,
-    lockPath: options.lockPath ?? join(options.stateDir, 'locks'),
-  });
   current = {
+    ...createHostContext({
+      executor: options.executor,
+      rootHelper: options.rootHelper ?? [],
+      hostRoot: options.hostRoot ?? '/',
+      logger,
+      lockPath: options.lockPath ?? join(options.stateDir, 'locks'),
+    }),
     store: options.persistence ?? new MemoryStore(),
-    host,
     stateDir: options.stateDir,
     hostName: options.hostName ?? hostname(),
     myIp: options.myIp,

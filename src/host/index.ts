@@ -1,0 +1,31 @@
+/**
+ * `brick/host`: the Linux mechanisms Brick's connectors are built from, for people writing
+ * connectors of their own (os-brick's `linuxscsi`, `linuxfc`, `linuxrbd` and the `privileged`
+ * helpers play this role there). Every function takes the {@link HostContext} (`ctx`): programs
+ * run through its executor, and files are read under its host root.
+ *
+ * - context and seams: {@link createHostContext}, {@link hostPath}, {@link hostPathExists}
+ * - sysfs and host files: {@link readAttr}, {@link listDir}, {@link writeAttr}, {@link writeFilePrivate}, files.ts
+ * - SCSI: `scsi` (scan, flush, pinned delete, removal wait) and `teardown` (the one disconnect teardown, {@link ErrorChain})
+ * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
+ * - loop devices, block devices, mounts, named cross-process locks, retries with deadlines, copies
+ *
+ * @module
+ */
+export * from './context.js';
+export * from './sysfs.js';
+export * from './files.js';
+export * from './blockdev.js';
+export * from './loop.js';
+export * from './mount.js';
+export * from './lock.js';
+export * from './retry.js';
+export * from './copy.js';
+export * from './nvme.js';
+export * from './fc.js';
+export * from './error-chain.js';
+export * as scsi from './scsi.js';
+export * as teardown from './scsi-teardown.js';
+export * as multipath from './multipath.js';
+export * as iscsiadm from './iscsiadm.js';
+export { maskArgv, maskText, maskObject, MASK } from '../exec/mask.js';
