@@ -1,47 +1,127 @@
 /**
- * Brick's public API.
+ * Brick's public API: what a user of cinderlib and os-brick reaches for.
+ *
+ * - The object API (cinderlib): {@link setup}, {@link Backend}, {@link Volume}, {@link Snapshot},
+ *   {@link Connection}, and serialization ({@link dump}, {@link load}, ...).
+ * - Persistence: {@link openStore} and the three stores.
+ * - Attaching (os-brick): {@link connectorFor}, {@link getConnectorProperties}, and the three
+ *   wire documents' types (connector properties, connection info, device info).
+ * - Writing a driver: the {@link VolumeDriver} contract and {@link registerDriver}.
+ * - The error classes, each with a stable `code`, and {@link exitCodeFor}.
+ *
+ * Everything else is behind subpath exports:
+ * - `brick/host`: the Linux mechanisms (sysfs, SCSI, multipath, iscsiadm, NVMe, FC, loop, mounts,
+ *   locks), for people writing connectors;
+ * - `brick/connectors`: the connector classes and their property validators;
+ * - `brick/drivers`: the driver classes, their option declarations and the target helpers;
+ * - `brick/testing`: the recording executor, fixture trees and the array simulators.
  *
  * @module
  */
-export * from './errors.js';
-export * from './log.js';
-export * from './exec/executor.js';
-export * from './exec/recording.js';
-export * from './exec/mask.js';
-export * from './host/context.js';
-export * from './host/lock.js';
-export * from './host/retry.js';
-export * from './host/loop.js';
-export * from './host/blockdev.js';
-export * from './initiator/connector.js';
-export * from './initiator/factory.js';
-export * from './initiator/properties.js';
-export * from './initiator/connectors/index.js';
-export * from './drivers/driver.js';
-export * from './drivers/registry.js';
-export * from './persistence/store.js';
-export * from './persistence/memory.js';
-export * from './drivers/index.js';
-export * from './drivers/file/driver.js';
-export * from './host/copy.js';
-export * from './library/index.js';
-export * from './persistence/sqlite.js';
-export * from './persistence/postgresql.js';
-export * from './persistence/factory.js';
-export * from './host/nvme.js';
-export * from './host/fc.js';
-export * from './host/mount.js';
-export * from './initiator/connectors/nvmeof.js';
-export * from './initiator/connectors/fibre_channel.js';
-export * from './initiator/connectors/aoe.js';
-export * from './initiator/connectors/remotefs.js';
-export * from './initiator/connectors/rbd.js';
-export * from './initiator/connectors/huawei_sdshypervisor.js';
-export * from './drivers/ibm-flashsystem/index.js';
-export { NetAppEseriesIscsiDriver, parseEseriesConfig, EseriesRestClient, uuidToLabel, labelToUuid, type EseriesVolume, type DriverGroup, type DriverGroupSnapshot, type EseriesConfig } from './drivers/netapp-eseries/index.js';
-export { LvmDriver, parseLvmConfig, VolumeGroup, parseLvs, parseVgs } from './drivers/lvm/index.js';
-export { createTargetHelper, parseTargetConfig, LioTarget, TgtTarget, NvmetTarget, Configfs, type TargetHelper, type TargetConfig, formatIscsiLocation, parseIscsiLocation, formatNvmetLocation, parseNvmetLocation, parseProviderAuth } from './target/index.js';
-export { IscsiConnector, validateIscsiProperties, type IscsiProperties, type IscsiTarget, type IscsiConnectorTunables } from './initiator/connectors/iscsi/index.js';
-export * as scsi from './host/scsi.js';
-export * as multipath from './host/multipath.js';
-export * as iscsiadm from './host/iscsiadm.js';
+export {
+  BrickError,
+  InvalidInputError,
+  InvalidConfigError,
+  NotFoundError,
+  InvalidStateError,
+  AlreadyExistsError,
+  InsufficientCapacityError,
+  ProcessExecutionError,
+  ProcessTimeoutError,
+  PrivilegeError,
+  HostIoError,
+  ConnectAbandonedError,
+  LockTimeoutError,
+  RetryExhaustedError,
+  ProtocolNotSupportedError,
+  VolumeDeviceNotFoundError,
+  VolumePathNotRemovedError,
+  TargetPortalLoginError,
+  AuthenticationError,
+  BackendError,
+  BackendUnreachableError,
+  ExtendError,
+  PersistenceError,
+  VerificationError,
+  exitCodeFor,
+  exitCodeForCode,
+  type BrickErrorCode,
+  type BrickErrorOptions,
+} from './errors.js';
+export { createLogger, silentLogger, type Logger, type LoggerOptions } from './log.js';
+export { ProcessExecutor, type Executor, type ExecOptions, type ExecResult, type ProcessExecutorOptions } from './exec/executor.js';
+export { createHostContext, type HostContext, type HostContextOptions } from './host/context.js';
+export { LockManager, type LockOptions } from './host/lock.js';
+
+// The object API (cinderlib).
+export { setup, currentContext, type SetupOptions, type BrickContext } from './library/context.js';
+export { Backend, type BackendConfig, type CreateVolumeOptions } from './library/backend.js';
+export { Volume } from './library/volume.js';
+export { Snapshot } from './library/snapshot.js';
+export { Connection } from './library/connection.js';
+export {
+  SERIALIZATION_FORMAT,
+  json,
+  jsons,
+  dump,
+  dumps,
+  load,
+  loadBackend,
+  loadVolume,
+  loadSnapshot,
+  loadConnection,
+  type BackendRef,
+  type BackendJson,
+  type VolumeJson,
+  type SnapshotJson,
+  type ConnectionJson,
+  type SerializedObject,
+  type Serializable,
+  type JsonOptions,
+  type LoadOptions,
+} from './library/serialization.js';
+
+// Persistence.
+export {
+  openStore,
+  parseStoreUrl,
+  defaultDataDir,
+  defaultSqlitePath,
+  type OpenStoreOptions,
+  type StoreConfig,
+} from './persistence/factory.js';
+export { MemoryStore } from './persistence/memory.js';
+export { SqliteStore, type SqliteStoreOptions } from './persistence/sqlite.js';
+export { PostgresStore, type PostgresStoreOptions } from './persistence/postgresql.js';
+export {
+  StaleRecordError,
+  type Store,
+  type VolumeStatus,
+  type SnapshotStatus,
+  type VolumeRecord,
+  type SnapshotRecord,
+  type ConnectionRecord,
+  type KeyValue,
+} from './persistence/store.js';
+
+// Attaching (os-brick).
+import './initiator/connectors/index.js';
+export { connectorFor, registerConnector, knownProtocols, canonicalProtocol, type ConnectorConstructor, type ResolvedConnectorOptions } from './initiator/factory.js';
+export { getConnectorProperties, type ConnectorProperties, type ConnectorPropertiesOptions } from './initiator/properties.js';
+export type { Connector, ConnectorOptions, ConnectionProperties, DeviceInfo, DisconnectOptions } from './initiator/connector.js';
+
+// Drivers (Cinder's contract).
+import './drivers/index.js';
+export { registerDriver, knownDrivers, driverFactory } from './drivers/registry.js';
+export type {
+  VolumeDriver,
+  DriverFactory,
+  DriverContext,
+  DriverVolume,
+  DriverSnapshot,
+  ModelUpdate,
+  ConnectionInfo,
+  VolumeStats,
+  PoolStats,
+  TerminateOptions,
+} from './drivers/driver.js';
