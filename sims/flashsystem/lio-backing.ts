@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { SimHost, SimVdisk, SimulatorBackingStore } from './engine.js';
+import type { SimHost, SimVdisk, SimulatorBackingStore } from './state.js';
 
 /** One LIO target standing for a node. */
 export interface LioNodeTarget {
