@@ -12,7 +12,7 @@
  * a backend that needs nothing but a directory and loop devices, so a newcomer can run every
  * flow on any Linux machine.
  *
- * Configuration keys: `pool_path` (directory, created when missing; default
+ * Configuration keys (declared in {@link FILE_OPTIONS}): `pool_path` (directory, created when missing; default
  * `<stateDir>/volumes`), `max_over_subscription_ratio` (default 1.0: a volume may not exceed
  * free space), `reserved_percentage` (default 0), `use_reflink` (default true), `multiattach`
  * (default false: when true the pool reports Cinder's `multiattach` capability, so a volume

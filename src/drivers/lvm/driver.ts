@@ -4,7 +4,7 @@
  * snapshots `_snapshot-<id>` (LVM reserves names starting with `snapshot`); exports go
  * through a target helper (`lioadm`, `tgtadm`, `nvmet`, see `src/target`).
  *
- * Configuration keys (Cinder's names and defaults unless noted):
+ * Configuration keys (Cinder's names and defaults unless noted; declared in {@link LVM_OPTIONS}):
  * - `volume_group` (default `cinder-volumes`): the VG; it must exist.
  * - `lvm_type`: `default` (thick LVs, the default here; Cinder's default is `auto`) or `thin`
  *   (thin LVs in the pool `<volume_group>-pool`, created with 95% of the VG's free space when missing).
