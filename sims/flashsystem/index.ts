@@ -17,6 +17,6 @@ export {
   type SimFault,
   type CommandResult,
   type SimulatorBackingStore,
-} from './engine.js';
+} from './state.js';
 export { CMMVC_MESSAGES, CliError } from './errors.js';
 export { tokenize, ShellSyntaxError } from './tokenize.js';

@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, ParsedKey } from 'ssh2';
-import { FlashSystemState, type FlashSystemStateOptions } from './engine.js';
+import { FlashSystemState, type FlashSystemStateOptions } from './state.js';
 
 /** A user the simulator accepts: a password, a public key (OpenSSH `ssh-ed25519 AAAA...` line), or both. */
 export interface SimulatorUser {

@@ -1,8 +1,16 @@
 /**
- * File copies for snapshots and clones: reflink when the filesystem can, otherwise a streamed,
- * sparse-preserving copy that reports progress.
+ * Volume data copies for snapshots and clones, with progress: {@link copyVolumeData}, the one
+ * helper the file, LVM and FlashSystem drivers call.
  *
- * A reflink (`FICLONE`, btrfs/XFS/bcachefs) shares extents and takes constant time. Without one,
+ * Devices (LVs, attached LUNs) are copied by `dd` in bounded runs through the host's executor,
+ * so a root helper serves a caller that cannot open the devices itself, every run has a
+ * timeout, and progress is reported after each run. This is Cinder's
+ * `volume_utils.copy_volume`: `dd` with `iflag=direct` / `oflag=direct` on block devices, and
+ * `conv=sparse` where the destination may stay sparse.
+ *
+ * Files Brick owns (the file driver's volumes) are copied in-process instead, because that is
+ * what keeps their snapshots fast: a reflink when the filesystem can, otherwise a streamed copy
+ * of the data extents only. A reflink (`FICLONE`, btrfs/XFS/bcachefs) shares extents and takes constant time. Without one,
  * the copy visits only the source's data extents (lseek `SEEK_DATA`/`SEEK_HOLE`) and, within
  * them, skips writing chunks that are entirely zero, so a sparse 1 GiB volume with 8 MiB of
  * data costs about 8 MiB of reads and writes and stays sparse at the destination.
@@ -12,6 +20,7 @@
 import { constants } from 'node:fs';
 import { copyFile, open, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { HostContext } from './context.js';
 
 const require = createRequire(import.meta.url);
 const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number };
@@ -47,7 +56,7 @@ export function dataExtents(fd: number, size: number): [number, number][] {
 }
 
 /** How a copy was done. */
-export type CopyMethod = 'reflink' | 'stream';
+export type CopyMethod = 'reflink' | 'stream' | 'dd';
 
 /** Options for {@link copySparse}. */
 export interface CopyOptions {
@@ -122,4 +131,84 @@ export async function copySparse(src: string, dst: string, options: CopyOptions 
     await input.close();
     await output?.close();
   }
+}
+
+const MIB = 1024 * 1024;
+
+/** Options for {@link copyVolumeData}. */
+export interface VolumeCopyOptions {
+  /** Bytes to copy, from offset 0 of both sides. */
+  sizeBytes: number;
+  /** Bytes per `dd` run (default 128 MiB), rounded down to whole blocks. Progress is reported after each run. */
+  chunkBytes?: number;
+  /** `dd` block size in bytes (default 1 MiB; a multiple of 512 for direct I/O). */
+  blockBytes?: number;
+  /** Add `conv=sparse`: blocks of zeros are skipped, not written (only for a destination that reads as zeros). Default false. */
+  sparse?: boolean;
+  /** Add `iflag=direct` / `oflag=direct` (default true: block devices, as Cinder's `copy_volume`). */
+  direct?: boolean;
+  /** Add `fdatasync` to the last run's `conv`, so the data is on stable storage when the copy returns. Default false. */
+  sync?: boolean;
+  /** Called with (bytes done, bytes total): 0 first, then after each run. */
+  onProgress?: (done: number, total: number) => void;
+  /** Bound on one `dd` run, ms (default 60 s plus 1 s per MiB of the run). */
+  timeoutMs?: number;
+  /**
+   * `src` and `dst` are regular files this process owns (the file driver's): `dst` is created
+   * (it must not exist) by {@link copySparse}, with a reflink unless `reflink` is false, and
+   * `sizeBytes` is the size of `src`. Without it the copy runs `dd` through the executor.
+   */
+  ownedFiles?: { reflink: boolean };
+}
+
+function ddSize(bytes: number): string {
+  if (bytes % MIB === 0) return `${bytes / MIB}M`;
+  if (bytes % 1024 === 0) return `${bytes / 1024}K`;
+  return String(bytes);
+}
+
+/**
+ * The `dd` argvs of a chunked copy: `dd if=<src> of=<dst> bs=<block> skip=<n> seek=<n>
+ * count=<n> [iflag=direct oflag=direct] conv=[sparse,]notrunc[,fdatasync]`, offsets and counts in
+ * blocks (`fdatasync` on the last run only, with `sync`).
+ * The last run may ask for more than is left; `dd` stops at the end of the source. Each run
+ * comes with its length and the byte offset it ends at (for progress).
+ */
+export function ddChunkArgvs(src: string, dst: string, options: Pick<VolumeCopyOptions, 'sizeBytes' | 'chunkBytes' | 'blockBytes' | 'sparse' | 'direct' | 'sync'>): { argv: string[]; runBytes: number; endBytes: number }[] {
+  const block = options.blockBytes ?? MIB;
+  const perRun = Math.max(1, Math.floor((options.chunkBytes ?? 128 * MIB) / block));
+  const blocks = Math.ceil(options.sizeBytes / block);
+  const direct = options.direct === false ? [] : ['iflag=direct', 'oflag=direct'];
+  const conv = options.sparse ? 'conv=sparse,notrunc' : 'conv=notrunc';
+  const runs: { argv: string[]; runBytes: number; endBytes: number }[] = [];
+  for (let done = 0; done < blocks; done += perRun) {
+    const count = Math.min(perRun, blocks - done);
+    const last = done + count >= blocks;
+    const argv = ['dd', `if=${src}`, `of=${dst}`, `bs=${ddSize(block)}`, `skip=${done}`, `seek=${done}`, `count=${count}`, ...direct, last && options.sync ? `${conv},fdatasync` : conv];
+    runs.push({ argv, runBytes: count * block, endBytes: Math.min(options.sizeBytes, (done + count) * block) });
+  }
+  return runs;
+}
+
+/**
+ * Copy the first `sizeBytes` of `src` onto `dst` with progress (see the module notes).
+ * Devices: `dd` runs through `ctx.executor` (root helper applied), each bounded by `timeoutMs`.
+ * Owned files (`ownedFiles`): reflink or the in-process extent copy of {@link copySparse}.
+ * @returns how the data was copied
+ * @throws {@link ProcessExecutionError} / {@link ProcessTimeoutError} when a `dd` run fails or
+ *   overruns; for owned files the fs error of {@link copySparse}
+ */
+export async function copyVolumeData(ctx: Pick<HostContext, 'executor'>, src: string, dst: string, options: VolumeCopyOptions): Promise<CopyMethod> {
+  if (options.ownedFiles) {
+    const fileOptions: CopyOptions = { reflink: options.ownedFiles.reflink };
+    if (options.onProgress) fileOptions.onProgress = options.onProgress;
+    return copySparse(src, dst, fileOptions);
+  }
+  const total = options.sizeBytes;
+  options.onProgress?.(0, total);
+  for (const run of ddChunkArgvs(src, dst, options)) {
+    await ctx.executor.run(run.argv, { timeoutMs: options.timeoutMs ?? 60_000 + Math.ceil(run.runBytes / MIB) * 1_000 });
+    options.onProgress?.(run.endBytes, total);
+  }
+  return 'dd';
 }

@@ -7,12 +7,13 @@
  * (`iscsi`, `nvmet_tcp`), `target_prefix`, `target_ip_address`, `target_secondary_ip_addresses`
  * (older name `iscsi_secondary_ip_addresses` accepted), `target_port`, `nvmet_port_id`,
  * `nvmet_ns_id`, `report_discard_supported`. Values may arrive as strings (YAML, INI, CLI
- * flags): numbers, booleans and comma-separated lists are coerced.
+ * flags): numbers, booleans and comma-separated lists are coerced ({@link readOption}). Every
+ * refusal is an `InvalidConfigError` naming the key.
  *
  * @module
  */
 import { isIP } from 'node:net';
-import { InvalidInputError } from '../errors.js';
+import { configError, defineOption, readOption, type DriverOption } from '../drivers/options.js';
 
 /** Helper names accepted in `target_helper`. */
 export const TARGET_HELPERS = ['lioadm', 'tgtadm', 'nvmet'] as const;
@@ -50,96 +51,57 @@ export interface TargetConfig {
   tgtSocket: string;
 }
 
-/** Read a string option. @throws {@link InvalidInputError} naming `key` */
-export function optString(cfg: Record<string, unknown>, key: string, dflt: string): string {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return dflt;
-  if (typeof v !== 'string') throw new InvalidInputError(key, `must be a string, got ${typeof v}`);
-  return v.trim();
-}
+/** The target-helper options (Cinder's names), shared by every driver that exports through a target helper. */
+export const TARGET_OPT = {
+  helper: defineOption({ name: 'target_helper', type: 'enum', choices: TARGET_HELPERS, default: 'lioadm', help: 'Export helper: `lioadm` (LIO configfs), `tgtadm` (tgtd) or `nvmet` (NVMe-oF target).' }),
+  protocol: defineOption({ name: 'target_protocol', type: 'enum', choices: TARGET_PROTOCOLS, defaultText: '`iscsi` (`nvmet_tcp` with `nvmet`)', help: 'Transport of the exports; must suit the helper.' }),
+  prefix: defineOption({ name: 'target_prefix', type: 'string', defaultText: '`iqn.2010-10.org.openstack:` (`nqn.2010-10.org.openstack:` with `nvmet`)', help: 'IQN or NQN prefix; the target name is the prefix plus the volume name.' }),
+  ipAddress: defineOption({ name: 'target_ip_address', type: 'string', default: '127.0.0.1', help: 'Address of the primary portal (IP literal or host name).' }),
+  secondaryIpAddresses: defineOption({ name: 'target_secondary_ip_addresses', aliases: ['iscsi_secondary_ip_addresses'], type: 'list', default: [], help: 'Further portal addresses, for multipath.' }),
+  port: defineOption({ name: 'target_port', type: 'int', min: 1, max: 65535, defaultText: '`3260` (`4420` with `nvmet`)', help: 'TCP port of every portal.' }),
+  nvmetPortId: defineOption({ name: 'nvmet_port_id', type: 'int', min: 1, max: 65535, default: 1, help: 'First nvmet port id (one port per address, counting up).' }),
+  nvmetNsId: defineOption({ name: 'nvmet_ns_id', type: 'int', min: 1, max: 0xfffffffe, default: 10, help: 'Namespace id of each volume in its subsystem.' }),
+  reportDiscard: defineOption({ name: 'report_discard_supported', type: 'bool', default: false, help: 'Say `discard: true` in the connection info.' }),
+  tgtSocket: defineOption({ name: 'tgt_ipc_socket', type: 'string', default: '/var/run/tgtd/socket.0', help: 'tgtd management socket (absolute path, read under the host root).' }),
+} as const;
 
-/** Read an integer option (number or decimal string) within [min, max]. @throws {@link InvalidInputError} naming `key` */
-export function optInt(cfg: Record<string, unknown>, key: string, dflt: number, min: number, max: number): number {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return dflt;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidInputError(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-/** Read a number option (number or decimal string) of at least `min`. @throws {@link InvalidInputError} naming `key` */
-export function optNumber(cfg: Record<string, unknown>, key: string, dflt: number, min: number): number {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return dflt;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isFinite(n) || n < min) throw new InvalidInputError(key, `must be a number of at least ${min}, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-/** Read a boolean option (`true`/`false`, `yes`/`no`, `1`/`0`, `on`/`off`). @throws {@link InvalidInputError} naming `key` */
-export function optBool(cfg: Record<string, unknown>, key: string, dflt: boolean): boolean {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return dflt;
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (['true', 'yes', '1', 'on'].includes(s)) return true;
-    if (['false', 'no', '0', 'off'].includes(s)) return false;
-  }
-  throw new InvalidInputError(key, `must be a boolean, got ${JSON.stringify(v)}`);
-}
-
-/** Read a list option (array of strings, or a comma-separated string). @throws {@link InvalidInputError} naming `key` */
-export function optList(cfg: Record<string, unknown>, key: string): string[] {
-  const v = cfg[key];
-  if (v === undefined || v === null || v === '') return [];
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return (v as string[]).map((s) => s.trim()).filter(Boolean);
-  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
-  throw new InvalidInputError(key, 'must be a list of strings or a comma-separated string');
-}
-
-/** Read an enumerated option. @throws {@link InvalidInputError} naming `key` and the allowed values */
-export function optChoice<T extends string>(cfg: Record<string, unknown>, key: string, choices: readonly T[], dflt: T): T {
-  const v = optString(cfg, key, dflt);
-  if (!(choices as readonly string[]).includes(v)) throw new InvalidInputError(key, `must be one of ${choices.join(', ')}, got ${JSON.stringify(v)}`);
-  return v as T;
-}
+/** Every target-helper option, in documentation order. */
+export const TARGET_OPTIONS: readonly DriverOption[] = Object.values(TARGET_OPT);
 
 function checkAddress(key: string, addr: string): void {
-  if (addr.includes('/') || /\s/.test(addr) || addr === '') throw new InvalidInputError(key, `${JSON.stringify(addr)} is not an IP address or host name`);
-  if (isIP(addr) === 0 && !/^[A-Za-z0-9.-]+$/.test(addr)) throw new InvalidInputError(key, `${JSON.stringify(addr)} is not an IP address or host name`);
+  const bad = addr.includes('/') || /\s/.test(addr) || addr === '' || (isIP(addr) === 0 && !/^[A-Za-z0-9.-]+$/.test(addr));
+  if (bad) throw configError(key, `${JSON.stringify(addr)} is not an IP address or host name`);
 }
 
 /**
- * Parse and validate the target options of a backend configuration.
+ * Parse and validate the target options of a backend configuration ({@link TARGET_OPTIONS}).
  * `target_helper` defaults to `lioadm` (Brick needs no tgtd by default), `target_protocol` to
  * `iscsi` for the iSCSI helpers and `nvmet_tcp` for `nvmet`.
- * @throws {@link InvalidInputError} naming the offending key (bad value, or a helper/protocol mismatch)
+ * @throws {@link InvalidConfigError} naming the offending key (bad value, or a helper/protocol mismatch)
  */
 export function parseTargetConfig(cfg: Record<string, unknown>): TargetConfig {
-  const helper = optChoice(cfg, 'target_helper', TARGET_HELPERS, 'lioadm');
-  const defaultProtocol: TargetProtocolName = helper === 'nvmet' ? 'nvmet_tcp' : 'iscsi';
-  const protocol = optChoice(cfg, 'target_protocol', TARGET_PROTOCOLS, defaultProtocol);
-  if (helper === 'nvmet' && protocol !== 'nvmet_tcp') throw new InvalidInputError('target_protocol', `target_helper nvmet needs target_protocol nvmet_tcp, got ${protocol}`);
-  if (helper !== 'nvmet' && protocol !== 'iscsi') throw new InvalidInputError('target_protocol', `target_helper ${helper} needs target_protocol iscsi, got ${protocol}`);
-  const prefix = optString(cfg, 'target_prefix', helper === 'nvmet' ? DEFAULT_NVME_PREFIX : DEFAULT_ISCSI_PREFIX);
-  if (helper === 'nvmet' ? !/^nqn\./.test(prefix) : !/^(iqn\.|eui\.|naa\.)/.test(prefix)) {
-    throw new InvalidInputError('target_prefix', `${JSON.stringify(prefix)} does not start a valid ${helper === 'nvmet' ? 'NQN (nqn.)' : 'iSCSI name (iqn.)'}`);
+  const o = TARGET_OPT;
+  const helper = readOption(cfg, o.helper);
+  const nvmet = helper === 'nvmet';
+  const protocol = readOption(cfg, o.protocol) ?? (nvmet ? 'nvmet_tcp' : 'iscsi');
+  if (nvmet && protocol !== 'nvmet_tcp') throw configError('target_protocol', `target_helper nvmet needs target_protocol nvmet_tcp, got ${protocol}`);
+  if (!nvmet && protocol !== 'iscsi') throw configError('target_protocol', `target_helper ${helper} needs target_protocol iscsi, got ${protocol}`);
+  const prefix = readOption(cfg, o.prefix) ?? (nvmet ? DEFAULT_NVME_PREFIX : DEFAULT_ISCSI_PREFIX);
+  if (nvmet ? !/^nqn\./.test(prefix) : !/^(iqn\.|eui\.|naa\.)/.test(prefix)) {
+    throw configError('target_prefix', `${JSON.stringify(prefix)} does not start a valid ${nvmet ? 'NQN (nqn.)' : 'iSCSI name (iqn.)'}`);
   }
-  if (/\s/.test(prefix)) throw new InvalidInputError('target_prefix', 'must not contain white space');
-  const ipAddress = optString(cfg, 'target_ip_address', '127.0.0.1');
+  if (/\s/.test(prefix)) throw configError('target_prefix', 'must not contain white space');
+  const ipAddress = readOption(cfg, o.ipAddress);
   checkAddress('target_ip_address', ipAddress);
   const secondaryKey = cfg.target_secondary_ip_addresses !== undefined ? 'target_secondary_ip_addresses' : 'iscsi_secondary_ip_addresses';
-  const secondaryIpAddresses = optList(cfg, secondaryKey);
+  const secondaryIpAddresses = readOption(cfg, o.secondaryIpAddresses);
   for (const a of secondaryIpAddresses) checkAddress(secondaryKey, a);
-  if (new Set([ipAddress, ...secondaryIpAddresses]).size !== secondaryIpAddresses.length + 1) throw new InvalidInputError(secondaryKey, 'repeats an address');
-  const port = optInt(cfg, 'target_port', helper === 'nvmet' ? 4420 : 3260, 1, 65535);
-  const nvmetPortId = optInt(cfg, 'nvmet_port_id', 1, 1, 65535);
-  const nvmetNsId = optInt(cfg, 'nvmet_ns_id', 10, 1, 0xfffffffe);
-  const reportDiscard = optBool(cfg, 'report_discard_supported', false);
-  const tgtSocket = optString(cfg, 'tgt_ipc_socket', '/var/run/tgtd/socket.0');
-  if (!tgtSocket.startsWith('/')) throw new InvalidInputError('tgt_ipc_socket', 'must be an absolute path');
-  return { helper, protocol, prefix, ipAddress, secondaryIpAddresses, port, nvmetPortId, nvmetNsId, reportDiscard, tgtSocket };
+  if (new Set([ipAddress, ...secondaryIpAddresses]).size !== secondaryIpAddresses.length + 1) throw configError(secondaryKey, 'repeats an address');
+  const port = readOption(cfg, o.port) ?? (nvmet ? 4420 : 3260);
+  const tgtSocket = readOption(cfg, o.tgtSocket);
+  if (!tgtSocket.startsWith('/')) throw configError('tgt_ipc_socket', 'must be an absolute path');
+  const rest = { nvmetPortId: readOption(cfg, o.nvmetPortId), nvmetNsId: readOption(cfg, o.nvmetNsId), reportDiscard: readOption(cfg, o.reportDiscard) };
+  return { helper, protocol, prefix, ipAddress, secondaryIpAddresses, port, ...rest, tgtSocket };
 }
 
 /** `addr:port`, with IPv6 literals in brackets (Cinder's `sanitize_host`). */

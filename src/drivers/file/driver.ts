@@ -12,7 +12,7 @@
  * a backend that needs nothing but a directory and loop devices, so a newcomer can run every
  * flow on any Linux machine.
  *
- * Configuration keys: `pool_path` (directory, created when missing; default
+ * Configuration keys (declared in {@link FILE_OPTIONS}): `pool_path` (directory, created when missing; default
  * `<stateDir>/volumes`), `max_over_subscription_ratio` (default 1.0: a volume may not exceed
  * free space), `reserved_percentage` (default 0), `use_reflink` (default true), `multiattach`
  * (default false: when true the pool reports Cinder's `multiattach` capability, so a volume
@@ -23,12 +23,12 @@
  */
 import { mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join, basename, isAbsolute } from 'node:path';
-import { z } from 'zod';
 import { InvalidConfigError, InvalidInputError, InsufficientCapacityError, NotFoundError, BackendError } from '../../errors.js';
 import { attachLoop, detachLoop, loopsForFile, refreshLoopCapacity } from '../../host/loop.js';
-import { copySparse } from '../../host/copy.js';
+import { copyVolumeData } from '../../host/copy.js';
 import type { ConnectorProperties } from '../../initiator/properties.js';
 import type { ConnectionInfo, DriverContext, DriverSnapshot, DriverVolume, ModelUpdate, VolumeDriver, VolumeStats } from '../driver.js';
+import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
 import { registerDriver } from '../registry.js';
 
 const GiB = 1024 ** 3;
@@ -43,33 +43,32 @@ export interface FileDriverConfig {
   multiattach: boolean;
 }
 
-const configSchema = z
-  .object({
-    pool_path: z.string().min(1).refine(isAbsolute, 'must be an absolute path').optional(),
-    max_over_subscription_ratio: z.coerce.number().min(1).optional(),
-    reserved_percentage: z.coerce.number().min(0).max(100).optional(),
-    use_reflink: z.boolean().optional(),
-    multiattach: z.boolean().optional(),
-  })
-  .passthrough();
+/** The file driver's options. */
+export const FILE_OPT = {
+  poolPath: defineOption({ name: 'pool_path', type: 'string', defaultText: '`<state dir>/volumes`', help: 'Directory of the volume files (absolute; created, mode 0700, when missing).' }),
+  maxOverSubscriptionRatio: defineOption({ name: 'max_over_subscription_ratio', type: 'float', min: 1, default: 1, help: 'How far provisioned sizes may exceed the free space (1: not at all).' }),
+  reservedPercentage: defineOption({ name: 'reserved_percentage', type: 'float', min: 0, max: 100, default: 0, help: 'Percentage of the filesystem kept free.' }),
+  useReflink: defineOption({ name: 'use_reflink', type: 'bool', default: true, help: 'Copy snapshots and clones with a reflink where the filesystem can (btrfs, XFS).' }),
+  multiattach: defineOption({ name: 'multiattach', type: 'bool', default: false, help: 'Report the `multiattach` capability: a volume may be connected for several host names at once.' }),
+} as const;
+
+/** Every option of the `file` driver. */
+export const FILE_OPTIONS: readonly DriverOption[] = Object.values(FILE_OPT);
 
 /**
- * Validate the driver's options.
- * @throws {@link InvalidConfigError} naming the key, e.g. `pool_path: must be an absolute path`
+ * Validate the driver's options ({@link FILE_OPTIONS}).
+ * @throws {@link InvalidConfigError} naming the key, e.g. `invalid pool_path: must be an absolute path`
  */
 export function parseFileDriverConfig(config: Record<string, unknown>, ctx: Pick<DriverContext, 'stateDir'>): FileDriverConfig {
-  const r = configSchema.safeParse(config);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const key = issue.path.join('.') || 'config';
-    throw new InvalidConfigError(`invalid file backend option ${key}: ${issue.message}`, { field: key });
-  }
+  requireConfigObject(config);
+  const poolPath = readOption(config, FILE_OPT.poolPath);
+  if (poolPath !== undefined && !isAbsolute(poolPath)) throw configError('pool_path', 'must be an absolute path');
   return {
-    pool_path: r.data.pool_path ?? join(ctx.stateDir, 'volumes'),
-    max_over_subscription_ratio: r.data.max_over_subscription_ratio ?? 1,
-    reserved_percentage: r.data.reserved_percentage ?? 0,
-    use_reflink: r.data.use_reflink ?? true,
-    multiattach: r.data.multiattach ?? false,
+    pool_path: poolPath ?? join(ctx.stateDir, 'volumes'),
+    max_over_subscription_ratio: readOption(config, FILE_OPT.maxOverSubscriptionRatio),
+    reserved_percentage: readOption(config, FILE_OPT.reservedPercentage),
+    use_reflink: readOption(config, FILE_OPT.useReflink),
+    multiattach: readOption(config, FILE_OPT.multiattach),
   };
 }
 
@@ -163,15 +162,18 @@ export class FileDriver implements VolumeDriver {
     }
   }
 
+  /** Copy a volume or snapshot file this driver owns (reflink or extent copy, see {@link copyVolumeData}). */
   private async copy(src: string, dst: string, operation: string): Promise<void> {
+    let size: number;
     try {
-      await stat(src);
+      size = (await stat(src)).size;
     } catch {
       throw new NotFoundError('backing file', src);
     }
     await this.flushExport(src);
-    await copySparse(src, dst, {
-      reflink: this.config.use_reflink,
+    await copyVolumeData(this.ctx.host, src, dst, {
+      sizeBytes: size,
+      ownedFiles: { reflink: this.config.use_reflink },
       onProgress: (done, total) => this.ctx.onProgress?.(operation, done, total),
     });
     this.cachedStats = undefined;

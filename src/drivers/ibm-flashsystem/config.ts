@@ -20,7 +20,7 @@
  */
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
-import { InvalidConfigError } from '../../errors.js';
+import { configError, defineOption, pickOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
 import { sshFingerprint } from './ssh.js';
 import { validateObjectName } from './cli.js';
 
@@ -61,50 +61,55 @@ export interface FlashSystemConfig {
   lockTimeoutMs?: number;
 }
 
-function bad(key: string, problem: string): InvalidConfigError {
-  return new InvalidConfigError(`invalid ${key}: ${problem}`, { field: key });
-}
+const bad = configError;
 
-function present(raw: Record<string, unknown>, key: string): boolean {
-  const v = raw[key];
-  return v !== undefined && v !== null && v !== '';
-}
-
-function str(raw: Record<string, unknown>, key: string): string | undefined {
-  if (!present(raw, key)) return undefined;
-  const v = raw[key];
-  if (typeof v !== 'string') throw bad(key, 'must be a string');
-  return v;
-}
-
-function int(raw: Record<string, unknown>, key: string, dflt: number, min: number, max: number): number {
-  if (!present(raw, key)) return dflt;
-  const v = raw[key];
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw bad(key, `must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-function bool(raw: Record<string, unknown>, key: string, dflt: boolean): boolean {
-  if (!present(raw, key)) return dflt;
-  const v = raw[key];
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'string') {
-    if (/^(true|yes|on|1)$/i.test(v)) return true;
-    if (/^(false|no|off|0)$/i.test(v)) return false;
-  }
-  throw bad(key, 'must be true or false');
-}
-
-function size(raw: Record<string, unknown>, key: string, dflt: number): number {
-  if (!present(raw, key)) return dflt;
-  const v = raw[key];
-  const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^\s*(\d+)\s*([KMG]?)i?B?\s*$/i.exec(v) : null;
-  if (!m) throw bad(key, 'must be a size such as 1M, 4096K or 1048576');
+/** `volume_dd_blocksize`: `1M`, `4096K`, `1048576`... to bytes, a multiple of 512 from 512 to 64 MiB. */
+function blockSize(text: string): number {
+  const m = /^\s*(\d+)\s*([KMG]?)i?B?\s*$/i.exec(text);
+  if (!m) throw bad('volume_dd_blocksize', 'must be a size such as 1M, 4096K or 1048576');
   const n = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[(m[2] ?? '').toUpperCase()]!;
-  if (!Number.isInteger(n) || n < 512 || n > 64 * 1024 ** 2 || n % 512 !== 0) throw bad(key, 'must be a multiple of 512 bytes between 512 and 64M');
+  if (!Number.isInteger(n) || n < 512 || n > 64 * 1024 ** 2 || n % 512 !== 0) throw bad('volume_dd_blocksize', 'must be a multiple of 512 bytes between 512 and 64M');
   return n;
 }
+
+const int = (name: string, min: number, max: number, dflt: number, help: string) => defineOption({ name, type: 'int' as const, min, max, default: dflt, help });
+const bool = (name: string, dflt: boolean, help: string) => defineOption({ name, type: 'bool' as const, default: dflt, help });
+
+/** The FlashSystem driver's options (Cinder's names; the `flashsystem_*` extras are Brick's, see the module notes). */
+export const FLASHSYSTEM_OPT = {
+  sanIp: defineOption({ name: 'san_ip', type: 'string', required: true, help: 'Management IP or host name of the FlashSystem.' }),
+  sanSshPort: int('san_ssh_port', 1, 65535, 22, 'SSH port of the management address.'),
+  sanLogin: defineOption({ name: 'san_login', type: 'string', default: 'admin', help: 'SSH user.' }),
+  sanPassword: defineOption({ name: 'san_password', type: 'string', secret: true, help: 'SSH password (this or `san_private_key` is required).' }),
+  sanPrivateKey: defineOption({ name: 'san_private_key', type: 'string', secret: true, help: 'SSH private key: a file path or the key text.' }),
+  sanPrivateKeyPassphrase: defineOption({ name: 'san_private_key_passphrase', type: 'string', secret: true, help: 'Passphrase of the private key.' }),
+  sanSshHostKey: defineOption({ name: 'san_ssh_host_key', type: 'list', separator: /\n|,(?=\s*(?:ssh-|ecdsa-|SHA256:))/, default: [], help: 'Trusted host keys: OpenSSH public key lines or `SHA256:` fingerprints.' }),
+  sshHostsKeyFile: defineOption({ name: 'ssh_hosts_key_file', type: 'string', help: 'A known_hosts file naming the array\'s key.' }),
+  allowUnknownHostKey: bool('san_ssh_allow_unknown_host_key', false, 'Brick: accept any host key (tests only).'),
+  connectionProtocol: defineOption({ name: 'flashsystem_connection_protocol', type: 'enum', choices: ['iSCSI'], ignoreCase: true, default: 'iSCSI', help: 'Only iSCSI is supported.' }),
+  targetIpAddress: defineOption({ name: 'target_ip_address', aliases: ['iscsi_ip_address'], type: 'string', help: 'The iSCSI address to serve from (default: every configured port with the port id).' }),
+  targetPort: int('target_port', 1, 65535, 3260, 'iSCSI port of the portals.'),
+  iscsiPort: int('iscsi_port', 1, 65535, 3260, 'Older name of `target_port`.'),
+  pool: defineOption({ name: 'flashsystem_mdiskgrp', type: 'string', default: 'mdiskgrp0', help: 'Brick: the storage pool (Cinder hard-codes `mdiskgrp0`).' }),
+  copyMethod: defineOption({ name: 'flashsystem_copy_method', type: 'enum', choices: ['auto', 'flashcopy', 'host'], ignoreCase: true, default: 'auto', help: 'Brick: FlashCopy, the host-side copy, or FlashCopy when the array has it.' }),
+  minPool: int('ssh_min_pool_conn', 1, 64, 1, 'Fewest SSH connections kept.'),
+  maxPool: int('ssh_max_pool_conn', 1, 64, 5, 'Most SSH connections at once.'),
+  connTimeout: int('ssh_conn_timeout', 1, 3600, 30, 'SSH connect bound (seconds).'),
+  commandTimeout: int('ssh_command_timeout', 1, 86400, 60, 'Bound on one CLI command (seconds).'),
+  multiHostMap: bool('flashsystem_multihostmap_enabled', true, 'Allow mapping a volume to a second host.'),
+  ioGroup: int('flashsystem_iogrp', 0, 3, 0, 'Brick: I/O group of new vdisks (Cinder hard-codes 0).'),
+  reservedPercentage: int('reserved_percentage', 0, 100, 0, 'Reported in the stats.'),
+  useMultipath: bool('use_multipath_for_image_xfer', false, 'Attaches (and the host-side copy) use multipath.'),
+  copyRate: int('flashsystem_copy_rate', 1, 150, 100, 'Brick: FlashCopy background copy rate (100 = 64 MiB/s).'),
+  copyTimeout: int('flashsystem_copy_timeout', 1, 7 * 86400, 3600, 'Brick: bound on one copy (seconds).'),
+  ddBlockSize: defineOption({ name: 'volume_dd_blocksize', type: 'string', default: '1M', help: 'Block size of the host-side copy (`512` to `64M`).' }),
+  iscsiPortId: defineOption({ name: 'flashsystem_iscsi_portid', type: 'int', min: 0, max: 64, help: 'The `lsportip` id of the iSCSI port (only matched when given).' }),
+  lockTimeout: defineOption({ name: 'flashsystem_lock_timeout', type: 'int', min: 1, max: 7 * 86400, help: 'Brick: bound on a per-volume or per-host lock (seconds; default: the copy timeout plus a minute).' }),
+  volumeBackendName: defineOption({ name: 'volume_backend_name', type: 'string', help: 'Backend name reported in the stats.' }),
+} as const;
+
+/** Every option of the `ibm_flashsystem` driver. */
+export const FLASHSYSTEM_OPTIONS: readonly DriverOption[] = Object.values(FLASHSYSTEM_OPT);
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -148,44 +153,34 @@ function readPrivateKey(value: string): string {
   try {
     return readFileSync(value, 'utf8');
   } catch (err) {
-    // The value is a path here (key text was handled above), so naming it leaks nothing.
-    throw bad('san_private_key', `cannot read the key file ${JSON.stringify(value)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    // Name the value only when it looks like a path: mangled key text must not reach the message.
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    if (/^[~./][^\s]{0,1023}$/.test(value) && !value.includes('PRIVATE')) throw bad('san_private_key', `cannot read the key file ${JSON.stringify(value)}: ${code}`);
+    throw bad('san_private_key', `is neither private key text nor a readable key file (${code})`);
   }
 }
 
-/**
- * Validate a backend configuration (`volume_driver` and `volume_backend_name` may be present and
- * are ignored except the latter for stats).
- * @throws {@link InvalidConfigError} whose `field` is the offending key
- */
-export function parseFlashSystemConfig(raw: Record<string, unknown>): FlashSystemConfig {
-  const sanIp = str(raw, 'san_ip');
-  if (!sanIp) throw bad('san_ip', 'is required (the management IP or host name of the FlashSystem)');
-  if (!isIp(sanIp) && !HOSTNAME.test(sanIp)) throw bad('san_ip', `${JSON.stringify(sanIp)} is not an IP address or host name`);
-  const sanSshPort = int(raw, 'san_ssh_port', 22, 1, 65535);
-  const sanLogin = str(raw, 'san_login') ?? 'admin';
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$/.test(sanLogin)) throw bad('san_login', 'is not a valid user name');
-  const sanPassword = str(raw, 'san_password');
-  const keyValue = str(raw, 'san_private_key');
+/** The SSH credentials: a password and/or a usable private key (read from the file when a path). */
+function credentials(raw: Record<string, unknown>): Pick<FlashSystemConfig, 'sanPassword' | 'sanPrivateKey' | 'sanPrivateKeyPassphrase'> {
+  const o = FLASHSYSTEM_OPT;
+  const sanPassword = readOption(raw, o.sanPassword);
+  const keyValue = readOption(raw, o.sanPrivateKey);
   if (sanPassword === undefined && keyValue === undefined) throw bad('san_password', 'san_password or san_private_key must be set');
-  const sanPrivateKey = keyValue !== undefined ? readPrivateKey(keyValue) : undefined;
-  if (sanPrivateKey !== undefined) {
-    const passphrase = str(raw, 'san_private_key_passphrase');
-    const parsed = ssh2.utils.parseKey(sanPrivateKey, passphrase);
-    if (parsed instanceof Error) throw bad('san_private_key', 'is not a usable private key (wrong format or passphrase)');
+  const out: Pick<FlashSystemConfig, 'sanPassword' | 'sanPrivateKey' | 'sanPrivateKeyPassphrase'> = {};
+  if (sanPassword !== undefined) out.sanPassword = sanPassword;
+  const passphrase = readOption(raw, o.sanPrivateKeyPassphrase);
+  if (passphrase !== undefined) out.sanPrivateKeyPassphrase = passphrase;
+  if (keyValue !== undefined) {
+    out.sanPrivateKey = readPrivateKey(keyValue);
+    if (ssh2.utils.parseKey(out.sanPrivateKey, passphrase) instanceof Error) throw bad('san_private_key', 'is not a usable private key (wrong format or passphrase)');
   }
+  return out;
+}
 
-  const trusted: string[] = [];
-  const hk = raw.san_ssh_host_key;
-  if (present(raw, 'san_ssh_host_key')) {
-    const list = Array.isArray(hk) ? hk : typeof hk === 'string' ? hk.split(/\n|,(?=\s*(?:ssh-|ecdsa-|SHA256:))/) : null;
-    if (!list) throw bad('san_ssh_host_key', 'must be a string or a list of strings');
-    for (const k of list) {
-      if (typeof k !== 'string') throw bad('san_ssh_host_key', 'must be a string or a list of strings');
-      if (k.trim() !== '') trusted.push(hostKeyFingerprint(k, 'san_ssh_host_key'));
-    }
-  }
-  const khFile = str(raw, 'ssh_hosts_key_file');
+/** Fingerprints of the trusted host keys: `san_ssh_host_key` and the `ssh_hosts_key_file` entries for the array. */
+function trustedHostKeys(raw: Record<string, unknown>, sanIp: string, sanSshPort: number): string[] {
+  const trusted = readOption(raw, FLASHSYSTEM_OPT.sanSshHostKey).map((k) => hostKeyFingerprint(k, 'san_ssh_host_key'));
+  const khFile = readOption(raw, FLASHSYSTEM_OPT.sshHostsKeyFile);
   if (khFile !== undefined) {
     let text: string;
     try {
@@ -195,57 +190,74 @@ export function parseFlashSystemConfig(raw: Record<string, unknown>): FlashSyste
     }
     trusted.push(...knownHostsFingerprints(text, sanIp, sanSshPort, 'ssh_hosts_key_file'));
   }
-  const allowUnknownHostKey = bool(raw, 'san_ssh_allow_unknown_host_key', false);
+  return trusted;
+}
 
-  const protoRaw = str(raw, 'flashsystem_connection_protocol') ?? 'iSCSI';
-  if (protoRaw.toLowerCase() !== 'iscsi') throw bad('flashsystem_connection_protocol', `${JSON.stringify(protoRaw)} is not supported by this driver (only iSCSI)`);
+/** The iSCSI address and port: `target_ip_address` (or `iscsi_ip_address`) and `target_port` (or `iscsi_port`). */
+function iscsiTarget(raw: Record<string, unknown>): { targetIpAddress?: string; targetPort: number } {
+  const o = FLASHSYSTEM_OPT;
+  const picked = pickOption(raw, o.targetIpAddress);
+  const targetIp = readOption(raw, o.targetIpAddress);
+  if (targetIp !== undefined && !isIp(targetIp)) throw bad(picked!.key, `${JSON.stringify(targetIp)} is not an IP address`);
+  const targetPort = pickOption(raw, o.targetPort) ? readOption(raw, o.targetPort) : readOption(raw, o.iscsiPort);
+  return { ...(targetIp !== undefined ? { targetIpAddress: targetIp } : {}), targetPort };
+}
 
-  const targetIp = str(raw, 'target_ip_address') ?? str(raw, 'iscsi_ip_address');
-  if (targetIp !== undefined && !isIp(targetIp)) throw bad(present(raw, 'target_ip_address') ? 'target_ip_address' : 'iscsi_ip_address', `${JSON.stringify(targetIp)} is not an IP address`);
-  const targetPort = present(raw, 'target_port') ? int(raw, 'target_port', 3260, 1, 65535) : int(raw, 'iscsi_port', 3260, 1, 65535);
-
-  const pool = str(raw, 'flashsystem_mdiskgrp') ?? 'mdiskgrp0';
+function poolName(raw: Record<string, unknown>): string {
+  const pool = readOption(raw, FLASHSYSTEM_OPT.pool);
   try {
     validateObjectName('flashsystem_mdiskgrp', pool);
   } catch (err) {
     throw bad('flashsystem_mdiskgrp', (err as Error).message);
   }
-  const copyMethod = (str(raw, 'flashsystem_copy_method') ?? 'auto').toLowerCase();
-  if (copyMethod !== 'auto' && copyMethod !== 'flashcopy' && copyMethod !== 'host') throw bad('flashsystem_copy_method', 'must be auto, flashcopy or host');
+  return pool;
+}
 
-  const minPool = int(raw, 'ssh_min_pool_conn', 1, 1, 64);
-  const maxPool = int(raw, 'ssh_max_pool_conn', 5, 1, 64);
-  if (minPool > maxPool) throw bad('ssh_min_pool_conn', 'must not exceed ssh_max_pool_conn');
-
+/**
+ * Validate a backend configuration ({@link FLASHSYSTEM_OPTIONS}; `volume_driver` may be present
+ * and is ignored).
+ * @throws {@link InvalidConfigError} whose `field` is the offending key (secrets never appear in the message)
+ */
+export function parseFlashSystemConfig(raw: Record<string, unknown>): FlashSystemConfig {
+  requireConfigObject(raw);
+  const o = FLASHSYSTEM_OPT;
+  const sanIp = readOption(raw, o.sanIp);
+  if (!isIp(sanIp) && !HOSTNAME.test(sanIp)) throw bad('san_ip', `${JSON.stringify(sanIp)} is not an IP address or host name`);
+  const sanSshPort = readOption(raw, o.sanSshPort);
+  const sanLogin = readOption(raw, o.sanLogin);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$/.test(sanLogin)) throw bad('san_login', 'is not a valid user name');
+  const creds = credentials(raw);
+  const trustedHosts = trustedHostKeys(raw, sanIp, sanSshPort);
+  readOption(raw, o.connectionProtocol);
+  const maxPool = readOption(raw, o.maxPool);
+  if (readOption(raw, o.minPool) > maxPool) throw bad('ssh_min_pool_conn', 'must not exceed ssh_max_pool_conn');
   const cfg: FlashSystemConfig = {
     sanIp,
     sanSshPort,
     sanLogin,
-    trustedHostKeys: trusted,
-    allowUnknownHostKey,
-    connectTimeoutMs: int(raw, 'ssh_conn_timeout', 30, 1, 3600) * 1000,
-    commandTimeoutMs: int(raw, 'ssh_command_timeout', 60, 1, 86400) * 1000,
+    ...creds,
+    trustedHostKeys: trustedHosts,
+    allowUnknownHostKey: readOption(raw, o.allowUnknownHostKey),
+    connectTimeoutMs: readOption(raw, o.connTimeout) * 1000,
+    commandTimeoutMs: readOption(raw, o.commandTimeout) * 1000,
     maxPoolConnections: maxPool,
     protocol: 'iSCSI',
-    multiHostMapEnabled: bool(raw, 'flashsystem_multihostmap_enabled', true),
-    targetPort,
-    pool,
-    ioGroup: int(raw, 'flashsystem_iogrp', 0, 0, 3),
-    reservedPercentage: int(raw, 'reserved_percentage', 0, 0, 100),
-    useMultipath: bool(raw, 'use_multipath_for_image_xfer', false),
-    copyMethod,
-    copyRate: int(raw, 'flashsystem_copy_rate', 100, 1, 150),
-    copyTimeoutMs: int(raw, 'flashsystem_copy_timeout', 3600, 1, 7 * 86400) * 1000,
-    copyBlockSize: size(raw, 'volume_dd_blocksize', 1024 ** 2),
+    multiHostMapEnabled: readOption(raw, o.multiHostMap),
+    ...iscsiTarget(raw),
+    pool: poolName(raw),
+    ioGroup: readOption(raw, o.ioGroup),
+    reservedPercentage: readOption(raw, o.reservedPercentage),
+    useMultipath: readOption(raw, o.useMultipath),
+    copyMethod: readOption(raw, o.copyMethod),
+    copyRate: readOption(raw, o.copyRate),
+    copyTimeoutMs: readOption(raw, o.copyTimeout) * 1000,
+    copyBlockSize: blockSize(readOption(raw, o.ddBlockSize)),
   };
-  if (sanPassword !== undefined) cfg.sanPassword = sanPassword;
-  if (sanPrivateKey !== undefined) cfg.sanPrivateKey = sanPrivateKey;
-  const pp = str(raw, 'san_private_key_passphrase');
-  if (pp !== undefined) cfg.sanPrivateKeyPassphrase = pp;
-  if (present(raw, 'flashsystem_iscsi_portid')) cfg.iscsiPortId = int(raw, 'flashsystem_iscsi_portid', 0, 0, 64);
-  if (targetIp !== undefined) cfg.targetIpAddress = targetIp;
-  if (present(raw, 'flashsystem_lock_timeout')) cfg.lockTimeoutMs = int(raw, 'flashsystem_lock_timeout', 0, 1, 7 * 86400) * 1000;
-  const vbn = str(raw, 'volume_backend_name');
+  const portId = readOption(raw, o.iscsiPortId);
+  if (portId !== undefined) cfg.iscsiPortId = portId;
+  const lockTimeout = readOption(raw, o.lockTimeout);
+  if (lockTimeout !== undefined) cfg.lockTimeoutMs = lockTimeout * 1000;
+  const vbn = readOption(raw, o.volumeBackendName);
   if (vbn !== undefined) cfg.volumeBackendName = vbn;
   return cfg;
 }

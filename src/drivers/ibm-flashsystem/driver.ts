@@ -28,23 +28,15 @@
  *   file locks, finer grained) so concurrent attaches of one host never create two hosts or
  *   pick the same LUN.
  *
+ * The class delegates: `array.ts` runs the CLI and holds the set-up state and the locks,
+ * `host-mapping.ts` maps and unmaps (host objects, SCSI ids, connection properties), `copy.ts`
+ * fills new vdisks (FlashCopy or the host-side copy through the executor).
+ *
  * @module
  */
-import { randomInt } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import {
-  AlreadyExistsError,
-  BackendError,
-  BrickError,
-  InvalidConfigError,
-  InvalidInputError,
-  InvalidStateError,
-  NotFoundError,
-} from '../../errors.js';
-import type { Connector, DeviceInfo } from '../../initiator/connector.js';
+import { AlreadyExistsError, BackendError, BrickError, InvalidConfigError, InvalidInputError, InvalidStateError, NotFoundError } from '../../errors.js';
 import { connectorFor } from '../../initiator/factory.js';
 import { getConnectorProperties, type ConnectorProperties } from '../../initiator/properties.js';
-import { waitFor } from '../../host/retry.js';
 import type {
   ConnectionInfo,
   DriverContext,
@@ -55,50 +47,18 @@ import type {
   VolumeDriver,
   VolumeStats,
 } from '../driver.js';
-import {
-  attr,
-  cliError,
-  cmmvcCode,
-  hostNamePrefix,
-  MULTI_HOST_MAP_CODES,
-  NOT_FOUND_CODES,
-  parseConcise,
-  parseDetailed,
-  prefixOfHostName,
-  renderCommand,
-  v,
-  validateIqn,
-  validateObjectName,
-  type CliErrorContext,
-  type CliWord,
-  type DetailedView,
-} from './cli.js';
+import { FlashSystemArray, GIB, type FlashSystemNode } from './array.js';
+import { attr, cliError, cmmvcCode, hostNamePrefix, NOT_FOUND_CODES, parseConcise, parseDetailed, v, validateIqn, validateObjectName, type DetailedView } from './cli.js';
 import { parseFlashSystemConfig, type FlashSystemConfig } from './config.js';
-import { SshConnectionPool, type SshResult } from './ssh.js';
+import { FlashSystemCopier, type HostCopySeams } from './copy.js';
+import { FlashSystemHostMapper } from './host-mapping.js';
+import { SshConnectionPool } from './ssh.js';
+
+export type { FlashSystemNode } from './array.js';
+export type { HostCopySeams } from './copy.js';
 
 /** Driver version reported in stats (Cinder's `FlashSystemDriver.VERSION`). */
 export const FLASHSYSTEM_DRIVER_VERSION = '1.0.12';
-const GIB = 1024 ** 3;
-
-/** An online node with the iSCSI addresses found for it. */
-export interface FlashSystemNode {
-  id: string;
-  name: string;
-  ioGroupId: string;
-  iscsiName: string;
-  configNode: boolean;
-  ipv4: string[];
-  ipv6: string[];
-}
-
-/** Seams for the host-side copy (tests replace them; production uses the real host). */
-export interface HostCopySeams {
-  /** This host's connector properties (must carry `initiator`). */
-  connectorProperties(): Promise<ConnectorProperties>;
-  /** An iSCSI connector. */
-  connector(): Connector;
-}
-
 /** Extra construction options (tests). */
 export interface FlashSystemDriverOptions {
   hostCopy?: HostCopySeams;
@@ -115,11 +75,11 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   readonly config: FlashSystemConfig;
   private readonly ctx: DriverContext;
   private readonly ssh: SshConnectionPool;
-  private readonly hostCopy: HostCopySeams;
+  private readonly array: FlashSystemArray;
+  private readonly mapper: FlashSystemHostMapper;
+  private readonly copier: FlashSystemCopier;
   private systemName: string | undefined;
   private systemId: string | undefined;
-  private nodes: FlashSystemNode[] = [];
-  private flashCopy = false;
   private stats: VolumeStats | undefined;
 
   /** @throws {@link InvalidConfigError} naming the bad key */
@@ -141,10 +101,13 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
       maxConnections: c.maxPoolConnections,
       logger: ctx.host.logger,
     });
-    this.hostCopy = options.hostCopy ?? {
+    const hostCopy = options.hostCopy ?? {
       connectorProperties: () => getConnectorProperties({ hostRoot: ctx.host.hostRoot, multipath: c.useMultipath }),
       connector: () => connectorFor('ISCSI', { useMultipath: c.useMultipath, host: ctx.host }),
     };
+    this.array = new FlashSystemArray(c, ctx, this.ssh);
+    this.mapper = new FlashSystemHostMapper(this.array);
+    this.copier = new FlashSystemCopier(this.array, this.mapper, hostCopy, (connector) => this.validateConnector(connector));
   }
 
   /** Whether attaches for copies use multipath (`use_multipath_for_image_xfer`). */
@@ -154,80 +117,12 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
 
   /** The online nodes and their iSCSI addresses, as found by {@link doSetup}. */
   get nodeInfo(): readonly FlashSystemNode[] {
-    return this.nodes;
+    return this.array.nodes;
   }
 
   /** Whether snapshots and clones use FlashCopy (decided by {@link doSetup}). */
   get usesFlashCopy(): boolean {
-    return this.flashCopy;
-  }
-
-  // ---------------------------------------------------------------- CLI plumbing
-
-  private async runRaw(words: readonly CliWord[], timeoutMs?: number): Promise<SshResult & { line: string }> {
-    const line = renderCommand(words);
-    this.ctx.host.logger.debug({ command: line }, 'FlashSystem CLI');
-    const r = await this.ssh.run(line, timeoutMs !== undefined ? { timeoutMs } : {});
-    return { ...r, line };
-  }
-
-  /** Run a command that must succeed (exit 0, nothing on stderr); returns stdout. */
-  private async cli(words: readonly CliWord[], ctx: CliErrorContext = {}): Promise<string> {
-    const r = await this.runRaw(words);
-    if (r.exitCode !== 0 || r.stderr.trim() !== '') throw cliError(r.line, r.exitCode, r.stdout, r.stderr, ctx);
-    return r.stdout;
-  }
-
-  /** Run a command that must print nothing (Cinder's `_assert_ssh_return` for silent commands). */
-  private async cliSilent(words: readonly CliWord[], ctx: CliErrorContext = {}): Promise<void> {
-    const out = await this.cli(words, ctx);
-    if (out.trim() !== '') throw new BackendError(`unexpected output of ${renderCommand(words)}: ${out.trim().slice(0, 200)}`, { details: { command: renderCommand(words) } });
-  }
-
-  /** Run a create command whose stdout must say `..., id [N], successfully created`; returns N. */
-  private async cliCreate(words: readonly CliWord[], ctx: CliErrorContext = {}): Promise<string> {
-    const out = await this.cli(words, ctx);
-    const m = /id \[(\d+)\], successfully created/.exec(out);
-    if (!m) throw new BackendError(`unexpected output of ${renderCommand(words)}: ${out.trim().slice(0, 200)}`, { details: { command: renderCommand(words) } });
-    return m[1]!;
-  }
-
-  /** `lsvdisk -bytes` of one vdisk, or undefined when it does not exist (CMMVC5753E/5754E). */
-  private async lsvdisk(ref: string | number): Promise<DetailedView | undefined> {
-    const r = await this.runRaw(['svcinfo', 'lsvdisk', '-bytes', '-delim', '!', typeof ref === 'number' ? ref : v(ref)]);
-    if (r.exitCode === 0 && r.stderr.trim() === '') return parseDetailed(r.stdout);
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return undefined;
-    throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: String(ref) });
-  }
-
-  private async requireVdisk(name: string): Promise<DetailedView> {
-    const view = await this.lsvdisk(name);
-    if (!view) throw new NotFoundError('vdisk', name);
-    return view;
-  }
-
-  private capacityOf(view: DetailedView, name: string): number {
-    const c = attr(view, 'capacity');
-    if (c === undefined || !/^\d+$/.test(c)) throw new BackendError(`lsvdisk ${name} printed no capacity in bytes`);
-    return Number(c);
-  }
-
-  private lockName(kind: string, name: string): string {
-    return `flashsystem-${this.config.sanIp}-${kind}-${name}`;
-  }
-
-  private withVdiskLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('vdisk', name), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.copyTimeoutMs + 60_000 });
-  }
-
-  private withVdiskLocks<T>(names: string[], fn: () => Promise<T>): Promise<T> {
-    const sorted = [...new Set(names)].sort();
-    const step = (i: number): Promise<T> => (i >= sorted.length ? fn() : this.withVdiskLock(sorted[i]!, () => step(i + 1)));
-    return step(0);
-  }
-
-  private withHostLock<T>(prefix: string, fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('host', prefix), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.commandTimeoutMs * 10 });
+    return this.array.flashCopy;
   }
 
   // ---------------------------------------------------------------- set-up
@@ -239,7 +134,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
    * @throws {@link BackendError} / {@link InvalidConfigError} for an array that cannot serve (open access on, pool offline, no node, no iSCSI address)
    */
   async doSetup(): Promise<void> {
-    const sys = parseDetailed(await this.cli(['svcinfo', 'lssystem', '-delim', '!']));
+    const sys = parseDetailed(await this.array.cli(['svcinfo', 'lssystem', '-delim', '!']));
     this.systemName = attr(sys, 'name');
     this.systemId = attr(sys, 'id');
     const openAccess = attr(sys, 'open_access_enabled');
@@ -251,13 +146,13 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     await this.loadIscsiAddresses();
     await this.probeFlashCopy();
     this.ctx.host.logger.info(
-      { system: this.systemName, nodes: this.nodes.map((n) => ({ id: n.id, io_group: n.ioGroupId, ipv4: n.ipv4 })), flashcopy: this.flashCopy },
+      { system: this.systemName, nodes: this.array.nodes.map((n) => ({ id: n.id, io_group: n.ioGroupId, ipv4: n.ipv4 })), flashcopy: this.array.flashCopy },
       'FlashSystem backend set up',
     );
   }
 
   private async poolView(): Promise<DetailedView> {
-    const r = await this.runRaw(['svcinfo', 'lsmdiskgrp', '-bytes', '-delim', '!', v(this.config.pool)]);
+    const r = await this.array.runRaw(['svcinfo', 'lsmdiskgrp', '-bytes', '-delim', '!', v(this.config.pool)]);
     if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) {
       throw new InvalidConfigError(`invalid flashsystem_mdiskgrp: pool ${this.config.pool} does not exist on the array`, { field: 'flashsystem_mdiskgrp' });
     }
@@ -271,19 +166,19 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   }
 
   private async loadNodes(): Promise<void> {
-    const rows = parseConcise(await this.cli(['svcinfo', 'lsnode', '-delim', '!']), 'lsnode', ['id', 'name', 'IO_group_id', 'status', 'iscsi_name', 'config_node']);
-    this.nodes = rows
+    const rows = parseConcise(await this.array.cli(['svcinfo', 'lsnode', '-delim', '!']), 'lsnode', ['id', 'name', 'IO_group_id', 'status', 'iscsi_name', 'config_node']);
+    this.array.nodes = rows
       .filter((r) => r.status === 'online')
       .map((r) => ({ id: r.id!, name: r.name!, ioGroupId: r.IO_group_id!, iscsiName: r.iscsi_name!, configNode: r.config_node === 'yes', ipv4: [], ipv6: [] }));
-    if (this.nodes.length === 0) throw new BackendError('FlashSystem reports no online node');
+    if (this.array.nodes.length === 0) throw new BackendError('FlashSystem reports no online node');
   }
 
   private async loadIscsiAddresses(): Promise<void> {
     const c = this.config;
-    const rows = parseConcise(await this.cli(['svcinfo', 'lsportip', '-delim', '!']), 'lsportip', ['id', 'IP_address', 'IP_address_6', 'state', 'speed']);
-    const configNode = this.nodes.find((n) => n.configNode);
+    const rows = parseConcise(await this.array.cli(['svcinfo', 'lsportip', '-delim', '!']), 'lsportip', ['id', 'IP_address', 'IP_address_6', 'state', 'speed']);
+    const configNode = this.array.nodes.find((n) => n.configNode);
     const usable = (r: Record<string, string>): boolean => (r.state === 'configured' || r.state === 'online') && r.speed !== 'NONE' && r.failover !== 'yes';
-    const ownerOf = (r: Record<string, string>): FlashSystemNode | undefined => (r.node_id !== undefined ? this.nodes.find((n) => n.id === r.node_id) : configNode);
+    const ownerOf = (r: Record<string, string>): FlashSystemNode | undefined => (r.node_id !== undefined ? this.array.nodes.find((n) => n.id === r.node_id) : configNode);
     const portMatches = (r: Record<string, string>): boolean => c.iscsiPortId === undefined || r.id === String(c.iscsiPortId);
     let portId = c.iscsiPortId !== undefined ? String(c.iscsiPortId) : undefined;
     if (c.targetIpAddress !== undefined) {
@@ -309,19 +204,19 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
       if (r.IP_address && !owner.ipv4.includes(r.IP_address)) owner.ipv4.push(r.IP_address);
       if (r.IP_address_6 && !owner.ipv6.includes(r.IP_address_6)) owner.ipv6.push(r.IP_address_6);
     }
-    if (!this.nodes.some((n) => n.ipv4.length > 0 || n.ipv6.length > 0)) {
+    if (!this.array.nodes.some((n) => n.ipv4.length > 0 || n.ipv6.length > 0)) {
       throw new BackendError(`no iSCSI IP address found on the array${portId !== undefined ? ` for port id ${portId}` : ''}; check target_ip_address and flashsystem_iscsi_portid`);
     }
   }
 
   private async probeFlashCopy(): Promise<void> {
     if (this.config.copyMethod === 'host') {
-      this.flashCopy = false;
+      this.array.flashCopy = false;
       return;
     }
-    const r = await this.runRaw(['svcinfo', 'lsfcmap', '-delim', '!']);
-    this.flashCopy = r.exitCode === 0 && r.stderr.trim() === '';
-    if (!this.flashCopy && this.config.copyMethod === 'flashcopy') {
+    const r = await this.array.runRaw(['svcinfo', 'lsfcmap', '-delim', '!']);
+    this.array.flashCopy = r.exitCode === 0 && r.stderr.trim() === '';
+    if (!this.array.flashCopy && this.config.copyMethod === 'flashcopy') {
       throw new InvalidConfigError(`invalid flashsystem_copy_method: the array does not offer FlashCopy (${r.stderr.trim().slice(0, 120)})`, { field: 'flashsystem_copy_method' });
     }
   }
@@ -332,7 +227,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
    */
   async checkForSetupError(): Promise<void> {
     if (!this.systemName || !this.systemId) throw new InvalidStateError('FlashSystem driver is not set up: the system name and id are unknown (run doSetup)');
-    if (!this.nodes.some((n) => n.ipv4.length > 0 || n.ipv6.length > 0)) throw new InvalidStateError('FlashSystem driver has no node with an iSCSI address');
+    if (!this.array.nodes.some((n) => n.ipv4.length > 0 || n.ipv6.length > 0)) throw new InvalidStateError('FlashSystem driver has no node with an iSCSI address');
   }
 
   // ---------------------------------------------------------------- volumes
@@ -351,42 +246,14 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   async createVolume(volume: DriverVolume): Promise<ModelUpdate | void> {
     const name = this.volumeName(volume);
     const size = FlashSystemIscsiDriver.gib('volume.size', volume.size);
-    const id = await this.withVdiskLock(name, () => this.mkvdisk(name, size, 'gb'));
+    const id = await this.array.withVdiskLock(name, () => this.array.mkvdisk(name, size, 'gb'));
     return { provider_id: id };
-  }
-
-  private mkvdisk(name: string, size: number, unit: 'gb' | 'b'): Promise<string> {
-    return this.cliCreate(['svctask', 'mkvdisk', '-name', v(name), '-mdiskgrp', v(this.config.pool), '-iogrp', this.config.ioGroup, '-size', size, '-unit', unit], { kind: 'vdisk', id: name });
   }
 
   /** `rmvdisk`; a vdisk that does not exist counts as deleted. Removes a leftover FlashCopy mapping that targets it. */
   async deleteVolume(volume: DriverVolume): Promise<void> {
     const name = this.volumeName(volume);
-    await this.withVdiskLock(name, () => this.rmvdisk(name));
-  }
-
-  private async rmvdisk(name: string): Promise<void> {
-    const view = await this.lsvdisk(name);
-    if (!view) {
-      this.ctx.host.logger.warn({ vdisk: name }, 'vdisk to delete does not exist; treating it as deleted');
-      return;
-    }
-    if (Number(attr(view, 'fc_map_count') ?? '0') > 0 && this.flashCopy) await this.removeTargetFcMaps(name);
-    const r = await this.runRaw(['svctask', 'rmvdisk', v(name)]);
-    if (r.exitCode === 0 && r.stderr.trim() === '') {
-      if (r.stdout.trim() !== '') throw new BackendError(`unexpected output of rmvdisk ${name}: ${r.stdout.trim().slice(0, 200)}`);
-      return;
-    }
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return; // deleted meanwhile
-    throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: name });
-  }
-
-  private async removeTargetFcMaps(name: string): Promise<void> {
-    const rows = parseConcise(await this.cli(['svcinfo', 'lsfcmap', '-delim', '!']), 'lsfcmap', ['id', 'target_vdisk_name']);
-    for (const row of rows.filter((r) => r.target_vdisk_name === name)) {
-      await this.runRaw(['svctask', 'stopfcmap', '-force', Number(row.id)]);
-      await this.runRaw(['svctask', 'rmfcmap', '-force', Number(row.id)]);
-    }
+    await this.array.withVdiskLock(name, () => this.array.rmvdisk(name));
   }
 
   /**
@@ -397,12 +264,12 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   async extendVolume(volume: DriverVolume, newSize: number): Promise<void> {
     const name = this.volumeName(volume);
     const size = FlashSystemIscsiDriver.gib('new_size', newSize);
-    await this.withVdiskLock(name, async () => {
-      const capacity = this.capacityOf(await this.requireVdisk(name), name);
+    await this.array.withVdiskLock(name, async () => {
+      const capacity = this.array.capacityOf(await this.array.requireVdisk(name), name);
       const delta = size * GIB - capacity;
       if (delta < 0) throw new InvalidInputError('new_size', `${size} GiB is smaller than the volume's current ${(capacity / GIB).toFixed(2)} GiB`);
       if (delta === 0) return;
-      await this.cliSilent(['svctask', 'expandvdisksize', '-size', delta, '-unit', 'b', v(name)], { kind: 'vdisk', id: name });
+      await this.array.expandVdisk(name, delta);
     });
   }
 
@@ -413,14 +280,14 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     if (!snapshot) throw new InvalidInputError('snapshot', 'is required');
     const snapName = validateObjectName('snapshot.name', snapshot.name);
     const source = this.volumeName(snapshot.volume, 'snapshot.volume.name');
-    const id = await this.copyToNew(source, snapName, undefined);
+    const id = await this.copier.copyToNew(source, snapName, undefined);
     return { provider_id: id };
   }
 
   /** `rmvdisk` of the snapshot's vdisk; a snapshot already gone counts as deleted. */
   async deleteSnapshot(snapshot: DriverSnapshot): Promise<void> {
     const name = validateObjectName('snapshot.name', snapshot?.name);
-    await this.withVdiskLock(name, () => this.rmvdisk(name));
+    await this.array.withVdiskLock(name, () => this.array.rmvdisk(name));
   }
 
   /**
@@ -434,7 +301,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     if (typeof snapshot.volume_size === 'number' && size < snapshot.volume_size) {
       throw new InvalidInputError('volume.size', `${size} GiB is smaller than the snapshot's ${snapshot.volume_size} GiB`);
     }
-    const id = await this.copyToNew(snapName, name, size);
+    const id = await this.copier.copyToNew(snapName, name, size);
     return { provider_id: id };
   }
 
@@ -447,132 +314,8 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     const size = FlashSystemIscsiDriver.gib('volume.size', volume.size);
     const src = this.volumeName(source, 'source.name');
     if (typeof source.size === 'number' && source.size > size) throw new InvalidInputError('volume.size', `${size} GiB is smaller than the source's ${source.size} GiB`);
-    const id = await this.copyToNew(src, name, size);
+    const id = await this.copier.copyToNew(src, name, size);
     return { provider_id: id };
-  }
-
-  /**
-   * Create vdisk `target` with `source`'s byte capacity, copy the data, then grow it to
-   * `sizeGib` when given. On any failure the new vdisk is deleted again.
-   */
-  private async copyToNew(source: string, target: string, sizeGib: number | undefined): Promise<string> {
-    return this.withVdiskLocks([source, target], async () => {
-      const capacity = this.capacityOf(await this.requireVdisk(source), source);
-      if (sizeGib !== undefined && sizeGib * GIB < capacity) throw new InvalidInputError('volume.size', `${sizeGib} GiB is smaller than ${source} (${capacity} bytes)`);
-      const id = await this.mkvdisk(target, capacity, 'b');
-      try {
-        if (this.flashCopy) await this.flashCopyData(source, target, capacity);
-        else await this.hostCopyData(source, target, capacity);
-        if (sizeGib !== undefined && sizeGib * GIB > capacity) {
-          await this.cliSilent(['svctask', 'expandvdisksize', '-size', sizeGib * GIB - capacity, '-unit', 'b', v(target)], { kind: 'vdisk', id: target });
-        }
-      } catch (err) {
-        try {
-          await this.rmvdisk(target);
-        } catch (cleanupErr) {
-          this.ctx.host.logger.error({ vdisk: target, err: (cleanupErr as Error).message }, 'could not delete the vdisk of a failed copy');
-        }
-        throw err;
-      }
-      return id;
-    });
-  }
-
-  private async flashCopyData(source: string, target: string, capacity: number): Promise<void> {
-    const mapName = `brick-fc-${target}`.slice(0, 63);
-    const id = await this.cliCreate(
-      ['svctask', 'mkfcmap', '-source', v(source), '-target', v(target), '-name', v(mapName), '-copyrate', this.config.copyRate, '-autodelete'],
-      { kind: 'FlashCopy mapping', id: mapName },
-    );
-    try {
-      await this.cliSilent(['svctask', 'startfcmap', '-prep', Number(id)], { kind: 'FlashCopy mapping', id });
-      this.ctx.onProgress?.('copy', 0, capacity);
-      await waitFor(
-        async () => {
-          const r = await this.runRaw(['svcinfo', 'lsfcmap', '-delim', '!', v(mapName)]);
-          if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return true; // copied and auto-deleted
-          if (r.exitCode !== 0 || r.stderr.trim() !== '') throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'FlashCopy mapping', id: mapName });
-          const view = parseDetailed(r.stdout);
-          const status = attr(view, 'status');
-          const progress = Number(attr(view, 'progress') ?? '0');
-          this.ctx.onProgress?.('copy', Math.floor((capacity * progress) / 100), capacity);
-          if (status === 'idle_or_copied' && progress >= 100) return true;
-          if (status !== 'copying' && status !== 'preparing' && status !== 'prepared') {
-            throw new BackendError(`FlashCopy mapping ${mapName} from ${source} to ${target} is ${status ?? 'in an unknown state'} at ${progress}%`);
-          }
-          return false;
-        },
-        { timeoutMs: this.config.copyTimeoutMs, intervalMs: 50, maxIntervalMs: 2000, description: `FlashCopy of ${source} to ${target}` },
-      );
-      this.ctx.onProgress?.('copy', capacity, capacity);
-      // Without -autodelete support the mapping stays: remove it.
-      const left = await this.runRaw(['svcinfo', 'lsfcmap', '-delim', '!', v(mapName)]);
-      if (left.exitCode === 0 && left.stderr.trim() === '') await this.runRaw(['svctask', 'rmfcmap', '-force', v(mapName)]);
-    } catch (err) {
-      await this.runRaw(['svctask', 'stopfcmap', '-force', v(mapName)]).catch(() => undefined);
-      await this.runRaw(['svctask', 'rmfcmap', '-force', v(mapName)]).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /**
-   * Cinder's `_copy_vdisk_data`: map both vdisks to this host, attach them with the iSCSI
-   * connector, copy `capacity` bytes with progress, then detach and unmap what this call mapped.
-   */
-  private async hostCopyData(source: string, target: string, capacity: number): Promise<void> {
-    const props = await this.hostCopy.connectorProperties();
-    this.validateConnector(props);
-    const connector = this.hostCopy.connector();
-    const attached: { vdisk: string; mappedHere: boolean; info?: ConnectionInfo; device?: DeviceInfo }[] = [];
-    try {
-      for (const vdisk of [source, target]) {
-        const entry: (typeof attached)[number] = { vdisk, mappedHere: false };
-        attached.push(entry);
-        const mapping = await this.mapVdisk(vdisk, props);
-        entry.mappedHere = mapping.created;
-        entry.info = await this.connectionInfo(vdisk, mapping.lun, vdisk);
-        entry.device = await connector.connectVolume(entry.info.data);
-      }
-      await this.copyDevice(attached[0]!.device!.path, attached[1]!.device!.path, capacity);
-    } finally {
-      for (const entry of attached.reverse()) {
-        try {
-          if (entry.device && entry.info) await connector.disconnectVolume(entry.info.data, entry.device, {});
-          if (entry.mappedHere) await this.unmapVdisk(entry.vdisk, props);
-        } catch (err) {
-          this.ctx.host.logger.error({ vdisk: entry.vdisk, err: (err as Error).message }, 'cleanup after a host-side copy failed');
-        }
-      }
-    }
-  }
-
-  private async copyDevice(from: string, to: string, total: number): Promise<void> {
-    const src = await open(from, 'r');
-    try {
-      const dst = await open(to, 'r+');
-      try {
-        const buf = Buffer.alloc(Math.min(this.config.copyBlockSize, Math.max(512, total)));
-        let done = 0;
-        this.ctx.onProgress?.('copy', 0, total);
-        while (done < total) {
-          const want = Math.min(buf.length, total - done);
-          const { bytesRead } = await src.read(buf, 0, want, done);
-          if (bytesRead === 0) throw new BackendError(`host-side copy: ${from} ended at ${done} of ${total} bytes`);
-          let off = 0;
-          while (off < bytesRead) {
-            const { bytesWritten } = await dst.write(buf, off, bytesRead - off, done + off);
-            off += bytesWritten;
-          }
-          done += bytesRead;
-          this.ctx.onProgress?.('copy', done, total);
-        }
-        await dst.datasync();
-      } finally {
-        await dst.close();
-      }
-    } finally {
-      await src.close();
-    }
   }
 
   // ---------------------------------------------------------------- exports (no-ops, as SanDriver)
@@ -610,13 +353,13 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   async initializeConnection(volume: DriverVolume, connector: ConnectorProperties): Promise<ConnectionInfo> {
     const name = this.volumeName(volume);
     this.validateConnector(connector);
-    return this.withVdiskLock(name, async () => {
-      const view = await this.requireVdisk(name);
-      const mapping = await this.mapVdisk(name, connector);
+    return this.array.withVdiskLock(name, async () => {
+      const view = await this.array.requireVdisk(name);
+      const mapping = await this.mapper.mapVdisk(name, connector);
       try {
-        return await this.connectionInfo(name, mapping.lun, volume.id, view);
+        return await this.mapper.connectionInfo(name, mapping.lun, volume.id, view);
       } catch (err) {
-        if (mapping.created) await this.unmapVdisk(name, connector).catch(() => undefined);
+        if (mapping.created) await this.mapper.unmapVdisk(name, connector).catch(() => undefined);
         throw err;
       }
     });
@@ -630,220 +373,17 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
   async terminateConnection(volume: DriverVolume, connector: ConnectorProperties | null, _options: TerminateOptions = {}): Promise<void> {
     const name = this.volumeName(volume);
     if (connector !== null && connector !== undefined) this.validateConnector(connector);
-    await this.withVdiskLock(name, async () => {
-      if (!(await this.lsvdisk(name))) {
+    await this.array.withVdiskLock(name, async () => {
+      if (!(await this.array.lsvdisk(name))) {
         this.ctx.host.logger.warn({ vdisk: name }, 'terminate connection: vdisk does not exist');
         return;
       }
       if (connector) {
-        await this.unmapVdisk(name, connector);
+        await this.mapper.unmapVdisk(name, connector);
         return;
       }
-      for (const row of await this.vdiskMappings(name)) {
-        const host = row.host_name!;
-        await this.withHostLock(prefixOfHostName(host), async () => {
-          await this.rmvdiskhostmap(host, name);
-          await this.removeHostIfUnused(host);
-        });
-      }
+      await this.mapper.unmapAll(name);
     });
-  }
-
-  private async vdiskMappings(name: string): Promise<Record<string, string>[]> {
-    const r = await this.runRaw(['svcinfo', 'lsvdiskhostmap', '-delim', '!', v(name)]);
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return [];
-    if (r.exitCode !== 0 || r.stderr.trim() !== '') throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: name });
-    return parseConcise(r.stdout, 'lsvdiskhostmap', ['host_name', 'SCSI_id']);
-  }
-
-  private async hostMappings(host: string): Promise<Record<string, string>[] | undefined> {
-    const r = await this.runRaw(['svcinfo', 'lshostvdiskmap', '-delim', '!', v(host)]);
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return undefined;
-    if (r.exitCode !== 0 || r.stderr.trim() !== '') throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'host', id: host });
-    return parseConcise(r.stdout, 'lshostvdiskmap', ['vdisk_name', 'SCSI_id']);
-  }
-
-  private async hostIqns(host: string): Promise<string[] | undefined> {
-    const r = await this.runRaw(['svcinfo', 'lshost', '-delim', '!', v(host)]);
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return undefined;
-    if (r.exitCode !== 0 || r.stderr.trim() !== '') throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'host', id: host });
-    return parseDetailed(r.stdout).get('iscsi_name') ?? [];
-  }
-
-  private async hostNames(): Promise<string[]> {
-    const rows = parseConcise(await this.cli(['svcinfo', 'lshost', '-delim', '!']), 'lshost', ['name']);
-    return rows.map((r) => r.name!);
-  }
-
-  private static sameIqn(a: string, b: string): boolean {
-    return a.toLowerCase() === b.toLowerCase();
-  }
-
-  /**
-   * The host object for a connector: among the hosts whose name prefix (before the last `-`)
-   * is the connector host's sanitized prefix (or its raw name, for hosts made by Cinder), the
-   * one that has the connector's IQN. Every candidate is checked, not only the first.
-   */
-  private async findHost(connector: ConnectorProperties): Promise<string | undefined> {
-    const prefix = hostNamePrefix(connector.host);
-    const raw = String(connector.host);
-    for (const name of await this.hostNames()) {
-      const p = prefixOfHostName(name);
-      if (p !== prefix && p !== raw) continue;
-      const iqns = await this.hostIqns(name);
-      if (iqns?.some((q) => FlashSystemIscsiDriver.sameIqn(q, connector.initiator!))) return name;
-    }
-    return undefined;
-  }
-
-  /** The host that carries `iqn`, whatever its name (slow path: one `lshost` per host). */
-  private async findHostByIqn(iqn: string): Promise<string | undefined> {
-    for (const name of await this.hostNames()) {
-      const iqns = await this.hostIqns(name);
-      if (iqns?.some((q) => FlashSystemIscsiDriver.sameIqn(q, iqn))) return name;
-    }
-    return undefined;
-  }
-
-  private async createHost(connector: ConnectorProperties): Promise<string> {
-    const prefix = hostNamePrefix(connector.host);
-    for (let attempt = 1; ; attempt++) {
-      const name = `${prefix}-${String(randomInt(0, 100_000_000)).padStart(8, '0')}`;
-      const r = await this.runRaw(['svctask', 'mkhost', '-force', '-iscsiname', v(connector.initiator!), '-name', v(name)]);
-      if (r.exitCode === 0 && r.stderr.trim() === '') {
-        if (!/successfully created/.test(r.stdout)) throw new BackendError(`unexpected output of mkhost ${name}: ${r.stdout.trim().slice(0, 200)}`);
-        this.ctx.host.logger.info({ host: name, initiator: connector.initiator }, 'created FlashSystem host');
-        return name;
-      }
-      const code = cmmvcCode(r.stderr);
-      if (code === 'CMMVC6581E') {
-        // The IQN is already on a host with another name (made by another tool): use that host.
-        const existing = await this.findHostByIqn(connector.initiator!);
-        if (existing) return existing;
-      }
-      if (code === 'CMMVC6035E' && attempt < 5) continue; // random suffix collided
-      throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'host', id: name });
-    }
-  }
-
-  /**
-   * Map `vdisk` to the connector's host (under the host lock): find or create the host, reuse an
-   * existing mapping's LUN, else map at the lowest free SCSI id >= 1.
-   */
-  private async mapVdisk(vdisk: string, connector: ConnectorProperties): Promise<{ host: string; lun: number; created: boolean }> {
-    const prefix = hostNamePrefix(connector.host);
-    return this.withHostLock(prefix, async () => {
-      const found = await this.findHost(connector);
-      const host = found ?? (await this.createHost(connector));
-      try {
-        return await this.mapToHost(vdisk, host);
-      } catch (err) {
-        // Do not leave behind a host this call created for a mapping that failed.
-        if (!found) await this.removeHostIfUnused(host).catch(() => undefined);
-        throw err;
-      }
-    });
-  }
-
-  private async mapToHost(vdisk: string, host: string): Promise<{ host: string; lun: number; created: boolean }> {
-    for (let attempt = 1; ; attempt++) {
-      const maps = (await this.hostMappings(host)) ?? [];
-      const existing = maps.find((m) => m.vdisk_name === vdisk);
-      if (existing) return { host, lun: Number(existing.SCSI_id), created: false };
-      const used = new Set(maps.map((m) => Number(m.SCSI_id)));
-      let lun = 1;
-      while (used.has(lun)) lun++;
-      const args: CliWord[] = ['-host', v(host), '-scsi', lun, v(vdisk)];
-      let r = await this.runRaw(['svctask', 'mkvdiskhostmap', ...args]);
-      const code = cmmvcCode(r.stderr);
-      if (code && MULTI_HOST_MAP_CODES.has(code)) {
-        if (!this.config.multiHostMapEnabled) {
-          throw new InvalidStateError(`vdisk ${vdisk} is already mapped to another host and flashsystem_multihostmap_enabled is false: refusing a multi-host map`, {
-            details: { cmmvc: code, vdisk, host },
-          });
-        }
-        this.ctx.host.logger.info({ vdisk, host }, 'vdisk is mapped to another host; mapping with -force (multi-host map)');
-        r = await this.runRaw(['svctask', 'mkvdiskhostmap', '-force', ...args]);
-      }
-      if (r.exitCode === 0 && r.stderr.trim() === '') {
-        if (!/successfully created/.test(r.stdout)) throw new BackendError(`unexpected output of mkvdiskhostmap ${vdisk}: ${r.stdout.trim().slice(0, 200)}`);
-        return { host, lun, created: true };
-      }
-      // The LUN was taken meanwhile by a mapper outside this lock: choose again.
-      if (cmmvcCode(r.stderr) === 'CMMVC5879E' && attempt < 3) continue;
-      throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk', id: vdisk });
-    }
-  }
-
-  private async rmvdiskhostmap(host: string, vdisk: string): Promise<void> {
-    const r = await this.runRaw(['svctask', 'rmvdiskhostmap', '-host', v(host), v(vdisk)]);
-    if (r.exitCode === 0 && r.stderr.trim() === '') return;
-    if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return; // already unmapped
-    throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk-to-host mapping', id: `${vdisk} -> ${host}` });
-  }
-
-  private async removeHostIfUnused(host: string): Promise<void> {
-    const maps = await this.hostMappings(host);
-    if (maps === undefined || maps.length > 0) return;
-    const r = await this.runRaw(['svctask', 'rmhost', v(host)]);
-    if (r.exitCode === 0 && r.stderr.trim() === '') {
-      this.ctx.host.logger.info({ host }, 'deleted FlashSystem host with no mappings left');
-      return;
-    }
-    const code = cmmvcCode(r.stderr);
-    if (code === 'CMMVC5871E' || (code && NOT_FOUND_CODES.has(code))) return; // mapped again meanwhile, or gone
-    throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'host', id: host });
-  }
-
-  /** Unmap `vdisk` from the host holding the connector's IQN; then delete that host (and a leftover empty host of this connector) if unused. */
-  private async unmapVdisk(vdisk: string, connector: ConnectorProperties): Promise<void> {
-    const prefix = hostNamePrefix(connector.host);
-    await this.withHostLock(prefix, async () => {
-      let host: string | undefined;
-      for (const row of await this.vdiskMappings(vdisk)) {
-        const iqns = await this.hostIqns(row.host_name!);
-        if (iqns?.some((q) => FlashSystemIscsiDriver.sameIqn(q, connector.initiator!))) {
-          host = row.host_name!;
-          break;
-        }
-      }
-      if (host) {
-        await this.rmvdiskhostmap(host, vdisk);
-      } else {
-        this.ctx.host.logger.warn({ vdisk, initiator: connector.initiator }, 'terminate connection: vdisk is not mapped to this initiator');
-        host = await this.findHost(connector);
-      }
-      if (host) await this.removeHostIfUnused(host);
-    });
-  }
-
-  /**
-   * Connection properties for `vdisk` mapped at `lun`: the preferred node of the volume's I/O
-   * group first (Cinder picked node 0 or the first node of I/O group 0), then the group's other
-   * nodes with iSCSI addresses as extra portals.
-   */
-  private async connectionInfo(vdisk: string, lun: number, volumeId: string, view?: DetailedView): Promise<ConnectionInfo> {
-    const info = view ?? (await this.requireVdisk(vdisk));
-    const group = attr(info, 'IO_group_id') ?? String(this.config.ioGroup);
-    const preferred = attr(info, 'preferred_node_id');
-    const candidates = this.nodes.filter((n) => n.ioGroupId === group && (n.ipv4.length > 0 || (n.ipv6.length > 0 && n.iscsiName)));
-    if (candidates.length === 0) throw new BackendError(`no node with an iSCSI address in I/O group ${group} of vdisk ${vdisk}`);
-    candidates.sort((a, b) => Number(b.id === preferred) - Number(a.id === preferred) || Number(a.id) - Number(b.id));
-    const portal = (n: FlashSystemNode): string => (n.ipv4.length > 0 ? `${n.ipv4[0]}:${this.config.targetPort}` : `[${n.ipv6[0]}]:${this.config.targetPort}`);
-    const first = candidates[0]!;
-    const data: Record<string, unknown> = {
-      target_discovered: false,
-      target_portal: portal(first),
-      target_iqn: first.iscsiName,
-      target_lun: lun,
-      volume_id: volumeId,
-    };
-    if (candidates.length > 1) {
-      data.target_portals = candidates.map(portal);
-      data.target_iqns = candidates.map((n) => n.iscsiName);
-      data.target_luns = candidates.map(() => lun);
-    }
-    return { driver_volume_type: 'iscsi', data };
   }
 
   // ---------------------------------------------------------------- stats and manage
@@ -874,7 +414,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
       thin_provisioning_support: false,
       thick_provisioning_support: true,
       location_info: `FlashSystemDriver:${this.systemId}:${this.config.pool}`,
-      flashcopy_support: this.flashCopy,
+      flashcopy_support: this.array.flashCopy,
     };
     return this.stats;
   }
@@ -887,12 +427,12 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     let label: string;
     if (byName !== undefined && byName !== null && byName !== '') {
       label = validateObjectName('existing_ref.source-name', byName);
-      view = await this.lsvdisk(label);
+      view = await this.array.lsvdisk(label);
     } else if (byId !== undefined && byId !== null && byId !== '') {
       const id = typeof byId === 'number' ? byId : typeof byId === 'string' && /^\d+$/.test(byId) ? Number(byId) : NaN;
       if (!Number.isSafeInteger(id) || id < 0) throw new InvalidInputError('existing_ref.source-id', 'must be a vdisk id (a non-negative integer)');
       label = String(id);
-      view = await this.lsvdisk(id);
+      view = await this.array.lsvdisk(id);
     } else {
       throw new InvalidInputError('existing_ref', 'must name source-name or source-id');
     }
@@ -909,10 +449,10 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     const name = this.volumeName(volume);
     const { name: current, view } = await this.manageRef(existingRef);
     if (current !== name) {
-      if (await this.lsvdisk(name)) throw new AlreadyExistsError(`a vdisk named ${name} already exists`, { field: 'volume.name' });
-      await this.cliSilent(['svctask', 'chvdisk', '-name', v(name), v(current)], { kind: 'vdisk', id: current });
+      if (await this.array.lsvdisk(name)) throw new AlreadyExistsError(`a vdisk named ${name} already exists`, { field: 'volume.name' });
+      await this.array.cliSilent(['svctask', 'chvdisk', '-name', v(name), v(current)], { kind: 'vdisk', id: current });
     }
-    const capacity = this.capacityOf(view, current);
+    const capacity = this.array.capacityOf(view, current);
     return { provider_id: attr(view, 'id') ?? null, size: Math.ceil(capacity / GIB) };
   }
 
@@ -923,9 +463,9 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
    */
   async manageExistingGetSize(_volume: DriverVolume, existingRef: Record<string, unknown>): Promise<number> {
     const { name, view } = await this.manageRef(existingRef);
-    const maps = await this.vdiskMappings(name);
+    const maps = await this.mapper.vdiskMappings(name);
     if (maps.length > 0) throw new InvalidStateError(`vdisk ${name} is mapped to ${maps.map((m) => m.host_name).join(', ')}; unmap it before managing it`, { field: 'existing_ref' });
-    return Math.ceil(this.capacityOf(view, name) / GIB);
+    return Math.ceil(this.array.capacityOf(view, name) / GIB);
   }
 
   /** Stop managing the volume: nothing changes on the array (Cinder's no-op). */

@@ -13,7 +13,7 @@ registerDriver('ibm_flashsystem', (config, ctx) => new FlashSystemIscsiDriver(co
 ]);
 
 export { FlashSystemIscsiDriver, FLASHSYSTEM_DRIVER_VERSION, hasCmmvc, type FlashSystemNode, type HostCopySeams, type FlashSystemDriverOptions } from './driver.js';
-export { parseFlashSystemConfig, hostKeyFingerprint, knownHostsFingerprints, type FlashSystemConfig } from './config.js';
+export { parseFlashSystemConfig, hostKeyFingerprint, knownHostsFingerprints, FLASHSYSTEM_OPTIONS, type FlashSystemConfig } from './config.js';
 export { SshConnectionPool, sshFingerprint, type SshPoolOptions, type SshResult } from './ssh.js';
 export {
   renderCommand,

@@ -4,7 +4,7 @@
  * snapshots `_snapshot-<id>` (LVM reserves names starting with `snapshot`); exports go
  * through a target helper (`lioadm`, `tgtadm`, `nvmet`, see `src/target`).
  *
- * Configuration keys (Cinder's names and defaults unless noted):
+ * Configuration keys (Cinder's names and defaults unless noted; declared in {@link LVM_OPTIONS}):
  * - `volume_group` (default `cinder-volumes`): the VG; it must exist.
  * - `lvm_type`: `default` (thick LVs, the default here; Cinder's default is `auto`) or `thin`
  *   (thin LVs in the pool `<volume_group>-pool`, created with 95% of the VG's free space when missing).
@@ -24,8 +24,10 @@
  */
 import { BackendError, InvalidInputError, InvalidStateError, NotFoundError } from '../../errors.js';
 import type { ConnectorProperties } from '../../initiator/properties.js';
+import { copyVolumeData } from '../../host/copy.js';
 import { createTargetHelper, type TargetHelperOptions } from '../../target/index.js';
-import { parseTargetConfig, optBool, optChoice, optInt, optNumber, optString, type TargetConfig } from '../../target/config.js';
+import { parseTargetConfig, TARGET_OPTIONS, type TargetConfig } from '../../target/config.js';
+import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
 import type { TargetHelper } from '../../target/helper.js';
 import type {
   ConnectionInfo,
@@ -57,24 +59,43 @@ export interface LvmDriverConfig {
   target: TargetConfig;
 }
 
+/** The LVM driver's own options (Cinder's names and defaults unless the help says otherwise). */
+export const LVM_OPT = {
+  volumeGroup: defineOption({ name: 'volume_group', type: 'string', default: 'cinder-volumes', help: 'The volume group of the volumes; it must exist.' }),
+  lvmType: defineOption({ name: 'lvm_type', type: 'enum', choices: ['default', 'thin'], default: 'default', help: 'Thick LVs, or thin LVs in the pool `<volume_group>-pool` (created when missing). Cinder defaults to `auto`.' }),
+  volumeClear: defineOption({ name: 'volume_clear', type: 'enum', choices: ['zero', 'none'], default: 'zero', help: 'Overwrite a thick volume (and a thick snapshot\'s COW store) with zeros before deleting it.' }),
+  volumeClearSize: defineOption({ name: 'volume_clear_size', type: 'int', min: 0, max: 2 ** 31, default: 0, help: 'MiB to clear with `volume_clear` (0: all).' }),
+  maxOverSubscriptionRatio: defineOption({ name: 'max_over_subscription_ratio', type: 'float', min: 1, default: 20.0, help: 'Reported in the stats.' }),
+  reservedPercentage: defineOption({ name: 'reserved_percentage', type: 'int', min: 0, max: 100, default: 0, help: 'Reported in the stats.' }),
+  useMultipath: defineOption({ name: 'use_multipath_for_image_xfer', type: 'bool', default: false, help: 'Attaches through the library use multipath.' }),
+  copyChunkMib: defineOption({ name: 'lvm_copy_chunk_mib', type: 'int', min: 1, max: 65536, default: 128, help: 'Brick: MiB per `dd` run of a thick copy (progress is reported after each).' }),
+  mirrors: defineOption({ name: 'lvm_mirrors', type: 'int', min: 0, max: 16, default: 0, help: 'Mirrored LVs are not supported: only 0 is accepted.' }),
+} as const;
+
+/** Every option of the `lvm` driver: its own, then the target-helper options. */
+export const LVM_OPTIONS: readonly DriverOption[] = [...Object.values(LVM_OPT), ...TARGET_OPTIONS];
+
 /**
- * Parse and validate an LVM backend configuration (keys in the module notes).
- * @throws {@link InvalidInputError} naming the offending key
+ * Parse and validate an LVM backend configuration ({@link LVM_OPTIONS}).
+ * @throws {@link InvalidConfigError} naming the offending key
  */
 export function parseLvmConfig(config: Record<string, unknown>): LvmDriverConfig {
-  if (config === null || typeof config !== 'object') throw new InvalidInputError('config', 'must be an object');
-  const volumeGroup = optString(config, 'volume_group', 'cinder-volumes');
-  if (!isValidLvmName(volumeGroup)) throw new InvalidInputError('volume_group', `${JSON.stringify(volumeGroup)} is not a valid LVM volume group name`);
-  const lvmType = optChoice(config, 'lvm_type', ['default', 'thin'] as const, 'default');
-  const volumeClear = optChoice(config, 'volume_clear', ['zero', 'none'] as const, 'zero');
-  const volumeClearSizeMiB = optInt(config, 'volume_clear_size', 0, 0, 2 ** 31);
-  const maxOverSubscriptionRatio = optNumber(config, 'max_over_subscription_ratio', 20.0, 1);
-  const reservedPercentage = optInt(config, 'reserved_percentage', 0, 0, 100);
-  const useMultipath = optBool(config, 'use_multipath_for_image_xfer', false);
-  const copyChunkMiB = optInt(config, 'lvm_copy_chunk_mib', 128, 1, 65536);
-  const mirrors = optInt(config, 'lvm_mirrors', 0, 0, 16);
-  if (mirrors !== 0) throw new InvalidInputError('lvm_mirrors', 'mirrored LVs are not supported by Brick; use 0');
-  return { volumeGroup, lvmType, volumeClear, volumeClearSizeMiB, maxOverSubscriptionRatio, reservedPercentage, useMultipath, copyChunkMiB, target: parseTargetConfig(config) };
+  requireConfigObject(config);
+  const o = LVM_OPT;
+  const volumeGroup = readOption(config, o.volumeGroup);
+  if (!isValidLvmName(volumeGroup)) throw configError('volume_group', `${JSON.stringify(volumeGroup)} is not a valid LVM volume group name`);
+  if (readOption(config, o.mirrors) !== 0) throw configError('lvm_mirrors', 'mirrored LVs are not supported by Brick; use 0');
+  return {
+    volumeGroup,
+    lvmType: readOption(config, o.lvmType),
+    volumeClear: readOption(config, o.volumeClear),
+    volumeClearSizeMiB: readOption(config, o.volumeClearSize),
+    maxOverSubscriptionRatio: readOption(config, o.maxOverSubscriptionRatio),
+    reservedPercentage: readOption(config, o.reservedPercentage),
+    useMultipath: readOption(config, o.useMultipath),
+    copyChunkMiB: readOption(config, o.copyChunkMib),
+    target: parseTargetConfig(config),
+  };
 }
 
 function lvName(volume: DriverVolume, field = 'volume.name'): string {
@@ -105,7 +126,7 @@ export class LvmDriver implements VolumeDriver {
   readonly vg: VolumeGroup;
   private cachedStats: VolumeStats | undefined;
 
-  /** @throws {@link InvalidInputError} naming the offending configuration key */
+  /** @throws {@link InvalidConfigError} naming the offending configuration key */
   constructor(config: Record<string, unknown>, private readonly ctx: DriverContext, options: LvmDriverOptions = {}) {
     this.config = parseLvmConfig(config);
     this.vg = new VolumeGroup(ctx.host, this.config.volumeGroup);
@@ -200,22 +221,17 @@ export class LvmDriver implements VolumeDriver {
   }
 
   /**
-   * Copy `sizeGiBValue` GiB from `src` to `dst` with `dd`, one chunk (`lvm_copy_chunk_mib`) per
-   * run, reporting progress (bytes) through the context after each (Cinder's
-   * `volume_utils.copy_volume`, in steps so progress is visible and every run has a bound).
+   * Copy `sizeGiBValue` GiB from `src` to `dst` with {@link copyVolumeData}: `dd` one chunk
+   * (`lvm_copy_chunk_mib`) per run, direct I/O, reporting progress (bytes) through the context
+   * after each (Cinder's `volume_utils.copy_volume`, in steps so progress is visible and every
+   * run has a bound).
    */
   private async copy(src: string, dst: string, sizeGiBValue: number, operation: string): Promise<void> {
-    const totalMiB = sizeGiBValue * 1024;
-    const chunk = this.config.copyChunkMiB;
-    this.ctx.onProgress?.(operation, 0, totalMiB * MiB);
-    for (let done = 0; done < totalMiB; done += chunk) {
-      const count = Math.min(chunk, totalMiB - done);
-      await this.ctx.host.executor.run(
-        ['dd', `if=${src}`, `of=${dst}`, 'bs=1M', `skip=${done}`, `seek=${done}`, `count=${count}`, 'iflag=direct', 'oflag=direct', 'conv=notrunc'],
-        { timeoutMs: 60_000 + count * 1_000 },
-      );
-      this.ctx.onProgress?.(operation, (done + count) * MiB, totalMiB * MiB);
-    }
+    await copyVolumeData(this.ctx.host, src, dst, {
+      sizeBytes: sizeGiBValue * GiB,
+      chunkBytes: this.config.copyChunkMiB * MiB,
+      onProgress: (done, total) => this.ctx.onProgress?.(operation, done, total),
+    });
   }
 
   /**

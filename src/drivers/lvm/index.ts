@@ -8,5 +8,5 @@ import { LvmDriver } from './driver.js';
 
 registerDriver('lvm', (config, ctx) => new LvmDriver(config, ctx), ['cinder.volume.drivers.lvm.LVMVolumeDriver', 'LVMVolumeDriver']);
 
-export { LvmDriver, parseLvmConfig, type LvmDriverConfig, type LvmDriverOptions } from './driver.js';
+export { LvmDriver, parseLvmConfig, LVM_OPTIONS, type LvmDriverConfig, type LvmDriverOptions } from './driver.js';
 export { VolumeGroup, parseLvs, parseVgs, escapeSnapshotName, mapperName, type LvInfo, type VgInfo } from './lvm.js';

@@ -6,6 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ describe('ibm_flashsystem host-side copy (no FlashCopy)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fs-data-'));
   const fileOf = (v: SimVdisk) => join(dir, `vdisk-${v.id}.img`);
   const progress: number[] = [];
+  const ddRuns: string[][] = [];
   const events: string[] = [];
   let failConnectFor: string | undefined;
 
@@ -73,7 +75,14 @@ describe('ibm_flashsystem host-side copy (no FlashCopy)', () => {
       origCreate(v);
       truncateSync(fileOf(v), v.capacity);
     };
-    d = await setupDriver(sim, { volume_dd_blocksize: '1M' }, driverContext(undefined, (_op, done) => progress.push(done)), { hostCopy: seams });
+    const ctx = driverContext(undefined, (_op, done) => progress.push(done));
+    // The copy runs dd through the executor: play it with the real dd, minus direct I/O (tmpfs has none).
+    ctx.executor.on(['dd'], (argv) => {
+      ddRuns.push(argv);
+      execFileSync(argv[0]!, argv.slice(1).filter((a) => !/^[io]flag=direct$/.test(a)));
+      return {};
+    });
+    d = await setupDriver(sim, { volume_dd_blocksize: '1M' }, ctx, { hostCopy: seams });
   });
   after(async () => {
     await d.close();
@@ -99,6 +108,7 @@ describe('ibm_flashsystem host-side copy (no FlashCopy)', () => {
 
     progress.length = 0;
     events.length = 0;
+    ddRuns.length = 0;
     const clone = volume(2);
     await d.createClonedVolume(clone, src);
     const dstDisk = sim.state.findVdisk(clone.name)!;
@@ -112,6 +122,10 @@ describe('ibm_flashsystem host-side copy (no FlashCopy)', () => {
     assert.deepEqual(copied.subarray(SMALL - tail.length, SMALL), tail);
     assert.equal(progress.at(-1), SMALL);
     assert.ok(progress.length >= 3, `progress ${progress.join(',')}`);
+    // dd through the executor, 1 MiB blocks in four runs, direct I/O, the last one syncing.
+    const io = [`if=${fileOf(srcDisk)}`, `of=${fileOf(dstDisk)}`, 'bs=1M'];
+    assert.deepEqual(ddRuns, [0, 1, 2, 3].map((n) => ['dd', ...io, `skip=${n}`, `seek=${n}`, 'count=1', 'iflag=direct', 'oflag=direct', n === 3 ? 'conv=notrunc,fdatasync' : 'conv=notrunc']));
+    assert.deepEqual(progress, [0, 1, 2, 3, 4].map((n) => n * 1024 * 1024));
     assert.deepEqual(events.map((e) => e.split(' ')[0]), ['connect', 'connect', 'disconnect', 'disconnect']);
     assert.equal(sim.state.mappings.size, 0);
     assert.equal([...sim.state.hosts.values()].filter((x) => x.iscsiNames.includes(COPY_IQN)).length, 0);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copySparse, dataExtents } from '../../../src/host/copy.js';
+import { copySparse, copyVolumeData, dataExtents } from '../../../src/host/copy.js';
+import { RecordingExecutor } from '../../../src/exec/recording.js';
 
 async function sparseFile(path: string, size: number, writes: [number, string][]): Promise<void> {
   const fh = await open(path, 'w');
@@ -58,6 +59,56 @@ test('copying onto an existing destination fails and leaves it untouched', async
     await assert.rejects(copySparse(join(dir, 'a'), join(dir, 'b'), { reflink: false }), /EEXIST/);
     assert.equal(await readFile(join(dir, 'b'), 'utf8'), 'keep');
     await assert.rejects(copySparse(join(dir, 'missing'), join(dir, 'c')), /ENOENT/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+const MiB = 1024 * 1024;
+
+test('copyVolumeData runs bounded dd chunks through the executor (root helper applied) and reports progress after each', async () => {
+  const executor = new RecordingExecutor({ rootHelper: ['sudo', '-n'] }).on(['dd'], {});
+  const seen: [number, number][] = [];
+  const method = await copyVolumeData({ executor }, '/dev/sda', '/dev/sdb', { sizeBytes: 300 * MiB, chunkBytes: 128 * MiB, onProgress: (d, t) => seen.push([d, t]) });
+  assert.equal(method, 'dd');
+  const run = (skip: number, count: number) => ['sudo', '-n', 'dd', 'if=/dev/sda', 'of=/dev/sdb', 'bs=1M', `skip=${skip}`, `seek=${skip}`, `count=${count}`, 'iflag=direct', 'oflag=direct', 'conv=notrunc'];
+  assert.deepEqual(executor.calls.map((c) => c.argv), [run(0, 128), run(128, 128), run(256, 44)]);
+  assert.deepEqual(executor.calls.map((c) => c.options.timeoutMs), [188_000, 188_000, 104_000], '60 s plus 1 s per MiB of the run');
+  assert.deepEqual(seen, [[0, 300 * MiB], [128 * MiB, 300 * MiB], [256 * MiB, 300 * MiB], [300 * MiB, 300 * MiB]]);
+});
+
+test('copyVolumeData: sparse, buffered, synced, odd block size, and the tail rounded up to a whole block', async () => {
+  const executor = new RecordingExecutor().on(['dd'], {});
+  const seen: number[] = [];
+  await copyVolumeData({ executor }, 'a', 'b', { sizeBytes: 10_000, blockBytes: 4096, chunkBytes: 8192, sparse: true, direct: false, sync: true, timeoutMs: 5_000, onProgress: (d) => seen.push(d) });
+  assert.deepEqual(executor.commands(), [
+    'dd if=a of=b bs=4K skip=0 seek=0 count=2 conv=sparse,notrunc',
+    'dd if=a of=b bs=4K skip=2 seek=2 count=1 conv=sparse,notrunc,fdatasync',
+  ]);
+  assert.deepEqual(executor.calls.map((c) => c.options.timeoutMs), [5_000, 5_000]);
+  assert.deepEqual(seen, [0, 8192, 10_000]);
+});
+
+test('copyVolumeData stops at the first failed run and reports no progress past it', async () => {
+  const executor = new RecordingExecutor().on(['dd'], {}).on((argv) => argv.includes('skip=2'), { exitCode: 1, stderr: 'dd: error reading: Input/output error\n' });
+  const seen: number[] = [];
+  await assert.rejects(copyVolumeData({ executor }, 's', 'd', { sizeBytes: 4 * MiB, chunkBytes: 2 * MiB, onProgress: (d) => seen.push(d) }), /Input\/output error/);
+  assert.equal(executor.calls.length, 2);
+  assert.deepEqual(seen, [0, 2 * MiB]);
+});
+
+test('copyVolumeData copies files Brick owns in-process (no program run), keeping holes', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'brick-copy-'));
+  try {
+    const src = join(dir, 'src.img');
+    await sparseFile(src, 64 * MiB, [[5, 'data']]);
+    const executor = new RecordingExecutor();
+    const seen: number[] = [];
+    const method = await copyVolumeData({ executor }, src, join(dir, 'dst.img'), { sizeBytes: 64 * MiB, ownedFiles: { reflink: false }, onProgress: (d) => seen.push(d) });
+    assert.equal(method, 'stream');
+    assert.equal(executor.calls.length, 0);
+    assert.ok((await readFile(src)).equals(await readFile(join(dir, 'dst.img'))));
+    assert.equal(seen.at(-1), 64 * MiB);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { LvmDriver, parseLvmConfig } from '../../../src/drivers/lvm/driver.js';
 import { parseLvs, parseVgs, escapeSnapshotName, mapperName } from '../../../src/drivers/lvm/lvm.js';
 import { driverFactory } from '../../../src/drivers/registry.js';
 import '../../../src/drivers/lvm/index.js';
-import { BackendError, InvalidInputError, InvalidStateError, NotFoundError } from '../../../src/errors.js';
+import { BackendError, InvalidConfigError, InvalidInputError, InvalidStateError, NotFoundError } from '../../../src/errors.js';
 import type { DriverSnapshot, DriverVolume } from '../../../src/drivers/driver.js';
 import type { ConnectorProperties } from '../../../src/initiator/properties.js';
 import { makeHostRoot, type KernelConfigfs } from '../target/kernel.js';
@@ -36,7 +36,7 @@ test('parseVgs / parseLvs read real report lines (leading spaces, empty fields)'
 });
 
 test('configuration errors name the key, before anything runs', async () => {
-  const f = (key: string) => (e: unknown) => e instanceof InvalidInputError && e.field === key;
+  const f = (key: string) => (e: unknown) => e instanceof InvalidConfigError && e.field === key;
   assert.throws(() => parseLvmConfig({ volume_group: 'bad/name' }), f('volume_group'));
   assert.throws(() => parseLvmConfig({ lvm_type: 'auto-thick' }), f('lvm_type'));
   assert.throws(() => parseLvmConfig({ volume_clear: 'shred-twice' }), f('volume_clear'));

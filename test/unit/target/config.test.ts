@@ -10,12 +10,17 @@ import {
   randomAlnum,
   iscsiConnectionData,
 } from '../../../src/target/common.js';
-import { InvalidInputError } from '../../../src/errors.js';
+import { InvalidConfigError, InvalidInputError } from '../../../src/errors.js';
 import type { ConnectorProperties } from '../../../src/initiator/properties.js';
 import { makeContext } from './context.js';
 
 function field(key: string) {
   return (e: unknown) => e instanceof InvalidInputError && e.field === key;
+}
+
+/** Target options are configuration: refused with InvalidConfigError naming the key. */
+function configField(key: string) {
+  return (e: unknown) => e instanceof InvalidConfigError && e.field === key;
 }
 
 test('defaults follow Cinder: lioadm, iscsi, iqn.2010-10.org.openstack:, port 3260; nvmet gets nvmet_tcp and 4420', () => {
@@ -40,16 +45,16 @@ test('string values from YAML/INI are coerced; the old iscsi_secondary_ip_addres
 });
 
 test('bad values are refused naming the key', () => {
-  assert.throws(() => parseTargetConfig({ target_helper: 'scstadmin' }), field('target_helper'));
-  assert.throws(() => parseTargetConfig({ target_helper: 'nvmet', target_protocol: 'iscsi' }), field('target_protocol'));
-  assert.throws(() => parseTargetConfig({ target_helper: 'lioadm', target_protocol: 'nvmet_tcp' }), field('target_protocol'));
-  assert.throws(() => parseTargetConfig({ target_port: 70000 }), field('target_port'));
-  assert.throws(() => parseTargetConfig({ target_port: '32x' }), field('target_port'));
-  assert.throws(() => parseTargetConfig({ target_ip_address: '10.0.0.1/24' }), field('target_ip_address'));
-  assert.throws(() => parseTargetConfig({ target_secondary_ip_addresses: ['127.0.0.1'] }), field('target_secondary_ip_addresses'));
-  assert.throws(() => parseTargetConfig({ target_prefix: 'volume-' }), field('target_prefix'));
-  assert.throws(() => parseTargetConfig({ target_helper: 'nvmet', target_prefix: 'iqn.2010-10.org.openstack:' }), field('target_prefix'));
-  assert.throws(() => parseTargetConfig({ report_discard_supported: 'maybe' }), field('report_discard_supported'));
+  assert.throws(() => parseTargetConfig({ target_helper: 'scstadmin' }), configField('target_helper'));
+  assert.throws(() => parseTargetConfig({ target_helper: 'nvmet', target_protocol: 'iscsi' }), configField('target_protocol'));
+  assert.throws(() => parseTargetConfig({ target_helper: 'lioadm', target_protocol: 'nvmet_tcp' }), configField('target_protocol'));
+  assert.throws(() => parseTargetConfig({ target_port: 70000 }), configField('target_port'));
+  assert.throws(() => parseTargetConfig({ target_port: '32x' }), configField('target_port'));
+  assert.throws(() => parseTargetConfig({ target_ip_address: '10.0.0.1/24' }), configField('target_ip_address'));
+  assert.throws(() => parseTargetConfig({ target_secondary_ip_addresses: ['127.0.0.1'] }), configField('target_secondary_ip_addresses'));
+  assert.throws(() => parseTargetConfig({ target_prefix: 'volume-' }), configField('target_prefix'));
+  assert.throws(() => parseTargetConfig({ target_helper: 'nvmet', target_prefix: 'iqn.2010-10.org.openstack:' }), configField('target_prefix'));
+  assert.throws(() => parseTargetConfig({ report_discard_supported: 'maybe' }), configField('report_discard_supported'));
 });
 
 test('the factory picks the helper by target_helper', async () => {
