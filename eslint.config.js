@@ -10,7 +10,7 @@ const fsBan = ['node:fs', 'node:fs/promises', 'fs', 'fs/promises'].map((name) =>
 }));
 
 // The layers of docs/architecture.md, top to bottom; a file may import only from its own layer and
-// the layers below it (errors.ts and log.ts are shared by all). `import type` may point up
+// the layers below it (errors.ts, log.ts and options.ts are shared leaves). `import type` may point up
 // (target helpers name the driver types they serve), runtime imports may not.
 const LAYERS = ['cli', 'library', 'persistence', 'drivers', 'target', 'initiator', 'host', 'exec'];
 const layerRules = LAYERS.map((layer, i) => ({
@@ -20,7 +20,7 @@ const layerRules = LAYERS.map((layer, i) => ({
       patterns: [{
         group: LAYERS.slice(0, i).map((l) => `**/${l}/**`),
         allowTypeImports: true,
-        message: `${layer}/ sits below these layers: import only from ${LAYERS.slice(i).join(', ')}, errors and log (docs/architecture.md).`,
+        message: `${layer}/ sits below these layers: import only from ${LAYERS.slice(i).join(', ')} and the shared leaves errors, log and options (docs/architecture.md).`,
       }],
     }],
   },

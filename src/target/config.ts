@@ -13,7 +13,7 @@
  * @module
  */
 import { isIP } from 'node:net';
-import { configError, defineOption, readOption, type DriverOption } from '../drivers/options.js';
+import { configError, defineOption, readOption, type DriverOption } from '../options.js';
 
 /** Helper names accepted in `target_helper`. */
 export const TARGET_HELPERS = ['lioadm', 'tgtadm', 'nvmet'] as const;

@@ -28,7 +28,7 @@ import { attachLoop, detachLoop, loopsForFile, refreshLoopCapacity } from '../..
 import { copyVolumeData } from '../../host/copy.js';
 import type { ConnectorProperties } from '../../initiator/properties.js';
 import type { ConnectionInfo, DriverContext, DriverSnapshot, DriverVolume, ModelUpdate, VolumeDriver, VolumeStats } from '../driver.js';
-import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
+import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
 import { registerDriver } from '../registry.js';
 
 const GiB = 1024 ** 3;

@@ -20,7 +20,7 @@
  */
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
-import { configError, defineOption, pickOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
+import { configError, defineOption, pickOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
 import { sshFingerprint } from './ssh.js';
 import { validateObjectName } from './cli.js';
 

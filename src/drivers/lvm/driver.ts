@@ -27,7 +27,7 @@ import type { ConnectorProperties } from '../../initiator/properties.js';
 import { copyVolumeData } from '../../host/copy.js';
 import { createTargetHelper, type TargetHelperOptions } from '../../target/index.js';
 import { parseTargetConfig, TARGET_OPTIONS, type TargetConfig } from '../../target/config.js';
-import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
+import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
 import type { TargetHelper } from '../../target/helper.js';
 import type {
   ConnectionInfo,

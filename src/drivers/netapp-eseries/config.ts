@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { configError, defineOption, pickOption, readOption, requireConfigObject, type DriverOption } from '../options.js';
+import { configError, defineOption, pickOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
 import { compilePoolPattern } from './utils.js';
 
 /** The parsed configuration. Times in ms. */

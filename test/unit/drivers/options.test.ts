@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defineOption, readOption, renderOptionsTable, type DriverOption } from '../../../src/drivers/options.js';
+import { defineOption, readOption, renderOptionsTable, type DriverOption } from '../../../src/options.js';
 import { FILE_OPTIONS, parseFileDriverConfig } from '../../../src/drivers/file/driver.js';
 import { LVM_OPTIONS, parseLvmConfig } from '../../../src/drivers/lvm/driver.js';
 import { FLASHSYSTEM_OPTIONS, parseFlashSystemConfig } from '../../../src/drivers/ibm-flashsystem/config.js';

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { InvalidConfigError } from '../errors.js';
+import { InvalidConfigError } from './errors.js';
 
 /** Option types, as oslo.config's `StrOpt`, `IntOpt`, `FloatOpt`, `BoolOpt`, `ListOpt` and `StrOpt(choices=...)`. */
 export type OptionType = 'string' | 'int' | 'float' | 'bool' | 'list' | 'enum';
