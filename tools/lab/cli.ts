@@ -22,7 +22,9 @@
  * @module
  */
 import * as fs from 'node:fs';
-import { labAvailable, ensureInitramfs, type VmRunResult } from './vm.js';
+import { labAvailable } from './available.js';
+import { ensureInitramfs } from './initramfs.js';
+import type { VmRunResult } from './vm.js';
 import { runInVm, runLabTests, runBenchmarks, type LabSuiteOptions } from './runner.js';
 
 function usage(): never {
