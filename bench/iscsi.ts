@@ -65,7 +65,7 @@ async function settle(): Promise<void> {
 const benchLogger = process.env.BENCH_LOG === '1' && process.env.LAB_OUT ? createLogger({ level: 'debug', destination: fs.createWriteStream(join(process.env.LAB_OUT, 'bench-log.jsonl')) }) : undefined;
 
 async function brick(list: Props[], multipath: boolean, settled: boolean): Promise<Timing> {
-  const c = connectorFor('ISCSI', { useMultipath: multipath, ...(benchLogger ? { host: { logger: benchLogger } } : {}) });
+  const c = connectorFor('ISCSI', { useMultipath: multipath, ...(benchLogger ? { ctx: { logger: benchLogger } } : {}) });
   const t0 = performance.now();
   const infos: DeviceInfo[] = await Promise.all(list.map((p) => c.connectVolume(p)));
   const connectMs = performance.now() - t0;

@@ -41,11 +41,11 @@ async function main(): Promise<void> {
   try {
     const driver = driverFactory('lvm').factory(
       { volume_group: VG, target_helper: 'lioadm', target_ip_address: '127.0.0.1', target_secondary_ip_addresses: '127.0.0.2', volume_clear: 'none', use_multipath_for_image_xfer: true },
-      { host, backendName: 'bench', stateDir },
+      { ...host, backendName: 'bench', stateDir },
     );
     await driver.checkForSetupError();
     const connector = await getConnectorProperties({ multipath: true, host: 'bench' });
-    const c = connectorFor('ISCSI', { useMultipath: true, host });
+    const c = connectorFor('ISCSI', { useMultipath: true, ctx: host });
     for (let i = 0; i <= REPS; i++) {
       const id = `be0c0000-0000-4000-8000-${String(i).padStart(12, '0')}`;
       let v: DriverVolume = { id, name: `volume-${id}`, size: 1 };

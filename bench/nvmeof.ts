@@ -42,7 +42,7 @@ function props(t: NvmetTarget, portals: number): Record<string, unknown> {
 }
 
 async function brick(t: NvmetTarget, portals: number): Promise<Timing> {
-  const c = connectorFor('NVMEOF', { useMultipath: portals > 1, host: ctx });
+  const c = connectorFor('NVMEOF', { useMultipath: portals > 1, ctx });
   const p = props(t, portals);
   const t0 = performance.now();
   const info = await c.connectVolume(p);

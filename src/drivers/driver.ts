@@ -87,10 +87,11 @@ export interface VolumeStats extends Partial<PoolStats> {
   [key: string]: unknown;
 }
 
-/** What the library gives a driver besides its own configuration. */
-export interface DriverContext {
-  /** Host seams (executor, host root, logger, locks). */
-  host: HostContext;
+/**
+ * What the library gives a driver besides its own configuration: the host seams (it is a
+ * {@link HostContext}: executor, host root, logger, locks) and the backend's own settings.
+ */
+export interface DriverContext extends HostContext {
   /** The backend name (`volume_backend_name`). */
   backendName: string;
   /** A directory the driver may keep private state in (e.g. generated CHAP secrets). */

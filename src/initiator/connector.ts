@@ -50,12 +50,6 @@ export interface ConnectorOptions {
   rootHelper?: readonly string[];
   /** Injected seams (executor, host root, logger, locks); whatever is not given is the real host's. */
   ctx?: Partial<HostContext>;
-  /**
-   * The former name of {@link ConnectorOptions.ctx}, still read so that existing callers work;
-   * `ctx` wins for a seam given in both.
-   * @deprecated use `ctx`
-   */
-  host?: Partial<HostContext>;
   /** Protocol-specific options (e.g. `transport` for ISER). */
   [key: string]: unknown;
 }

@@ -66,7 +66,7 @@ export function connectorFor(protocol: string, options: ConnectorOptions = {}): 
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new ProtocolNotSupportedError('deviceScanAttempts', String(attempts), ['a positive integer']);
   }
-  const ctx = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.host, ...options.ctx });
+  const ctx = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.ctx });
   const resolved: ResolvedConnectorOptions = { ...options, useMultipath: options.useMultipath ?? false, deviceScanAttempts: attempts, protocol: canonical };
   return registry.get(canonical)!(ctx, resolved);
 }

@@ -101,7 +101,10 @@ export class Backend {
     this.config = { ...config, volume_driver: driverName };
     this.fingerprint = fingerprint;
     this.driver = factory(driverConfig, {
-      host: ctx,
+      executor: ctx.executor,
+      hostRoot: ctx.hostRoot,
+      logger: ctx.logger,
+      locks: ctx.locks,
       backendName: name,
       stateDir: join(ctx.stateDir, 'backends', name),
       onProgress: ctx.onProgress,

@@ -63,7 +63,7 @@ export class LioTarget implements TargetHelper {
     private readonly ctx: DriverContext,
     options: LioOptions = {},
   ) {
-    this.fs = options.configfs ?? new Configfs(ctx.host.hostRoot);
+    this.fs = options.configfs ?? new Configfs(ctx.hostRoot);
     this.mappings = new MappingStore(ctx.stateDir, 'lioadm');
   }
 
@@ -77,7 +77,7 @@ export class LioTarget implements TargetHelper {
 
   private lock<T>(fn: () => Promise<T>): Promise<T> {
     // One lock for LIO changes, as Cinder's `lioadm` external lock: backstore HBA numbering is global.
-    return this.ctx.host.locks.withLock('target-lio', fn, { timeoutMs: 120_000 });
+    return this.ctx.locks.withLock('target-lio', fn, { timeoutMs: 120_000 });
   }
 
   /**
@@ -87,7 +87,7 @@ export class LioTarget implements TargetHelper {
    */
   async checkForSetupError(): Promise<void> {
     if (!(await this.fs.exists(ROOT))) {
-      await this.ctx.host.executor.run(['modprobe', 'target_core_mod'], { timeoutMs: 60_000, checkExitCode: false });
+      await this.ctx.executor.run(['modprobe', 'target_core_mod'], { timeoutMs: 60_000, checkExitCode: false });
     }
     if (!(await this.fs.exists(ROOT))) {
       throw new BackendError(`target_helper lioadm: ${ROOT} does not exist (is configfs mounted and target_core_mod available?)`, { field: 'target_helper' });

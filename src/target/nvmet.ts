@@ -68,7 +68,7 @@ export class NvmetTarget implements TargetHelper {
     private readonly ctx: DriverContext,
     options: NvmetOptions = {},
   ) {
-    this.fs = options.configfs ?? new Configfs(ctx.host.hostRoot);
+    this.fs = options.configfs ?? new Configfs(ctx.hostRoot);
     this.mappings = new MappingStore(ctx.stateDir, 'nvmet');
   }
 
@@ -77,7 +77,7 @@ export class NvmetTarget implements TargetHelper {
   }
 
   private lock<T>(fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock('target-nvmet', fn, { timeoutMs: 120_000 });
+    return this.ctx.locks.withLock('target-nvmet', fn, { timeoutMs: 120_000 });
   }
 
   /**
@@ -86,7 +86,7 @@ export class NvmetTarget implements TargetHelper {
    */
   async checkForSetupError(): Promise<void> {
     if (!(await this.fs.exists(`${ROOT}/ports`))) {
-      await this.ctx.host.executor.run(['modprobe', 'nvmet_tcp'], { timeoutMs: 60_000, checkExitCode: false });
+      await this.ctx.executor.run(['modprobe', 'nvmet_tcp'], { timeoutMs: 60_000, checkExitCode: false });
     }
     if (!(await this.fs.exists(`${ROOT}/ports`))) {
       throw new BackendError(`target_helper nvmet: ${ROOT} does not exist (is configfs mounted and the nvmet module available?)`, { field: 'target_helper' });

@@ -167,11 +167,11 @@ export class TgtTarget implements TargetHelper {
   }
 
   private lock<T>(fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock('target-tgt', fn, { timeoutMs: 120_000 });
+    return this.ctx.locks.withLock('target-tgt', fn, { timeoutMs: 120_000 });
   }
 
   private tgtadm(args: string[], options: { secrets?: string[]; checkExitCode?: boolean } = {}) {
-    return this.ctx.host.executor.run(['tgtadm', '--lld', 'iscsi', ...args], { timeoutMs: TIMEOUT, ...options });
+    return this.ctx.executor.run(['tgtadm', '--lld', 'iscsi', ...args], { timeoutMs: TIMEOUT, ...options });
   }
 
   /** The targets tgtd has now. */
@@ -206,10 +206,10 @@ export class TgtTarget implements TargetHelper {
 
   /** Create a CHAP account in tgtd without putting the secret in any argv when possible (see the module notes). */
   private async createAccount(chap: ChapCredentials): Promise<void> {
-    const path = hostPath(this.ctx.host.hostRoot, this.cfg.tgtSocket);
+    const path = hostPath(this.ctx.hostRoot, this.cfg.tgtSocket);
     const ipc = await this.ipcRequest(path, encodeTgtRequest(TGT_MODE_ACCOUNT, TGT_OP_NEW, `user=${chap.username},password=${chap.password}`));
     if (ipc === 'ok' || ipc === 'exists') return;
-    this.ctx.host.logger.warn({ helper: 'tgtadm', reason: ipc }, 'tgtd management socket unusable: creating the CHAP account with tgtadm, whose argv briefly shows the secret in the process table');
+    this.ctx.logger.warn({ helper: 'tgtadm', reason: ipc }, 'tgtd management socket unusable: creating the CHAP account with tgtadm, whose argv briefly shows the secret in the process table');
     try {
       await this.tgtadm(['--mode', 'account', '--op', 'new', '--user', chap.username, '--password', chap.password], { secrets: [chap.password] });
     } catch (e) {
@@ -379,7 +379,7 @@ export class TgtTarget implements TargetHelper {
     for (let wait = 20, tries = 1; ; wait = Math.min(wait * 2, 200), tries++) {
       try {
         await this.tgtadm(argv);
-        if (tries > 1) this.ctx.host.logger.info({ helper: 'tgtadm', tid, lun: LUN, tries }, 'tgtd released the busy LUN for re-creation');
+        if (tries > 1) this.ctx.logger.info({ helper: 'tgtadm', tid, lun: LUN, tries }, 'tgtd released the busy LUN for re-creation');
         return;
       } catch (e) {
         if (!(e instanceof ProcessExecutionError && /still active/i.test(e.stderr))) throw e;

@@ -22,7 +22,7 @@ test('AoE: discover, data both ways, extend, aoe-flush on disconnect, nothing le
   const baseline = probeLeftovers();
   const t = await createAoeTarget({ shelf: 7, slot: 3, sizeMiB: 16 });
   try {
-    const c = connectorFor('AOE', { host, deviceScanAttempts: 5 });
+    const c = connectorFor('AOE', { ctx: host, deviceScanAttempts: 5 });
     const props = { target_shelf: 7, target_lun: 3 };
     const info = await c.connectVolume(props);
     assert.deepEqual(info, { type: 'block', path: '/dev/etherd/e7.3', device: 'e7.3' });
@@ -49,7 +49,7 @@ test('AoE: discover, data both ways, extend, aoe-flush on disconnect, nothing le
 
 test('AoE: a shelf nobody exports is not found after the scan attempts', async () => {
   const baseline = probeLeftovers();
-  const c = connectorFor('AOE', { host, deviceScanAttempts: 2, timings: { discoveryWaitMs: 1_000 } });
+  const c = connectorFor('AOE', { ctx: host, deviceScanAttempts: 2, timings: { discoveryWaitMs: 1_000 } });
   await assert.rejects(c.connectVolume({ target_shelf: 9, target_lun: 9 }), VolumeDeviceNotFoundError);
   await assertNoLeftovers(baseline);
 });

@@ -8,20 +8,26 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startInitiatorDaemons, assertNoLeftovers, probeLeftovers, modprobe, LAB_INITIATOR_IQN, LAB_SCRATCH, readDirect, writeSynced, type Leftovers } from './fixtures/index.js';
+import {
+  assertNoLeftovers,
+  LAB_INITIATOR_IQN,
+  LAB_SCRATCH,
+  readDirect,
+  writeSynced,
+  verifyData,
+  startSimulatorLab,
+  labDriverHost,
+  DriverLifecycle,
+  driverRoundTrip,
+  type Leftovers,
+} from './fixtures/index.js';
 import { startFlashSystemSimulator, type FlashSystemSimulator } from '../../sims/flashsystem/index.js';
 import { createFlashSystemLioBacking, type FlashSystemLioBacking } from '../../sims/flashsystem/lio-backing.js';
 import { FlashSystemIscsiDriver } from '../../src/drivers/ibm-flashsystem/index.js';
-import { connectorFor } from '../../src/initiator/factory.js';
-import '../../src/initiator/connectors/index.js';
-import { createHostContext } from '../../src/host/context.js';
-import { LockManager } from '../../src/host/lock.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
 import type { ConnectorProperties } from '../../src/initiator/properties.js';
-import type { DriverVolume } from '../../src/drivers/driver.js';
 
 const NODE_IQN = 'iqn.1986-03.com.ibm:2145.bricklab.node1';
 const PASSWORD = 'lab-Passw0rd';
@@ -30,34 +36,14 @@ let sim: FlashSystemSimulator;
 let backing: FlashSystemLioBacking;
 let driver: FlashSystemIscsiDriver;
 let baseline: Partial<Leftovers> = {};
-let host: ReturnType<typeof createHostContext>;
+let lab: DriverLifecycle;
 
 function connectorProps(): ConnectorProperties {
   return { platform: 'x86_64', os_type: 'linux2', ip: '127.0.0.1', host: 'brick-lab', multipath: false, enforce_multipath: false, initiator: LAB_INITIATOR_IQN };
 }
 
-function vol(sizeGiB = 1): DriverVolume {
-  const id = randomUUID();
-  return { id, name: `volume-${id}`, size: sizeGiB };
-}
-
-
-
-function readAt(path: string, offset: number, length = 4096): Buffer {
-  const b = Buffer.alloc(length);
-  const fd = fs.openSync(path, 'r');
-  try {
-    fs.readSync(fd, b, 0, length, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return b;
-}
-
 before(async () => {
-  await startInitiatorDaemons({ initiatorIqn: LAB_INITIATOR_IQN });
-  await modprobe('target_core_mod', 'iscsi_target_mod', 'target_core_file');
-  baseline = probeLeftovers();
+  baseline = await startSimulatorLab();
   backing = createFlashSystemLioBacking({ dir: join(LAB_SCRATCH, `flashsystem-${process.pid}`), targets: [{ iqn: NODE_IQN, portals: ['127.0.0.1:3260'] }] });
   sim = await startFlashSystemSimulator({
     users: [{ name: 'superuser', password: PASSWORD }],
@@ -67,8 +53,7 @@ before(async () => {
     copyDurationMs: 100,
     backing,
   });
-  const stateDir = fs.mkdtempSync(join(LAB_SCRATCH, 'flashsystem-state-'));
-  host = createHostContext({ executor, locks: new LockManager(join(stateDir, 'locks'), 30_000) });
+  const { host, stateDir } = labDriverHost(LAB_SCRATCH, 'flashsystem-state-', executor);
   driver = new FlashSystemIscsiDriver(
     {
       san_ip: '127.0.0.1',
@@ -81,10 +66,11 @@ before(async () => {
       target_ip_address: '127.0.0.1',
       flashsystem_lock_timeout: 30,
     },
-    { host, backendName: 'flashsystem-lab', stateDir },
+    { ...host, backendName: 'flashsystem-lab', stateDir },
   );
   await driver.doSetup();
   await driver.checkForSetupError();
+  lab = new DriverLifecycle(driver, host, connectorProps, false);
 });
 
 after(async () => {
@@ -94,56 +80,40 @@ after(async () => {
 });
 
 test('initialize connection -> attach -> data both ways -> detach -> terminate, nothing left', async () => {
-  const v = vol(1);
-  await driver.createVolume(v);
-  const info = await driver.initializeConnection(v, connectorProps());
-  assert.equal(info.driver_volume_type, 'iscsi');
-  assert.equal(info.data.target_portal, '127.0.0.1:3260');
-  assert.equal(info.data.target_iqn, NODE_IQN);
-  assert.equal(info.data.target_lun, 1);
-  const c = connectorFor(driver.connectorProtocol, { useMultipath: false, host });
-  const device = await c.connectVolume(info.data);
-  try {
-    assert.match(device.path, /^\/dev\/sd[a-z]+$/);
-    const file = backing.fileOf(sim.state.findVdisk(v.name)!.id);
-    const data = randomBytes(4096);
-    writeSynced(device.path, data, 1 << 20);
-    assert.ok(readAt(file, 1 << 20).equals(data), 'data written to the device is in the vdisk file');
-    const data2 = randomBytes(4096);
-    writeSynced(file, data2, 2 << 20);
-    assert.ok(readDirect(device.path, 2 << 20).equals(data2), 'data written to the vdisk file reads back through the device');
-  } finally {
-    await c.disconnectVolume(info.data, device);
-    await driver.terminateConnection(v, connectorProps());
-  }
-  assert.equal(sim.state.hosts.size, 0, 'the host object is deleted with its last mapping');
-  await driver.deleteVolume(v);
+  await driverRoundTrip(lab, {
+    checkInfo: (info) => {
+      assert.equal(info.driver_volume_type, 'iscsi');
+      assert.equal(info.data.target_portal, '127.0.0.1:3260');
+      assert.equal(info.data.target_iqn, NODE_IQN);
+      assert.equal(info.data.target_lun, 1);
+    },
+    checkDevice: (device, v) => {
+      assert.match(device.path, /^\/dev\/sd[a-z]+$/);
+      verifyData(device.path, backing.fileOf(sim.state.findVdisk(v.name)!.id), 1 << 20);
+    },
+    afterTerminate: () => assert.equal(sim.state.hosts.size, 0, 'the host object is deleted with its last mapping'),
+  });
   await assertNoLeftovers(baseline);
 });
 
 test('a FlashCopy clone holds the source data and attaches at its own LUN', async () => {
-  const src = vol(1);
-  await driver.createVolume(src);
   const payload = randomBytes(4096);
-  writeSynced(backing.fileOf(sim.state.findVdisk(src.name)!.id), payload, 0);
-  const clone = vol(1);
-  await driver.createClonedVolume(clone, src);
-  const c = connectorFor(driver.connectorProtocol, { useMultipath: false, host });
-  // Attach both: the clone gets the next LUN of the same host.
-  const srcInfo = await driver.initializeConnection(src, connectorProps());
-  const info = await driver.initializeConnection(clone, connectorProps());
-  assert.deepEqual([srcInfo.data.target_lun, info.data.target_lun], [1, 2]);
-  const device = await c.connectVolume(info.data);
   try {
-    assert.ok(readDirect(device.path, 0).equals(payload), 'the clone has the source data');
+    const src = await lab.create();
+    writeSynced(backing.fileOf(sim.state.findVdisk(src.name)!.id), payload, 0);
+    const clone = await lab.clone(src);
+    // Attach both: the clone gets the next LUN of the same host.
+    const srcInfo = await lab.initialize(src);
+    await lab.withAttached(clone, ({ device }) => assert.ok(readDirect(device.path, 0).equals(payload), 'the clone has the source data'), {
+      checkInfo: (info) => assert.deepEqual([srcInfo.data.target_lun, info.data.target_lun], [1, 2]),
+    });
+    await lab.terminate(src);
+    assert.equal(sim.state.hosts.size, 0);
+    await lab.delete(clone);
+    await lab.delete(src);
   } finally {
-    await c.disconnectVolume(info.data, device);
-    await driver.terminateConnection(clone, connectorProps());
-    await driver.terminateConnection(src, connectorProps());
+    await lab.cleanup();
   }
-  assert.equal(sim.state.hosts.size, 0);
-  await driver.deleteVolume(clone);
-  await driver.deleteVolume(src);
   await assertNoLeftovers(baseline);
 });
 
@@ -169,8 +139,7 @@ test('two nodes in the I/O group give two portals: a multipath attach over both 
     poolCapacity: 16 * 1024 ** 3,
     backing: mpBacking,
   });
-  const stateDir = fs.mkdtempSync(join(LAB_SCRATCH, 'flashsystem-mp-state-'));
-  const mpHost = createHostContext({ executor, locks: new LockManager(join(stateDir, 'locks'), 30_000) });
+  const { host: mpHost, stateDir } = labDriverHost(LAB_SCRATCH, 'flashsystem-mp-state-', executor);
   const mpDriver = new FlashSystemIscsiDriver(
     {
       san_ip: '127.0.0.1',
@@ -183,29 +152,22 @@ test('two nodes in the I/O group give two portals: a multipath attach over both 
       use_multipath_for_image_xfer: true,
       flashsystem_lock_timeout: 30,
     },
-    { host: mpHost, backendName: 'flashsystem-lab-mp', stateDir },
+    { ...mpHost, backendName: 'flashsystem-lab-mp', stateDir },
   );
   try {
     await mpDriver.doSetup();
-    const v = vol(1);
-    await mpDriver.createVolume(v);
-    const props = { ...connectorProps(), multipath: true };
-    const info = await mpDriver.initializeConnection(v, props);
-    assert.deepEqual(info.data.target_portals, ['127.0.0.1:3260', '127.0.0.2:3260']);
-    assert.deepEqual(info.data.target_iqns, iqns);
-    const c = connectorFor(mpDriver.connectorProtocol, { useMultipath: true, host: mpHost });
-    const device = await c.connectVolume(info.data);
-    try {
-      assert.match(device.path, /^\/dev\/(dm-\d+|mapper\/)/, `multipath device, got ${device.path}`);
-      const data = randomBytes(4096);
-      writeSynced(device.path, data, 3 << 20);
-      assert.ok(readAt(mpBacking.fileOf(mpSim.state.findVdisk(v.name)!.id), 3 << 20).equals(data));
-    } finally {
-      await c.disconnectVolume(info.data, device);
-      await mpDriver.terminateConnection(v, props);
-    }
-    assert.equal(mpSim.state.hosts.size, 0);
-    await mpDriver.deleteVolume(v);
+    const mpLab = new DriverLifecycle(mpDriver, mpHost, () => ({ ...connectorProps(), multipath: true }), true);
+    await driverRoundTrip(mpLab, {
+      checkInfo: (info) => {
+        assert.deepEqual(info.data.target_portals, ['127.0.0.1:3260', '127.0.0.2:3260']);
+        assert.deepEqual(info.data.target_iqns, iqns);
+      },
+      checkDevice: (device, v) => {
+        assert.match(device.path, /^\/dev\/(dm-\d+|mapper\/)/, `multipath device, got ${device.path}`);
+        verifyData(device.path, mpBacking.fileOf(mpSim.state.findVdisk(v.name)!.id), 3 << 20);
+      },
+      afterTerminate: () => assert.equal(mpSim.state.hosts.size, 0),
+    });
   } finally {
     await mpDriver.close();
     await mpSim.close();

@@ -42,7 +42,7 @@ function iqn(): string {
 function connector(multipath: boolean, extra: Record<string, unknown> = {}): { c: Connector; ex: WatchingExecutor; log: ReturnType<typeof createCapturingLogger> } {
   const ex = new WatchingExecutor();
   const log = createCapturingLogger('debug');
-  const c = connectorFor('ISCSI', { useMultipath: multipath, host: { executor: ex, logger: log.logger }, ...extra });
+  const c = connectorFor('ISCSI', { useMultipath: multipath, ctx: { executor: ex, logger: log.logger }, ...extra });
   return { c, ex, log };
 }
 

@@ -17,7 +17,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +33,15 @@ import {
   LAB_HOST_NQN,
   writeSynced,
   readDirect,
+  deviceSize,
+  GiB,
+  LibraryLifecycle,
+  checkAttachDetach,
+  checkCreateDeleteTwice,
+  checkDiskIo,
+  checkExtend,
+  checkClone,
+  checkVolumeFromSnapshot,
   type VolumeGroupFixture,
   type Leftovers,
 } from './fixtures/index.js';
@@ -43,11 +52,10 @@ import { driverFactory } from '../../src/drivers/registry.js';
 import { getConnectorProperties, type ConnectorProperties } from '../../src/initiator/properties.js';
 import { createHostContext } from '../../src/host/context.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
-import { setup, Backend, type Volume, type BrickContext } from '../../src/library/index.js';
+import type { Volume } from '../../src/library/index.js';
 import { BrickError } from '../../src/errors.js';
 import type { VolumeDriver } from '../../src/drivers/driver.js';
 
-const GiB = 2 ** 30;
 const VG = 'brick-lvm';
 const THIN_VG = 'brick-thin';
 const host = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }) });
@@ -129,15 +137,11 @@ after(async () => {
 
 function makeDriver(label: string): VolumeDriver {
   const stateDir = join(stateRoot, `driver-${label}`);
-  return driverFactory('lvm').factory(CONFIGS[`drv-${label}`]!, { host, backendName: `drv-${label}`, stateDir });
+  return driverFactory('lvm').factory(CONFIGS[`drv-${label}`]!, { ...host, backendName: `drv-${label}`, stateDir });
 }
 
 function pattern(seed: string): Buffer {
   return Buffer.from(seed.repeat(Math.ceil(4096 / seed.length)).slice(0, 4096));
-}
-
-function devSize(dev: string): number {
-  return Number(execFileSync('blockdev', ['--getsize64', dev]).toString().trim());
 }
 
 function foreignConnector(real: ConnectorProperties): ConnectorProperties {
@@ -154,7 +158,7 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
     assert.equal(real.initiator ?? LAB_INITIATOR_IQN, LAB_INITIATOR_IQN);
     const vol = { id: `d0${label === 'lio' ? '1' : label === 'tgt' ? '2' : '3'}00000-0000-4000-8000-000000000001`, name: '', size: 1 };
     vol.name = `volume-${vol.id}`;
-    const c = connectorFor(protocol, { useMultipath: d.useMultipath, host, deviceScanAttempts: 1 });
+    const c = connectorFor(protocol, { useMultipath: d.useMultipath, ctx: host, deviceScanAttempts: 1 });
     let v: import('../../src/drivers/driver.js').DriverVolume = { ...vol };
     let info: Awaited<ReturnType<typeof c.connectVolume>> | undefined;
     try {
@@ -180,7 +184,7 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
       info = await c.connectVolume(ci.data);
       mark(`${label}: connected`);
       assert.ok(fs.existsSync(info.path), `device ${info.path} exists`);
-      assert.equal(devSize(info.path), GiB);
+      assert.equal(deviceSize(info.path), GiB);
       const data = pattern(`brick-${label}-`);
       writeSynced(info.path, data, 8192);
       assert.ok(readDirect(info.path, 8192).equals(data), 'data written reads back through the export');
@@ -205,73 +209,19 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
 
 /** The cinderlib functional suite for one backend, through the library. */
 function cinderlibSuite(label: keyof typeof CONFIGS): void {
-  let ctx: BrickContext;
-  let backend: Backend;
-  const made: Volume[] = [];
   const data = pattern('0123456789');
+  const lab = new LibraryLifecycle({
+    label,
+    beforeDelete: (v) => discard(`/dev/${String(CONFIGS[label]!.volume_group)}/volume-${v.id}`),
+    checkNothingLeft: noLeftovers,
+    skipReason: () => (label === 'tgt' && !tgtdStarted ? 'tgt is not installed' : undefined),
+  });
 
-  async function create(size = 1): Promise<Volume> {
-    const v = await backend.createVolume({ size, name: `ftest-${label}` });
-    made.push(v);
-    assert.equal(v.status, 'available');
-    assert.equal(v.size, size);
-    assert.ok(backend.volumes.includes(v));
-    return v;
-  }
-
-  async function sizeOnHost(v: Volume, detach = true): Promise<number> {
-    const conn = v.localAttach ?? (await v.attach());
-    const gib = devSize(conn.path!) / GiB;
-    if (detach) await v.detach();
-    return gib;
-  }
-
-  async function write(v: Volume, buf: Buffer, detach = true): Promise<void> {
-    const conn = v.localAttach ?? (await v.attach());
-    writeSynced(conn.path!, buf);
-    if (detach) await v.detach();
-  }
-
-  async function read(v: Volume, detach = true): Promise<Buffer> {
-    const conn = v.localAttach ?? (await v.attach());
-    const b = readDirect(conn.path!, 0);
-    if (detach) await v.detach();
-    return b;
-  }
-
-  /** cinderlib's tearDownClass, per test: snapshots, local attach, connections, volumes (newest first). */
-  async function cleanup(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const v of made.splice(0).reverse()) {
-      try {
-        for (const s of [...(v.snapshots ?? [])]) await s.delete();
-        if (v.localAttach) await v.detach({ force: true });
-        for (const c of [...v.connections]) await c.disconnect({ force: true });
-        if (v.status !== 'deleted') {
-          await discard(`/dev/${String(CONFIGS[label]!.volume_group)}/volume-${v.id}`);
-          await v.delete();
-        }
-      } catch (e) {
-        errors.push(e);
-      }
-    }
-    if (errors.length) throw errors[0];
-  }
-
-  const lt = (name: string, fn: () => Promise<void>) =>
-    test(`cinderlib ${label}: ${name}`, async (t) => {
-      if (label === 'tgt' && !tgtdStarted) return t.skip('tgt is not installed');
-      try {
-        await fn();
-      } finally {
-        await cleanup();
-      }
-      await noLeftovers();
-    });
-
-  lt('setup, stats and stats with creation', async () => {
-    ctx = setup({ stateDir: join(stateRoot, `lib-${label}`), hostName: 'lab', executor: host.executor, lockPath: join(stateRoot, `locks-${label}`) });
-    backend = await Backend.create({ volume_backend_name: `lvm-${label}`, volume_driver: 'cinder.volume.drivers.lvm.LVMVolumeDriver', ...CONFIGS[label] }, { context: ctx });
+  lab.test('setup, stats and stats with creation', async () => {
+    const backend = await lab.start(
+      { volume_backend_name: `lvm-${label}`, volume_driver: 'cinder.volume.drivers.lvm.LVMVolumeDriver', ...CONFIGS[label] },
+      { stateDir: join(stateRoot, `lib-${label}`), executor: host.executor, lockPath: join(stateRoot, `locks-${label}`) },
+    );
     const s = await backend.stats({ refresh: true });
     assert.equal(s.volume_backend_name, `lvm-${label}`);
     assert.ok('vendor_name' in s);
@@ -281,7 +231,7 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
     const sum = (st: typeof s) => (st.pools ?? [st]).reduce((a, p) => a + Number(p.allocated_capacity_gb ?? p.provisioned_capacity_gb ?? 0), 0);
     const initial = sum(s);
     const count = (st: typeof s) => (st.pools ?? [st]).reduce((a, p) => a + Number(p.total_volumes ?? 0), 0);
-    const v = await create(1 + Math.floor(Math.random() * 2));
+    const v = await lab.create(1 + Math.floor(Math.random() * 2));
     assert.deepEqual(await backend.stats({ refresh: false }), s, 'cached without refresh');
     const after = await backend.stats({ refresh: true });
     assert.notEqual(count(after), count(s));
@@ -289,40 +239,14 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
     assert.equal(sum(after) - initial, v.size);
   });
 
-  lt('create volume: the host sees its size; attach lists the connection; detach removes it', async () => {
-    const v = await create();
-    assert.equal(await sizeOnHost(v, false), v.size);
-    const conn = v.localAttach!;
-    assert.ok(v.connections.includes(conn));
-    assert.ok(fs.existsSync(conn.path!));
-    await v.detach();
-    assert.equal(v.localAttach, null);
-    assert.ok(!v.connections.includes(conn));
+  lab.test('create volume: the host sees its size; attach lists the connection; detach removes it', async () => {
+    await checkAttachDetach(lab);
   });
 
-  lt('create and delete, twice; snapshot create and delete, twice', async () => {
-    const v = await create();
-    const s = await v.createSnapshot({ name: v.id });
-    assert.equal(s.status, 'available');
-    assert.equal(s.volumeSize, v.size);
-    assert.ok(v.snapshots.includes(s));
-    await s.delete();
-    assert.equal(s.status, 'deleted');
-    assert.ok(!v.snapshots.includes(s));
-    await s.delete();
-    assert.equal(s.status, 'deleted');
-    await backend.driver.deleteSnapshot(s.toDriver()); // the backend object is gone: deleting it again succeeds
-    await discard(`/dev/${String(CONFIGS[label]!.volume_group)}/volume-${v.id}`);
-    await v.delete();
-    assert.equal(v.status, 'deleted');
-    assert.ok(!backend.volumes.includes(v));
-    await v.delete();
-    assert.equal(v.status, 'deleted');
-    await backend.driver.deleteVolume(v.toDriver()); // the LV is gone: deleting it again succeeds
-  });
+  lab.test('create and delete, twice; snapshot create and delete, twice', () => checkCreateDeleteTwice(lab));
 
-  lt('connection.detach keeps the connection listed, disconnect removes it', async () => {
-    const v = await create();
+  lab.test('connection.detach keeps the connection listed, disconnect removes it', async () => {
+    const v = await lab.create();
     const conn = await v.attach();
     assert.equal(conn.attached, true);
     assert.ok(fs.existsSync(conn.path!));
@@ -334,65 +258,40 @@ function cinderlibSuite(label: keyof typeof CONFIGS): void {
     assert.ok(!v.connections.includes(conn));
   });
 
-  lt('disk I/O: a pattern written through the device reads back', async () => {
-    const v = await create();
-    await write(v, data);
-    assert.ok((await read(v)).equals(data));
-  });
+  lab.test('disk I/O: a pattern written through the device reads back', () => checkDiskIo(lab, data));
 
-  lt('extend detached (through a second handle) and attached while read (extend returns bytes)', async () => {
-    const v = await create();
-    assert.equal(await sizeOnHost(v), 1);
-    const other = await backend.getVolume(v.id);
-    await other.extend(2);
-    assert.equal(v.size, 2);
-    assert.equal(await sizeOnHost(v, false), 2);
-    // Online extend with I/O in flight: tgt refuses to re-create a LUN that has SCSI commands
-    // queued ("this logical unit is still active"), which udev's and multipathd's reads of a
-    // just-attached device also cause.
-    const reader = spawn('dd', [`if=${v.localAttach!.path!}`, 'of=/dev/null', 'bs=4k', 'count=262144', 'iflag=direct'], { stdio: 'ignore' });
-    const readerDone = new Promise((resolve) => reader.once('exit', resolve));
-    await delay(300);
-    let bytes: number;
-    try {
-      assert.equal(reader.exitCode, null, 'the reader is still reading when extend starts');
-      bytes = await v.extend(3);
-    } finally {
-      reader.kill('SIGKILL');
-      await readerDone;
-    }
-    assert.equal(v.size, 3);
-    assert.equal(bytes, 3 * GiB);
-    assert.equal(await sizeOnHost(v), 3);
-  });
+  lab.test('extend detached (through a second handle) and attached while read (extend returns bytes)', () =>
+    checkExtend(lab, {
+      detached: async (v, gib) => (await lab.backend.getVolume(v.id)).extend(gib),
+      attached: (v, gib) => extendWhileRead(v, gib),
+    }),
+  );
 
-  lt('clone: same size, same data', async () => {
-    const v = await create();
-    await write(v, data);
-    const c = await v.clone();
-    made.push(c);
-    assert.equal(c.size, v.size);
-    assert.equal(c.sourceVolid, v.id);
-    assert.equal(await sizeOnHost(c, false), v.size);
-    assert.ok((await read(c)).equals(data));
-  });
+  lab.test('clone: same size, same data', () => checkClone(lab, data));
 
-  lt('volume from snapshot holds the data as at snapshot time', async () => {
-    const v = await create();
-    await write(v, data);
-    const s = await v.createSnapshot();
-    assert.equal(s.volumeSize, v.size);
-    await write(v, Buffer.from(data).reverse());
-    const n = await s.createVolume();
-    made.push(n);
-    assert.equal(n.size, v.size);
-    assert.ok((await read(n)).equals(data), 'the snapshot-time data, not the overwritten data');
-    assert.ok((await read(v)).equals(Buffer.from(data).reverse()));
-  });
+  lab.test('volume from snapshot holds the data as at snapshot time', () => checkVolumeFromSnapshot(lab, data));
 
-  lt('close the backend', async () => {
-    await backend.close();
+  lab.test('close the backend', async () => {
+    await lab.backend.close();
   });
+}
+
+/**
+ * Online extend with I/O in flight: tgt refuses to re-create a LUN that has SCSI commands queued
+ * ("this logical unit is still active"), which udev's and multipathd's reads of a just-attached
+ * device also cause.
+ */
+async function extendWhileRead(v: Volume, gib: number): Promise<number> {
+  const reader = spawn('dd', [`if=${v.localAttach!.path!}`, 'of=/dev/null', 'bs=4k', 'count=262144', 'iflag=direct'], { stdio: 'ignore' });
+  const readerDone = new Promise((resolve) => reader.once('exit', resolve));
+  await delay(300);
+  try {
+    assert.equal(reader.exitCode, null, 'the reader is still reading when extend starts');
+    return await v.extend(gib);
+  } finally {
+    reader.kill('SIGKILL');
+    await readerDone;
+  }
 }
 
 for (const label of ['lio', 'tgt', 'nvmet'] as const) cinderlibSuite(label);

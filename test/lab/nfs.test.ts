@@ -28,7 +28,7 @@ test('NFS: mount under the md5 mount point, data both ways, shared mount, unmoun
   // after the server is up: its own nfsd mount is not a leftover of the connector
   const baseline = probeLeftovers();
   try {
-    const c = connectorFor('NFS', { host, mountPointBase: BASE });
+    const c = connectorFor('NFS', { ctx: host, mountPointBase: BASE });
     const mp = join(BASE, createHash('md5').update(ex.share).digest('hex'));
     const a = await c.connectVolume({ export: ex.share, name: 'volume-a' });
     assert.deepEqual(a, { type: 'file', path: join(mp, 'volume-a') });
@@ -60,7 +60,7 @@ test('NFS: a missing volume file fails with the share unmounted again', async ()
   const ex = await createNfsExport({ 'volume-a': 1 << 20 });
   const baseline = probeLeftovers();
   try {
-    const c = connectorFor('NFS', { host, mountPointBase: BASE });
+    const c = connectorFor('NFS', { ctx: host, mountPointBase: BASE });
     await assert.rejects(c.connectVolume({ export: ex.share, name: 'volume-missing' }), (e: unknown) => e instanceof VolumeDeviceNotFoundError && e.field === 'name');
     await assertNoLeftovers(baseline);
   } finally {

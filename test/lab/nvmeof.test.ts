@@ -29,7 +29,7 @@ function nqn(): string {
 }
 
 function connector(multipath: boolean): Connector {
-  return connectorFor('NVMEOF', { useMultipath: multipath, host, deviceScanAttempts: 3, timings: { namespaceWaitMs: 3_000 } });
+  return connectorFor('NVMEOF', { useMultipath: multipath, ctx: host, deviceScanAttempts: 3, timings: { namespaceWaitMs: 3_000 } });
 }
 
 function portals(...ps: { addr: string; port: number }[]): [string, number, string][] {
@@ -188,7 +188,7 @@ test('one portal down at attach time: the volume attaches through the other; sec
 
 test('a namespace that does not exist: VolumeDeviceNotFoundError and the controller it made is gone', async () => {
   await withTarget([16], [P1], async (t, _b, base) => {
-    const c = connectorFor('NVME', { host, deviceScanAttempts: 1, timings: { namespaceWaitMs: 1_500 } });
+    const c = connectorFor('NVME', { ctx: host, deviceScanAttempts: 1, timings: { namespaceWaitMs: 1_500 } });
     await assert.rejects(c.connectVolume({ target_nqn: t.nqn, portals: portals(P1), vol_uuid: '00000000-1111-2222-3333-444444444444' }), VolumeDeviceNotFoundError);
     await assertNoLeftovers(base);
   });

@@ -22,7 +22,9 @@
  * @module
  */
 import * as fs from 'node:fs';
-import { labAvailable, ensureInitramfs, type VmRunResult } from './vm.js';
+import { labAvailable } from './available.js';
+import { ensureInitramfs } from './initramfs.js';
+import type { VmRunResult } from './vm.js';
 import { runInVm, runLabTests, runBenchmarks, type LabSuiteOptions } from './runner.js';
 
 function usage(): never {
@@ -59,86 +61,108 @@ function onBooted(ms: number): void {
   process.stderr.write(`lab: guest booted in ${secs(ms)}\n`);
 }
 
+/** `available`: say whether a lab VM can boot here (exit 0) or what is missing (exit 1). */
+function available(): number {
+  const a = labAvailable();
+  if (a.ok) {
+    process.stdout.write(`lab available: kernel ${a.kernel?.version}, ${a.qemu}\n`);
+    return 0;
+  }
+  process.stdout.write(`lab NOT available:\n  ${a.problems.join('\n  ')}\n`);
+  return 1;
+}
+
+/** `initrd`: build (or find) the cached initramfs and print its path. @throws Error when no kernel was found */
+function initrd(): number {
+  const a = labAvailable();
+  if (!a.kernel) throw new Error(a.problems.join('; '));
+  process.stdout.write(`${ensureInitramfs(a.kernel)}\n`);
+  return 0;
+}
+
+/** The options and files of `test` and `bench`: `--reporter`, `--name`, `--out` and file arguments (exits with usage on anything else). */
+function parseSuiteArgs(cmd: 'test' | 'bench', rest: readonly string[]): { opts: LabSuiteOptions; files: string[]; outDir?: string } {
+  const opts: LabSuiteOptions = { onBooted, env: passThroughEnv(), keepOutDir: cmd === 'bench' };
+  let outDir: string | undefined;
+  const files: string[] = [];
+  const nodeArgs: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--reporter') {
+      const v = rest[++i];
+      if (v !== 'spec' && v !== 'tap' && v !== 'dot') usage();
+      opts.reporter = v;
+    } else if (a === '--name') {
+      const v = rest[++i];
+      if (!v) usage();
+      nodeArgs.push(`--test-name-pattern=${v}`);
+    } else if (a === '--out') {
+      outDir = rest[++i];
+      if (!outDir) usage();
+      fs.mkdirSync(outDir, { recursive: true });
+      opts.outDir = outDir;
+    } else if (a.startsWith('-')) usage();
+    else files.push(a);
+  }
+  opts.nodeArgs = nodeArgs;
+  return outDir === undefined ? { opts, files } : { opts, files, outDir };
+}
+
+/** `test` and `bench`: run the files in one VM, print the summary line, exit with the guest's status. */
+async function suite(cmd: 'test' | 'bench', rest: readonly string[]): Promise<number> {
+  const { opts, files, outDir } = parseSuiteArgs(cmd, rest);
+  const a = labAvailable();
+  process.stderr.write(`lab: booting ${a.kernel?.version ?? '?'} under QEMU TCG (mem ${process.env.LAB_MEM ?? 3072} MiB)\n`);
+  const r = cmd === 'test' ? await runLabTests(files, opts) : await runBenchmarks(files, opts);
+  const counts = r.pass !== undefined ? `, pass ${r.pass}, fail ${r.fail ?? 0}` : '';
+  process.stderr.write(
+    `lab: ${cmd} finished with exit ${r.exitCode}: VM boot ${secs(r.bootMs)}, ${cmd === 'test' ? 'suite' : 'benchmarks'} ${secs(r.suiteMs)}, total ${secs(r.totalMs)}${counts} (${r.files.length} file(s))\n`,
+  );
+  report(r, outDir !== undefined || cmd === 'bench');
+  return r.exitCode;
+}
+
+/** `run [--out DIR] -- CMD [ARG...]`: one command as root in a lab VM, its output streamed. */
+async function runCommand(rest: readonly string[]): Promise<number> {
+  let outDir: string | undefined;
+  let i = 0;
+  for (; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (a === '--out') outDir = rest[++i];
+    else usage();
+  }
+  const command = rest.slice(i);
+  if (command.length === 0) usage();
+  if (outDir) fs.mkdirSync(outDir, { recursive: true });
+  const r = await runInVm(command, {
+    ...(outDir ? { outDir } : {}),
+    env: passThroughEnv(),
+    onBooted,
+    onStdout: (b) => process.stdout.write(b),
+    onStderr: (b) => process.stderr.write(b),
+  });
+  process.stderr.write(`lab: exit ${r.exitCode}: VM boot ${secs(r.bootMs)}, total ${secs(r.totalMs)}\n`);
+  report(r, outDir !== undefined);
+  return r.exitCode;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
   const rest = argv.slice(1);
   switch (cmd) {
-    case 'available': {
-      const a = labAvailable();
-      if (a.ok) {
-        process.stdout.write(`lab available: kernel ${a.kernel?.version}, ${a.qemu}\n`);
-        return 0;
-      }
-      process.stdout.write(`lab NOT available:\n  ${a.problems.join('\n  ')}\n`);
-      return 1;
-    }
-    case 'initrd': {
-      const a = labAvailable();
-      if (!a.kernel) throw new Error(a.problems.join('; '));
-      process.stdout.write(`${ensureInitramfs(a.kernel)}\n`);
-      return 0;
-    }
+    case 'available':
+      return available();
+    case 'initrd':
+      return initrd();
     case 'test':
-    case 'bench': {
-      const opts: LabSuiteOptions = { onBooted, env: passThroughEnv(), keepOutDir: cmd === 'bench' };
-      let outDir: string | undefined;
-      const files: string[] = [];
-      const nodeArgs: string[] = [];
-      for (let i = 0; i < rest.length; i++) {
-        const a = rest[i]!;
-        if (a === '--reporter') {
-          const v = rest[++i];
-          if (v !== 'spec' && v !== 'tap' && v !== 'dot') usage();
-          opts.reporter = v;
-        } else if (a === '--name') {
-          const v = rest[++i];
-          if (!v) usage();
-          nodeArgs.push(`--test-name-pattern=${v}`);
-        } else if (a === '--out') {
-          outDir = rest[++i];
-          if (!outDir) usage();
-          fs.mkdirSync(outDir, { recursive: true });
-          opts.outDir = outDir;
-        } else if (a.startsWith('-')) usage();
-        else files.push(a);
-      }
-      opts.nodeArgs = nodeArgs;
-      const a = labAvailable();
-      process.stderr.write(`lab: booting ${a.kernel?.version ?? '?'} under QEMU TCG (mem ${process.env.LAB_MEM ?? 3072} MiB)\n`);
-      const r = cmd === 'test' ? await runLabTests(files, opts) : await runBenchmarks(files, opts);
-      const counts = r.pass !== undefined ? `, pass ${r.pass}, fail ${r.fail ?? 0}` : '';
-      process.stderr.write(
-        `lab: ${cmd} finished with exit ${r.exitCode}: VM boot ${secs(r.bootMs)}, ${cmd === 'test' ? 'suite' : 'benchmarks'} ${secs(r.suiteMs)}, total ${secs(r.totalMs)}${counts} (${r.files.length} file(s))\n`,
-      );
-      report(r, outDir !== undefined || cmd === 'bench');
-      return r.exitCode;
-    }
-    case 'run': {
-      let outDir: string | undefined;
-      let i = 0;
-      for (; i < rest.length; i++) {
-        const a = rest[i]!;
-        if (a === '--') {
-          i++;
-          break;
-        }
-        if (a === '--out') outDir = rest[++i];
-        else usage();
-      }
-      const command = rest.slice(i);
-      if (command.length === 0) usage();
-      if (outDir) fs.mkdirSync(outDir, { recursive: true });
-      const r = await runInVm(command, {
-        ...(outDir ? { outDir } : {}),
-        env: passThroughEnv(),
-        onBooted,
-        onStdout: (b) => process.stdout.write(b),
-        onStderr: (b) => process.stderr.write(b),
-      });
-      process.stderr.write(`lab: exit ${r.exitCode}: VM boot ${secs(r.bootMs)}, total ${secs(r.totalMs)}\n`);
-      report(r, outDir !== undefined);
-      return r.exitCode;
-    }
+    case 'bench':
+      return suite(cmd, rest);
+    case 'run':
+      return runCommand(rest);
     default:
       usage();
   }

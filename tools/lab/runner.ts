@@ -10,8 +10,11 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, type VmRunOptions, type VmRunResult } from './vm.js';
 
-export { labAvailable, runInVm } from './vm.js';
-export type { LabAvailability, VmRunOptions, VmRunResult, LabKernel } from './vm.js';
+export { runInVm } from './vm.js';
+export { labAvailable } from './available.js';
+export type { VmRunOptions, VmRunResult } from './vm.js';
+export type { LabAvailability } from './available.js';
+export type { LabKernel } from './kernel.js';
 
 /** The repository root (this file is dist/tools/lab/runner.js). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -157,8 +157,8 @@ export class FileDriver implements VolumeDriver {
 
   /** Flush the exported loop device (if any) so the file holds everything written through it. */
   private async flushExport(file: string): Promise<void> {
-    for (const dev of await loopsForFile(this.ctx.host, file)) {
-      await this.ctx.host.executor.run(['blockdev', '--flushbufs', dev], { timeoutMs: 60_000 });
+    for (const dev of await loopsForFile(this.ctx, file)) {
+      await this.ctx.executor.run(['blockdev', '--flushbufs', dev], { timeoutMs: 60_000 });
     }
   }
 
@@ -171,7 +171,7 @@ export class FileDriver implements VolumeDriver {
       throw new NotFoundError('backing file', src);
     }
     await this.flushExport(src);
-    await copyVolumeData(this.ctx.host, src, dst, {
+    await copyVolumeData(this.ctx, src, dst, {
       sizeBytes: size,
       ownedFiles: { reflink: this.config.use_reflink },
       onProgress: (done, total) => this.ctx.onProgress?.(operation, done, total),
@@ -228,7 +228,7 @@ export class FileDriver implements VolumeDriver {
     await this.ensureSpace(newSize - volume.size, 'new_size');
     const file = this.pathFor(volume.name);
     await this.growTo(file, newSize);
-    for (const dev of await loopsForFile(this.ctx.host, file)) await refreshLoopCapacity(this.ctx.host, dev);
+    for (const dev of await loopsForFile(this.ctx, file)) await refreshLoopCapacity(this.ctx, dev);
     this.cachedStats = undefined;
   }
 
@@ -243,15 +243,15 @@ export class FileDriver implements VolumeDriver {
     await stat(file).catch(() => {
       throw new NotFoundError('volume file', file);
     });
-    const existing = await loopsForFile(this.ctx.host, file);
-    if (existing.length === 0) await attachLoop(this.ctx.host, file, { directIo: true });
+    const existing = await loopsForFile(this.ctx, file);
+    if (existing.length === 0) await attachLoop(this.ctx, file, { directIo: true });
     return { provider_location: file };
   }
 
   /** Detach every loop device over the volume's file. */
   async removeExport(volume: DriverVolume): Promise<void> {
     const file = this.pathFor(volume.name);
-    for (const dev of await loopsForFile(this.ctx.host, file)) await detachLoop(this.ctx.host, dev);
+    for (const dev of await loopsForFile(this.ctx, file)) await detachLoop(this.ctx, dev);
   }
 
   /**
@@ -261,7 +261,7 @@ export class FileDriver implements VolumeDriver {
   async initializeConnection(volume: DriverVolume, connector: ConnectorProperties): Promise<ConnectionInfo> {
     this.validateConnector(connector);
     const file = this.pathFor(volume.name);
-    const [dev] = await loopsForFile(this.ctx.host, file);
+    const [dev] = await loopsForFile(this.ctx, file);
     if (!dev) throw new BackendError(`volume ${volume.id} is not exported (no loop device over ${file}); create the export first`);
     return { driver_volume_type: 'local', data: { device_path: dev, volume_id: volume.id } };
   }

@@ -46,7 +46,7 @@ export class FlashSystemArray {
   /** Run a command; the caller judges exit status and stderr. */
   async runRaw(words: readonly CliWord[], timeoutMs?: number): Promise<CliRun> {
     const line = renderCommand(words);
-    this.ctx.host.logger.debug({ command: line }, 'FlashSystem CLI');
+    this.ctx.logger.debug({ command: line }, 'FlashSystem CLI');
     const r = await this.ssh.run(line, timeoutMs !== undefined ? { timeoutMs } : {});
     return { ...r, line };
   }
@@ -108,7 +108,7 @@ export class FlashSystemArray {
   async rmvdisk(name: string): Promise<void> {
     const view = await this.lsvdisk(name);
     if (!view) {
-      this.ctx.host.logger.warn({ vdisk: name }, 'vdisk to delete does not exist; treating it as deleted');
+      this.ctx.logger.warn({ vdisk: name }, 'vdisk to delete does not exist; treating it as deleted');
       return;
     }
     if (Number(attr(view, 'fc_map_count') ?? '0') > 0 && this.flashCopy) await this.removeTargetFcMaps(name);
@@ -135,7 +135,7 @@ export class FlashSystemArray {
 
   /** Run `fn` under the lock of vdisk `name`. */
   withVdiskLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('vdisk', name), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.copyTimeoutMs + 60_000 });
+    return this.ctx.locks.withLock(this.lockName('vdisk', name), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.copyTimeoutMs + 60_000 });
   }
 
   /** Run `fn` under the locks of every vdisk of `names`, taken in sorted order (no deadlock). */
@@ -147,6 +147,6 @@ export class FlashSystemArray {
 
   /** Run `fn` under the lock of the host objects named with `prefix`. */
   withHostLock<T>(prefix: string, fn: () => Promise<T>): Promise<T> {
-    return this.ctx.host.locks.withLock(this.lockName('host', prefix), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.commandTimeoutMs * 10 });
+    return this.ctx.locks.withLock(this.lockName('host', prefix), fn, { timeoutMs: this.config.lockTimeoutMs ?? this.config.commandTimeoutMs * 10 });
   }
 }

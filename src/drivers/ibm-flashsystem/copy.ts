@@ -69,7 +69,7 @@ export class FlashSystemCopier {
         try {
           await a.rmvdisk(target);
         } catch (cleanupErr) {
-          a.ctx.host.logger.error({ vdisk: target, err: (cleanupErr as Error).message }, 'could not delete the vdisk of a failed copy');
+          a.ctx.logger.error({ vdisk: target, err: (cleanupErr as Error).message }, 'could not delete the vdisk of a failed copy');
         }
         throw err;
       }
@@ -150,7 +150,7 @@ export class FlashSystemCopier {
         if (entry.device && entry.info) await connector.disconnectVolume(entry.info.data, entry.device, {});
         if (entry.mappedHere) await this.mapper.unmapVdisk(entry.vdisk, props);
       } catch (err) {
-        this.array.ctx.host.logger.error({ vdisk: entry.vdisk, err: (err as Error).message }, 'cleanup after a host-side copy failed');
+        this.array.ctx.logger.error({ vdisk: entry.vdisk, err: (err as Error).message }, 'cleanup after a host-side copy failed');
       }
     }
   }
@@ -166,7 +166,7 @@ export class FlashSystemCopier {
     const sixteenth = Math.ceil(total / 16 / block) * block;
     const chunkBytes = Math.max(block, Math.min(128 * MIB, sixteenth));
     const perRunMs = Math.min(this.array.config.copyTimeoutMs, 60_000 + Math.ceil(chunkBytes / MIB) * 1_000);
-    await copyVolumeData(this.array.ctx.host, from, to, {
+    await copyVolumeData(this.array.ctx, from, to, {
       sizeBytes: total,
       blockBytes: block,
       chunkBytes,

@@ -99,11 +99,11 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
       connectTimeoutMs: c.connectTimeoutMs,
       commandTimeoutMs: c.commandTimeoutMs,
       maxConnections: c.maxPoolConnections,
-      logger: ctx.host.logger,
+      logger: ctx.logger,
     });
     const hostCopy = options.hostCopy ?? {
-      connectorProperties: () => getConnectorProperties({ hostRoot: ctx.host.hostRoot, multipath: c.useMultipath }),
-      connector: () => connectorFor('ISCSI', { useMultipath: c.useMultipath, host: ctx.host }),
+      connectorProperties: () => getConnectorProperties({ hostRoot: ctx.hostRoot, multipath: c.useMultipath }),
+      connector: () => connectorFor('ISCSI', { useMultipath: c.useMultipath, ctx }),
     };
     this.array = new FlashSystemArray(c, ctx, this.ssh);
     this.mapper = new FlashSystemHostMapper(this.array);
@@ -145,7 +145,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     await this.loadNodes();
     await this.loadIscsiAddresses();
     await this.probeFlashCopy();
-    this.ctx.host.logger.info(
+    this.ctx.logger.info(
       { system: this.systemName, nodes: this.array.nodes.map((n) => ({ id: n.id, io_group: n.ioGroupId, ipv4: n.ipv4 })), flashcopy: this.array.flashCopy },
       'FlashSystem backend set up',
     );
@@ -375,7 +375,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
     if (connector !== null && connector !== undefined) this.validateConnector(connector);
     await this.array.withVdiskLock(name, async () => {
       if (!(await this.array.lsvdisk(name))) {
-        this.ctx.host.logger.warn({ vdisk: name }, 'terminate connection: vdisk does not exist');
+        this.ctx.logger.warn({ vdisk: name }, 'terminate connection: vdisk does not exist');
         return;
       }
       if (connector) {
@@ -470,7 +470,7 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
 
   /** Stop managing the volume: nothing changes on the array (Cinder's no-op). */
   async unmanage(volume: DriverVolume): Promise<void> {
-    this.ctx.host.logger.info({ vdisk: volume?.name }, 'unmanaged FlashSystem volume (left on the array)');
+    this.ctx.logger.info({ vdisk: volume?.name }, 'unmanaged FlashSystem volume (left on the array)');
   }
 
   /** Close the SSH connections. */

@@ -104,7 +104,7 @@ export class FlashSystemHostMapper {
       const r = await this.array.runRaw(['svctask', 'mkhost', '-force', '-iscsiname', v(connector.initiator!), '-name', v(name)]);
       if (r.exitCode === 0 && r.stderr.trim() === '') {
         if (!/successfully created/.test(r.stdout)) throw new BackendError(`unexpected output of mkhost ${name}: ${r.stdout.trim().slice(0, 200)}`);
-        this.array.ctx.host.logger.info({ host: name, initiator: connector.initiator }, 'created FlashSystem host');
+        this.array.ctx.logger.info({ host: name, initiator: connector.initiator }, 'created FlashSystem host');
         return name;
       }
       const code = cmmvcCode(r.stderr);
@@ -154,7 +154,7 @@ export class FlashSystemHostMapper {
             details: { cmmvc: code, vdisk, host },
           });
         }
-        this.array.ctx.host.logger.info({ vdisk, host }, 'vdisk is mapped to another host; mapping with -force (multi-host map)');
+        this.array.ctx.logger.info({ vdisk, host }, 'vdisk is mapped to another host; mapping with -force (multi-host map)');
         r = await this.array.runRaw(['svctask', 'mkvdiskhostmap', '-force', ...args]);
       }
       if (r.exitCode === 0 && r.stderr.trim() === '') {
@@ -181,7 +181,7 @@ export class FlashSystemHostMapper {
     if (maps === undefined || maps.length > 0) return;
     const r = await this.array.runRaw(['svctask', 'rmhost', v(host)]);
     if (r.exitCode === 0 && r.stderr.trim() === '') {
-      this.array.ctx.host.logger.info({ host }, 'deleted FlashSystem host with no mappings left');
+      this.array.ctx.logger.info({ host }, 'deleted FlashSystem host with no mappings left');
       return;
     }
     const code = cmmvcCode(r.stderr);
@@ -204,7 +204,7 @@ export class FlashSystemHostMapper {
       if (host) {
         await this.rmvdiskhostmap(host, vdisk);
       } else {
-        this.array.ctx.host.logger.warn({ vdisk, initiator: connector.initiator }, 'terminate connection: vdisk is not mapped to this initiator');
+        this.array.ctx.logger.warn({ vdisk, initiator: connector.initiator }, 'terminate connection: vdisk is not mapped to this initiator');
         host = await this.findHost(connector);
       }
       if (host) await this.removeHostIfUnused(host);

@@ -129,7 +129,7 @@ export class LvmDriver implements VolumeDriver {
   /** @throws {@link InvalidConfigError} naming the offending configuration key */
   constructor(config: Record<string, unknown>, private readonly ctx: DriverContext, options: LvmDriverOptions = {}) {
     this.config = parseLvmConfig(config);
-    this.vg = new VolumeGroup(ctx.host, this.config.volumeGroup);
+    this.vg = new VolumeGroup(ctx, this.config.volumeGroup);
     this.target = options.target ?? createTargetHelper(this.config.target, ctx, options);
   }
 
@@ -182,7 +182,7 @@ export class LvmDriver implements VolumeDriver {
     if (this.config.volumeClear === 'none') return;
     const totalMiB = sizeGiBValue * 1024;
     const mib = this.config.volumeClearSizeMiB > 0 ? Math.min(this.config.volumeClearSizeMiB, totalMiB) : totalMiB;
-    await this.ctx.host.executor.run(['dd', 'if=/dev/zero', `of=${devicePath}`, 'bs=1M', `count=${mib}`, 'oflag=direct', 'conv=notrunc'], {
+    await this.ctx.executor.run(['dd', 'if=/dev/zero', `of=${devicePath}`, 'bs=1M', `count=${mib}`, 'oflag=direct', 'conv=notrunc'], {
       timeoutMs: 120_000 + Math.ceil(mib / 1024) * 120_000,
     });
   }
@@ -227,7 +227,7 @@ export class LvmDriver implements VolumeDriver {
    * run has a bound).
    */
   private async copy(src: string, dst: string, sizeGiBValue: number, operation: string): Promise<void> {
-    await copyVolumeData(this.ctx.host, src, dst, {
+    await copyVolumeData(this.ctx, src, dst, {
       sizeBytes: sizeGiBValue * GiB,
       chunkBytes: this.config.copyChunkMiB * MiB,
       onProgress: (done, total) => this.ctx.onProgress?.(operation, done, total),

@@ -94,7 +94,7 @@ export class VolumeGroup {
   private readonly timeoutMs: number;
 
   constructor(
-    private readonly host: HostContext,
+    private readonly ctx: HostContext,
     readonly name: string,
     options: VolumeGroupOptions = {},
   ) {
@@ -102,7 +102,7 @@ export class VolumeGroup {
   }
 
   private run(argv: string[], checkExitCode: boolean | number[] = true) {
-    return this.host.executor.run(argv, { timeoutMs: this.timeoutMs, checkExitCode });
+    return this.ctx.executor.run(argv, { timeoutMs: this.timeoutMs, checkExitCode });
   }
 
   /** The VG's report, or undefined when it does not exist. */

@@ -92,7 +92,7 @@ export class EseriesArray {
    * in place and may call the array meanwhile.
    */
   async updateIndex(key: string, fn: (idx: DeleteIndex) => void | Promise<void>): Promise<void> {
-    await this.ctx.host.locks.withLock(`eseries-index-${this.client.systemId}-${key}`, async () => {
+    await this.ctx.locks.withLock(`eseries-index-${this.client.systemId}-${key}`, async () => {
       const parsed = await this.readRecord(key);
       const idx = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as DeleteIndex) : {};
       await fn(idx);

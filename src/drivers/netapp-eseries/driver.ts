@@ -94,7 +94,7 @@ export class NetAppEseriesIscsiDriver implements VolumeDriver {
   ) {
     this.config = parseEseriesConfig(rawConfig, ctx.backendName);
     this.useMultipath = this.config.useMultipath;
-    this.log = ctx.host.logger.child({ driver: 'netapp_eseries', backend: ctx.backendName });
+    this.log = ctx.logger.child({ driver: 'netapp_eseries', backend: ctx.backendName });
     this.client = new EseriesRestClient(this.config, this.log);
     this.array = new EseriesArray(this.client, this.config, this.log, ctx);
     this.mapper = new HostMapper(this.array, options.random ?? Math.random);
@@ -250,7 +250,7 @@ export class NetAppEseriesIscsiDriver implements VolumeDriver {
    */
   async createSnapshot(snapshot: DriverSnapshot): Promise<ModelUpdate> {
     const vol = await this.array.findVolume({ ...snapshot.volume, id: snapshot.volume_id }, 'snapshot.volume_id');
-    return this.ctx.host.locks.withLock(`eseries-volume-${vol.volumeRef}`, async () => {
+    return this.ctx.locks.withLock(`eseries-volume-${vol.volumeRef}`, async () => {
       const image = await this.snapshots.createImage(vol, false);
       this.log.info({ snapshot_id: snapshot.id, image: image.id }, 'created E-Series snapshot image');
       return { provider_id: image.id };
@@ -286,7 +286,7 @@ export class NetAppEseriesIscsiDriver implements VolumeDriver {
     const image = await this.snapshots.findImage(snapshot);
     if (!image) throw new NotFoundError('snapshot', snapshot.id);
     const source = await this.client.get<EsVolume>(`/ssc/volumes/${image.baseVol}`).catch(() => undefined);
-    return this.ctx.host.locks.withLock(`eseries-snapshot-${snapshot.id}`, async () => {
+    return this.ctx.locks.withLock(`eseries-snapshot-${snapshot.id}`, async () => {
       const target = await this.snapshots.copyImageToNewVolume(volume, image, source?.volumeGroupRef);
       if (volume.group_id) await this.groups.addMember(volume.group_id, target);
       return { provider_id: target.volumeRef };
@@ -303,7 +303,7 @@ export class NetAppEseriesIscsiDriver implements VolumeDriver {
     checkSize(volume.size, 'volume.size');
     if (volume.size < source.size) throw new InvalidInputError('volume.size', `${volume.size} GiB is smaller than the source volume (${source.size} GiB)`);
     const src = await this.array.findVolume(source, 'source.id');
-    return this.ctx.host.locks.withLock(`eseries-volume-${src.volumeRef}`, async () => {
+    return this.ctx.locks.withLock(`eseries-volume-${src.volumeRef}`, async () => {
       const image = await this.snapshots.createImage(src, true);
       try {
         const target = await this.snapshots.copyImageToNewVolume(volume, image, src.volumeGroupRef);
@@ -431,7 +431,7 @@ export class NetAppEseriesIscsiDriver implements VolumeDriver {
   async manageExisting(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<ModelUpdate> {
     const v = await this.existing(existingRef);
     const label = uuidToLabel(volume.id);
-    return this.ctx.host.locks.withLock(`eseries-manage-${this.client.systemId}`, async () => {
+    return this.ctx.locks.withLock(`eseries-manage-${this.client.systemId}`, async () => {
       if (v.label !== label) await this.client.post(`/ssc/volumes/${v.volumeRef}`, { name: label });
       this.log.info({ volume_id: volume.id, from: v.label }, 'managing existing E-Series volume');
       return { size: Math.ceil(Number(v.capacity) / GIB), provider_id: v.volumeRef };

@@ -53,7 +53,7 @@ export class HostMapper {
    * @throws {@link InsufficientCapacityError} when the host has no free LUN id
    */
   async mapToInitiator(vol: EsVolume, iqn: string): Promise<number> {
-    return this.array.ctx.host.locks.withLock(`eseries-map-${this.array.client.systemId}`, async () => {
+    return this.array.ctx.locks.withLock(`eseries-map-${this.array.client.systemId}`, async () => {
       const host = await this.findOrCreateHost(iqn);
       const lun = await this.mapVolume(vol, host);
       if (this.array.config.enableMultiattach) {
@@ -74,7 +74,7 @@ export class HostMapper {
    */
   async unmapFromInitiator(vol: EsVolume, volumeId: string, initiator: string | null): Promise<void> {
     const { client, log } = this.array;
-    await this.array.ctx.host.locks.withLock(`eseries-map-${client.systemId}`, async () => {
+    await this.array.ctx.locks.withLock(`eseries-map-${client.systemId}`, async () => {
       const mapping = (await client.get<EsMapping[]>('/volume-mappings')).find((m) => m.volumeRef === vol.volumeRef);
       if (!mapping) {
         log.info({ volume_id: volumeId }, 'terminate connection: volume not mapped');

@@ -214,7 +214,7 @@ test('no online HBA: NotFoundError before any scan', async () => {
   const k = kernel([{ lun: 1, wwpns: [A2] }]);
   try {
     for (const h of ['host6', 'host7']) fs.writeFileSync(k.p(`/sys/class/fc_host/${h}/port_state`), 'Linkdown\n');
-    await assert.rejects(connectorFor('FIBRE_CHANNEL', { host: k.ctx }).connectVolume({ target_wwn: A2, target_lun: 1 }), NotFoundError);
+    await assert.rejects(connectorFor('FIBRE_CHANNEL', { ctx: k.ctx }).connectVolume({ target_wwn: A2, target_lun: 1 }), NotFoundError);
     assert.deepEqual(k.scans, []);
   } finally {
     k.dispose();

@@ -52,7 +52,7 @@ export function makeDriver(
   // A short lock bound: LockManager.withLock leaves a timer of the whole bound running after
   // the lock is taken (reported to the lead), which would keep the test process alive.
   const host = createHostContext({ logger: logs.logger, locks: new LockManager(join(stateDir, 'locks'), 3000) });
-  const driver = new NetAppEseriesIscsiDriver(baseConfig(sim, overrides), { host, backendName: 'eseries', stateDir }, random ? { random } : {});
+  const driver = new NetAppEseriesIscsiDriver(baseConfig(sim, overrides), { ...host, backendName: 'eseries', stateDir }, random ? { random } : {});
   return { driver, logs, stateDir };
 }
 

@@ -25,7 +25,7 @@ export function startSim(options: FlashSystemSimulatorOptions = {}): Promise<Fla
 export function driverContext(logger?: Logger, onProgress?: DriverContext['onProgress']): DriverContext & { executor: RecordingExecutor } {
   const executor = new RecordingExecutor();
   const host = createHostContext({ executor, lockPath: mkdtempSync(join(tmpdir(), 'fs-locks-')), ...(logger ? { logger } : {}) });
-  return { host, backendName: 'fs1', stateDir: mkdtempSync(join(tmpdir(), 'fs-state-')), executor, ...(onProgress ? { onProgress } : {}) };
+  return { ...host, backendName: 'fs1', stateDir: mkdtempSync(join(tmpdir(), 'fs-state-')), executor, ...(onProgress ? { onProgress } : {}) };
 }
 
 /** The base configuration for `sim` (password login, the sim's host key, port 1 at 192.168.1.10). */

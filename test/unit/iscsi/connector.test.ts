@@ -43,7 +43,7 @@ test('factory registers ISCSI and ISER; ISER logs in through the iser iface', as
   assert.ok(knownProtocols().includes('ISCSI') && knownProtocols().includes('ISER'));
   const k = kernel();
   try {
-    const c = connectorFor('iser', { host: k.ctx });
+    const c = connectorFor('iser', { ctx: k.ctx });
     assert.equal(c.protocol, 'ISER');
     assert.equal(c.getSearchPath(), '/dev/disk/by-path');
     k.executor.on(['iscsiadm', '-m', 'node'], (argv) => {

@@ -33,7 +33,7 @@ export async function makeContext(hostRoot: string): Promise<TestContext> {
   const captured = createCapturingLogger();
   const progress: [string, number, number][] = [];
   const ctx: DriverContext = {
-    host: createHostContext({ executor: exec, hostRoot, locks: new ShortLocks(join(stateDir, 'locks')), logger: captured.logger }),
+    ...createHostContext({ executor: exec, hostRoot, locks: new ShortLocks(join(stateDir, 'locks')), logger: captured.logger }),
     backendName: 'lvm-test',
     stateDir,
     onProgress: (op, done, total) => progress.push([op, done, total]),
