@@ -13,7 +13,7 @@ import { TgtTarget } from './tgt.js';
 import type { Configfs } from './configfs.js';
 
 export type { TargetHelper } from './helper.js';
-export { parseTargetConfig, type TargetConfig, TARGET_HELPERS, TARGET_PROTOCOLS, DEFAULT_ISCSI_PREFIX, DEFAULT_NVME_PREFIX } from './config.js';
+export { parseTargetConfig, TARGET_OPTIONS, type TargetConfig, TARGET_HELPERS, TARGET_PROTOCOLS, DEFAULT_ISCSI_PREFIX, DEFAULT_NVME_PREFIX } from './config.js';
 export { LioTarget } from './lio.js';
 export { NvmetTarget, formatNvmetLocation, parseNvmetLocation } from './nvmet.js';
 export { TgtTarget, parseTgtShow, parseTgtPortals } from './tgt.js';

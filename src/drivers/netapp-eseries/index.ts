@@ -16,6 +16,6 @@ registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesIscsiDriver(c
 
 export { NetAppEseriesIscsiDriver } from './driver.js';
 export type { EseriesVolume, DriverGroup, DriverGroupSnapshot, ObjectUpdate, EseriesDriverOptions } from './types.js';
-export { parseEseriesConfig, type EseriesConfig } from './config.js';
+export { parseEseriesConfig, ESERIES_OPTIONS, type EseriesConfig } from './config.js';
 export { EseriesRestClient } from './client.js';
 export { uuidToLabel, labelToUuid, wsVersionAtLeast, compilePoolPattern } from './utils.js';
