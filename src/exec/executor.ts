@@ -124,7 +124,7 @@ export class ProcessExecutor implements Executor {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.logger.debug({ cmd: shown, error: e.code }, 'command could not start');
+        this.logger.debug({ cmd: shown, err: e.code }, 'command could not start');
         reject(new ProcessExecutionError(shown, e.code === 'ENOENT' ? 127 : 126, '', maskText(e.message, secrets), { cause: undefined }));
       });
       child.on('close', (code) => {
