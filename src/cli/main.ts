@@ -354,7 +354,7 @@ snapshot
   );
 
 // ---- backend ----------------------------------------------------------------------------
-const backend = program.command('backend').description('storage backends: list them, show their capacity');
+const backend = program.command('backend').description('storage backends: list them, show their capacity, re-create their exports after a reboot');
 backend.command('list').description('list the configured backends and their drivers').action(async () =>
   withRuntime(async (rt, json) => {
     printRows(
@@ -372,6 +372,19 @@ backend
     withRuntime(async (rt, json) => {
       const s = await (await rt.backend()).stats({ refresh: o.refresh ?? true });
       printObject(json, s as Record<string, unknown>);
+    }),
+  );
+backend
+  .command('ensure-exports')
+  .description('after a reboot of the storage host: re-create the exports (loop devices, targets) of the volumes that have connections, on the selected backend (--backend) or every backend; prints one row per volume (no other command re-creates exports)')
+  .action(async () =>
+    withRuntime(async (rt, json) => {
+      const outcomes = [];
+      for (const b of await selectedBackends(rt)) outcomes.push(...(await b.ensureExports()));
+      const rows = outcomes.map((o) => ({ volume_id: o.volumeId, backend: o.backend, result: o.error ? 'failed' : 'ensured', error: o.error?.message ?? null }));
+      printRows(json, ['volume_id', 'backend', 'result', 'error'], rows);
+      const failed = outcomes.find((o) => o.error);
+      if (failed) exitCode = exitCodeFor(failed.error);
     }),
   );
 

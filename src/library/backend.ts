@@ -29,6 +29,16 @@ export interface BackendConfig {
   [key: string]: unknown;
 }
 
+/** What {@link Backend.ensureExports} did for one connected volume. */
+export interface EnsureExportOutcome {
+  /** The volume's id. */
+  volumeId: string;
+  /** The backend's `volume_backend_name`. */
+  backend: string;
+  /** null when the driver's `ensureExport` returned (the export is there now), else what it threw. */
+  error: Error | null;
+}
+
 /** Options for {@link Backend.createVolume}. */
 export interface CreateVolumeOptions {
   /** Size in GiB: a positive integer. */
@@ -127,22 +137,48 @@ export class Backend {
     await this.driver.doSetup();
     await this.driver.checkForSetupError();
     this.loaded = await this.loadVolumes();
-    await this.ensureExports();
   }
 
   /**
-   * Cinder's `init_host`: re-create the exports of volumes that have connections (after a reboot
-   * of the target host, LIO/tgt/nvmet configuration and loop devices are gone). A failure is
-   * logged and the volume left as it is; it does not stop the backend.
+   * Re-create the exports of this backend's connected volumes: Cinder's `init_host` step that
+   * calls the driver's `ensure_export` after the target host rebooted (LIO, tgt and nvmet
+   * configuration and loop devices are gone then). Nothing else runs it: constructing a backend
+   * and reading from it change nothing; call this once after a reboot (`brick backend
+   * ensure-exports` does).
+   *
+   * Each volume is handled under its per-volume lock (`volume-<id>`), on its record read again
+   * inside the lock, so a connection removed since the backend loaded is not brought back. Volumes
+   * with no connection, in `error` or `deleted`, or in a transitional status (an operation owns
+   * them) are skipped. The driver's model update is saved when it changes the record.
+   *
+   * @returns one entry per volume whose export was ensured or failed, in store order; a driver
+   *   failure is reported in its entry (`error`), logged, and leaves the volume as it was
+   * @throws {@link LockTimeoutError} when a volume's lock is not free in time, and the store's errors
    */
-  private async ensureExports(): Promise<void> {
-    for (const vol of this.loaded) {
-      if (vol.connections.length === 0 || vol.status === 'error' || vol.status === 'deleted') continue;
-      try {
-        vol.applyUpdate(await this.driver.ensureExport(vol.toDriver()));
-      } catch (err) {
-        this.context.logger.warn({ volume_id: vol.id, err: errorText(err) }, 'ensure_export failed at backend start');
-      }
+  async ensureExports(): Promise<EnsureExportOutcome[]> {
+    await this.ready;
+    const out: EnsureExportOutcome[] = [];
+    for (const { id } of await this.context.store.getVolumes({ backend: this.id })) {
+      const outcome = await this.context.locks.withLock(`volume-${id}`, () => this.ensureExportLocked(id));
+      if (outcome) out.push(outcome);
+    }
+    return out;
+  }
+
+  /** {@link ensureExports} for one volume, its lock held: undefined when it is skipped. */
+  private async ensureExportLocked(id: string): Promise<EnsureExportOutcome | undefined> {
+    const [rec] = await this.context.store.getVolumes({ id, backend: this.id });
+    if (!rec) return undefined;
+    const vol = await this.volumeFromRecord(rec); // loads the connections as stored now
+    if (vol.connections.length === 0 || vol.status === 'error' || vol.status === 'deleted' || TRANSITIONAL.has(vol.status)) return undefined;
+    try {
+      const before = stableJson(vol.toRecord());
+      vol.applyUpdate(await this.driver.ensureExport(vol.toDriver()));
+      if (stableJson(vol.toRecord()) !== before) await vol.save();
+      return { volumeId: id, backend: this.id, error: null };
+    } catch (err) {
+      this.context.logger.warn({ volume_id: id, err: errorText(err) }, 'ensure_export failed');
+      return { volumeId: id, backend: this.id, error: err instanceof Error ? err : new Error(errorText(err)) };
     }
   }
 

@@ -89,12 +89,12 @@ test('connector properties --json has os-brick keys', () => {
   for (const k of ['platform', 'os_type', 'ip', 'enforce_multipath']) assert.ok(k in p, k);
 });
 
-test('connector connect for LOCAL prints device info; a missing device_path is exit 8', async () => {
+test('connector connect for LOCAL refuses a character device (exit 2); a missing device_path is exit 8', async () => {
   const f = join(dir, 'local.json');
   await writeFile(f, JSON.stringify({ driver_volume_type: 'local', data: { device_path: '/dev/null' } }));
-  const r = brick(['connector', 'connect', '--connection', f]);
-  assert.equal(r.code, 0, r.err);
-  assert.deepEqual(JSON.parse(r.out), { type: 'file', path: '/dev/null' });
+  const r = brick(['connector', 'connect', '--connection', f, '--json']);
+  assert.equal(r.code, 2, r.out + r.err); // #13, defect 7: /dev/null is no volume (test/host/local-connector.test.ts)
+  assert.equal(r.json().field, 'device_path');
   await writeFile(f, JSON.stringify({ device_path: join(dir, 'nope') }));
   const r2 = brick(['connector', 'connect', 'LOCAL', f, '--json']);
   assert.equal(r2.code, 8);

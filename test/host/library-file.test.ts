@@ -160,7 +160,7 @@ test('objects loaded twice are the same instance', async () => {
   await vol.delete();
 });
 
-test('backend start re-creates the export of a connected volume (Cinder init_host after a reboot)', async () => {
+test('backend start and reads leave a lost export alone; ensureExports() re-creates it (Cinder init_host after a reboot)', async () => {
   const { detachLoop, loopsForFile } = await import('../../src/host/loop.js');
   const host = createHostContext();
   const vol = await backend.createVolume({ size: 1 });
@@ -170,6 +170,9 @@ test('backend start re-creates the export of a connected volume (Cinder init_hos
   assert.deepEqual(await loopsForFile(host, file), []);
   const ctx2 = setup({ stateDir: dir, persistence: ctx.store });
   const again = await Backend.create({ volume_backend_name: 'hostfile', volume_driver: 'file', pool_path: join(dir, 'pool') }, { context: ctx2 });
+  await again.getVolumes();
+  assert.deepEqual(await loopsForFile(host, file), [], 'starting a backend and reading from it change nothing (#13, defect 3)');
+  assert.equal((await again.ensureExports()).find((o) => o.volumeId === vol.id)?.error, null);
   assert.equal((await loopsForFile(host, file)).length, 1, 'the loop device is back');
   const v2 = await again.getVolume(vol.id);
   const c2 = v2.connections[0]!;

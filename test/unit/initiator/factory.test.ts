@@ -31,7 +31,7 @@ test('LOCAL connector: validates device_path, checks existence, reads no device 
   await assert.rejects(c.connectVolume({ device_path: 'relative/path' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'device_path');
   await assert.rejects(c.connectVolume({ device_path: 42 }), (e: unknown) => e instanceof InvalidInputError && e.field === 'device_path');
   await assert.rejects(c.connectVolume({ device_path: '/nonexistent/brick-dev' }), VolumeDeviceNotFoundError);
-  assert.deepEqual(await c.connectVolume({ device_path: '/dev/null' }), { type: 'file', path: '/dev/null' });
+  await assert.rejects(c.connectVolume({ device_path: '/dev/null' }), (e: unknown) => e instanceof InvalidInputError && e.field === 'device_path'); // a character device is no volume (#13, defect 7)
   assert.deepEqual(await c.getVolumePaths({ device_path: '/dev/null' }), ['/dev/null']);
   await c.disconnectVolume({ device_path: '/dev/null' }, null);
   assert.equal(c.getSearchPath(), null);
