@@ -169,13 +169,16 @@ export interface VolumeDriver {
   /**
    * Cinder `check_for_setup_error`: fail now, with a clear error, if the backend cannot work
    * (missing volume group, pool, program or privilege). Called once, after {@link doSetup}.
-   * @throws {@link InvalidConfigError} or `PrivilegeError` saying what to fix
+   * @throws {@link InvalidConfigError} or `PrivilegeError` saying what to fix. Some drivers use other classes: LVM reports
+   *   a missing volume group, thin pool or unusable target helper as `BackendError` (field `volume_group`, `lvm_type` or
+   *   `target_helper`), FlashSystem an unfinished {@link doSetup} as `InvalidStateError`
    */
   checkForSetupError(): Promise<void>;
   /**
    * Create `volume` (`volume.size` GiB, named `volume.name`). Not re-run for one record.
    * @returns persisted keys (see the interface's notes), e.g. `provider_id`
-   * @throws `InsufficientCapacityError` when the pool cannot hold it
+   * @throws `InsufficientCapacityError` when the pool cannot hold it (the LVM driver passes on `lvcreate`'s
+   *   `ProcessExecutionError` instead)
    */
   createVolume(volume: DriverVolume): Promise<ModelUpdate | void>;
   /** Delete the volume's storage. Idempotent: a volume that no longer exists on the backend counts as deleted. */
@@ -191,7 +194,8 @@ export interface VolumeDriver {
   /**
    * Grow `volume` to `newSize` GiB (always larger than `volume.size`). May be called while the
    * volume is exported and attached; the export must then serve the new size.
-   * @throws `InsufficientCapacityError` when the pool cannot hold the growth
+   * @throws `InsufficientCapacityError` when the pool cannot hold the growth (the LVM driver passes on `lvextend`'s
+   *   `ProcessExecutionError` instead)
    */
   extendVolume(volume: DriverVolume, newSize: number): Promise<void>;
   /**
@@ -228,12 +232,17 @@ export interface VolumeDriver {
   getVolumeStats(refresh: boolean): Promise<VolumeStats>;
   /**
    * Bring an existing backend object under management, renaming it into Brick's naming.
-   * @throws {@link InvalidInputError} (field `existing_ref`) when the reference names nothing usable
+   * @throws {@link InvalidInputError} (field `existing_ref` or one of its keys) when the reference is malformed
+   * @throws `NotFoundError` with that field when it names nothing on the backend (file, LVM, FlashSystem; E-Series throws
+   *   InvalidInputError, as Cinder's `ManageExistingInvalidReference`); a driver may refuse an object it cannot manage
+   *   (a snapshot, a mapped vdisk) with `InvalidStateError`
    */
   manageExisting(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<ModelUpdate | void>;
   /**
    * Size in GiB (rounded up) of the object `existingRef` names.
-   * @throws {@link InvalidInputError} (field `existing_ref`) when the reference names nothing usable
+   * @throws {@link InvalidInputError} (field `existing_ref` or one of its keys) when the reference is malformed
+   * @throws `NotFoundError` with that field when it names nothing on the backend (E-Series: InvalidInputError, as for
+   *   {@link manageExisting}); FlashSystem refuses a mapped vdisk with `InvalidStateError`
    */
   manageExistingGetSize(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<number>;
   /** Stop managing the volume without deleting it. */

@@ -279,7 +279,13 @@ export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, 
   return { created, file };
 }
 
-/** Apply `settings` to the record file at host path `file` (read, edit, write back at mode 0600). Secrets in `settings` are masked in any error. */
+/**
+ * Apply `settings` to the record file at host path `file` (read, edit, write back at mode 0600). Secrets in `settings` are masked in any error.
+ * Nothing is written when the record already holds `settings`.
+ * @throws {@link HostIoError} (details `path`) when the record is missing or unreadable, even through the root helper;
+ *   (details `path`, `errno`) when it cannot be written back ({@link writeFilePrivate})
+ * @throws {@link ProcessExecutionError} / {@link ProcessTimeoutError} from `tee` or `chmod` when the write goes through a root helper
+ */
 export async function writeRecordSettings(ctx: HostContext, file: string, settings: NodeSettings): Promise<void> {
   const text = await readFilePrivileged(ctx, file);
   if (text === undefined) throw new HostIoError(`iSCSI record ${file} is unreadable`, { details: { path: file } });

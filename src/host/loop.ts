@@ -39,7 +39,11 @@ export async function attachLoop(ctx: HostContext, file: string, options: { read
   return dev;
 }
 
-/** Detach loop device `device`. A device that is already gone is not an error. */
+/**
+ * Detach loop device `device`. A device that is already gone is not an error.
+ * @throws {@link ProcessExecutionError} when `losetup --detach` fails otherwise (e.g. without privilege)
+ * @throws {@link ProcessTimeoutError} when it does not finish within 30 s
+ */
 export async function detachLoop(ctx: HostContext, device: string): Promise<void> {
   const r = await ctx.executor.run(['losetup', '--detach', device], { timeoutMs: 30_000, checkExitCode: false });
   if (r.exitCode !== 0 && !/No such device|No such file|not a block device|failed to use device/i.test(r.stderr)) {
@@ -47,7 +51,10 @@ export async function detachLoop(ctx: HostContext, device: string): Promise<void
   }
 }
 
-/** Tell the kernel the backing file of `device` changed size (`losetup --set-capacity`). */
+/**
+ * Tell the kernel the backing file of `device` changed size (`losetup --set-capacity`).
+ * @throws {@link ProcessExecutionError} when losetup fails; {@link ProcessTimeoutError} when it does not finish within 30 s
+ */
 export async function refreshLoopCapacity(ctx: HostContext, device: string): Promise<void> {
   await ctx.executor.run(['losetup', '--set-capacity', device], { timeoutMs: 30_000 });
 }

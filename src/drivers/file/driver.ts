@@ -85,7 +85,10 @@ export class FileDriver implements VolumeDriver {
     this.config = parseFileDriverConfig(config, ctx);
   }
 
-  /** The file that backs volume `name` (`volume-<id>`) or snapshot `snapshot-<id>`. */
+  /**
+   * The file that backs volume `name` (`volume-<id>`) or snapshot `snapshot-<id>`.
+   * @throws {@link InvalidInputError} (field `name`) for a name that is not letters, digits, `_`, `.` and `-`, or starts with `.`
+   */
   pathFor(name: string): string {
     if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) throw new InvalidInputError('name', `${JSON.stringify(name)} is not a valid backend object name`);
     return join(this.config.pool_path, `${name}.img`);
@@ -131,7 +134,12 @@ export class FileDriver implements VolumeDriver {
     }
   }
 
-  /** Create a sparse file of `volume.size` GiB. */
+  /**
+   * Create a sparse file of `volume.size` GiB.
+   * @throws {@link InsufficientCapacityError} (field `size`) when the size exceeds the pool's usable free space
+   *   (after `reserved_percentage`, times `max_over_subscription_ratio`)
+   * @throws {@link InvalidInputError} (field `name`) for a bad `volume.name` ({@link FileDriver.pathFor}); the fs error (`EEXIST`) when the file exists
+   */
   async createVolume(volume: DriverVolume): Promise<ModelUpdate> {
     await this.ensureSpace(volume.size, 'size');
     const file = this.pathFor(volume.name);
@@ -223,7 +231,10 @@ export class FileDriver implements VolumeDriver {
     return { provider_location: dst };
   }
 
-  /** Grow the file and refresh the capacity of any loop device over it (`losetup --set-capacity`). */
+  /**
+   * Grow the file and refresh the capacity of any loop device over it (`losetup --set-capacity`).
+   * @throws {@link InsufficientCapacityError} (field `new_size`) when the growth exceeds the pool's usable free space
+   */
   async extendVolume(volume: DriverVolume, newSize: number): Promise<void> {
     await this.ensureSpace(newSize - volume.size, 'new_size');
     const file = this.pathFor(volume.name);
@@ -269,7 +280,10 @@ export class FileDriver implements VolumeDriver {
   /** Nothing to unmap: the loop device is the export and goes with `removeExport`. */
   async terminateConnection(): Promise<void> {}
 
-  /** Local volumes can only be used on this host; any connector is accepted. */
+  /**
+   * Local volumes can only be used on this host; any connector object is accepted.
+   * @throws {@link InvalidInputError} (field `connector`) when `connector` is not an object
+   */
   validateConnector(connector: ConnectorProperties): void {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object');
   }
@@ -320,7 +334,11 @@ export class FileDriver implements VolumeDriver {
     return join(this.config.pool_path, basename(name));
   }
 
-  /** Rename `existing_ref['source-name']` (a file in the pool) to `volume-<id>.img`, growing it to whole GiB. */
+  /**
+   * Rename `existing_ref['source-name']` (a file in the pool) to `volume-<id>.img`, growing it to whole GiB.
+   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it does not name a file in the pool directory
+   * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the file does not exist
+   */
   async manageExisting(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<ModelUpdate> {
     const src = this.existingFile(existingRef);
     const size = await this.manageExistingGetSize(volume, existingRef);
@@ -330,7 +348,11 @@ export class FileDriver implements VolumeDriver {
     return { provider_location: dst, size };
   }
 
-  /** Size of the existing file in GiB, rounded up. @throws {@link NotFoundError} when missing */
+  /**
+   * Size of the existing file in GiB, rounded up.
+   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it does not name a file in the pool directory
+   * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the file does not exist
+   */
   async manageExistingGetSize(_volume: DriverVolume, existingRef: Record<string, unknown>): Promise<number> {
     const src = this.existingFile(existingRef);
     const st = await stat(src).catch(() => {

@@ -72,7 +72,11 @@ export class FlashSystemArray {
     return m[1]!;
   }
 
-  /** `lsvdisk -bytes` of one vdisk, or undefined when it does not exist (CMMVC5753E/5754E). */
+  /**
+   * `lsvdisk -bytes` of one vdisk, or undefined when it does not exist (CMMVC5753E/5754E).
+   * @throws {@link BackendError} (or the class {@link cliError} gives the CMMVC code) when `lsvdisk` fails for another reason
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
+   */
   async lsvdisk(ref: string | number): Promise<DetailedView | undefined> {
     const r = await this.runRaw(['svcinfo', 'lsvdisk', '-bytes', '-delim', '!', typeof ref === 'number' ? ref : v(ref)]);
     if (r.exitCode === 0 && r.stderr.trim() === '') return parseDetailed(r.stdout);
@@ -104,7 +108,12 @@ export class FlashSystemArray {
     return this.cliSilent(['svctask', 'expandvdisksize', '-size', deltaBytes, '-unit', 'b', v(name)], { kind: 'vdisk', id: name });
   }
 
-  /** `rmvdisk`; a vdisk that does not exist (or goes meanwhile) counts as deleted. Removes a FlashCopy mapping that targets it first. */
+  /**
+   * `rmvdisk`; a vdisk that does not exist (or goes meanwhile) counts as deleted. Removes a FlashCopy mapping that targets it first.
+   * @throws {@link BackendError} when `rmvdisk` prints anything, or fails other than with a not-found code; the class
+   *   {@link cliError} gives the CMMVC code otherwise (e.g. {@link InvalidStateError} for a vdisk still mapped or in a FlashCopy)
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
+   */
   async rmvdisk(name: string): Promise<void> {
     const view = await this.lsvdisk(name);
     if (!view) {

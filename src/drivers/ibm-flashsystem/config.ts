@@ -118,7 +118,10 @@ function isIp(s: string): boolean {
   return IPV4.test(s) || (s.includes(':') && /^[0-9A-Fa-f:.]+$/.test(s));
 }
 
-/** The fingerprint of an OpenSSH public key line (`type base64 [comment]`) or a `SHA256:` fingerprint as given. */
+/**
+ * The fingerprint of an OpenSSH public key line (`type base64 [comment]`) or a `SHA256:` fingerprint as given.
+ * @throws {@link InvalidConfigError} naming `field` when `key` is neither, or its key cannot be parsed
+ */
 export function hostKeyFingerprint(key: string, field: string): string {
   const t = key.trim();
   if (/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(t)) return t.replace(/=$/, '');
@@ -130,7 +133,10 @@ export function hostKeyFingerprint(key: string, field: string): string {
   return sshFingerprint(Buffer.from(b64, 'base64'));
 }
 
-/** Fingerprints of the known_hosts lines in `text` whose host field names `host` (or `[host]:port`). Hashed entries are not supported. */
+/**
+ * Fingerprints of the known_hosts lines in `text` whose host field names `host` (or `[host]:port`). Hashed entries are not supported.
+ * @throws {@link InvalidConfigError} naming `field` when a matching line's key cannot be parsed ({@link hostKeyFingerprint})
+ */
 export function knownHostsFingerprints(text: string, host: string, port: number, field: string): string[] {
   const names = new Set([host, `[${host}]:${port}`]);
   if (port === 22) names.add(`[${host}]:22`);

@@ -275,7 +275,16 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
 
   // ---------------------------------------------------------------- snapshots and clones
 
-  /** A full point-in-time copy of the volume into vdisk `snapshot.name` (FlashCopy or host-side copy). */
+  /**
+   * A full point-in-time copy of the volume into vdisk `snapshot.name` (FlashCopy or host-side copy).
+   * On failure the new vdisk is deleted again.
+   * @throws {@link InvalidInputError} (field `snapshot`, `snapshot.name`, `snapshot.volume` or `snapshot.volume.name`) for a missing snapshot or a name the CLI refuses
+   * @throws {@link NotFoundError} when the source vdisk does not exist; {@link AlreadyExistsError} when a vdisk named `snapshot.name` does
+   * @throws {@link InsufficientCapacityError} when the pool has not enough free extents (CMMVC5860E)
+   * @throws {@link RetryExhaustedError} when the FlashCopy does not finish within `flashsystem_copy_timeout`
+   * @throws {@link BackendError} for any other failed command or a FlashCopy mapping that stops; the host-side copy
+   *   passes on the iSCSI connector's and the copy's errors
+   */
   async createSnapshot(snapshot: DriverSnapshot): Promise<ModelUpdate | void> {
     if (!snapshot) throw new InvalidInputError('snapshot', 'is required');
     const snapName = validateObjectName('snapshot.name', snapshot.name);
@@ -392,6 +401,9 @@ export class FlashSystemIscsiDriver implements VolumeDriver {
    * Cinder's stats for this backend (cached; `refresh` re-reads the pool): vendor `IBM`,
    * `storage_protocol` `iSCSI`, capacities in GiB from `lsmdiskgrp -bytes`, `multiattach` =
    * `flashsystem_multihostmap_enabled`, `location_info` `FlashSystemDriver:<system id>:<pool>`.
+   * @throws {@link InvalidConfigError} (field `flashsystem_mdiskgrp`) when the pool no longer exists on the array
+   * @throws {@link BackendError} when the pool is offline, `lsmdiskgrp` fails or prints no capacity in bytes
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
    */
   async getVolumeStats(refresh: boolean): Promise<VolumeStats> {
     if (this.stats && !refresh) return this.stats;

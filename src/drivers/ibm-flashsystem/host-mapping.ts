@@ -44,7 +44,12 @@ function sameIqn(a: string, b: string): boolean {
 export class FlashSystemHostMapper {
   constructor(private readonly array: FlashSystemArray) {}
 
-  /** The `lsvdiskhostmap` rows of a vdisk (none when it does not exist). */
+  /**
+   * The `lsvdiskhostmap` rows of a vdisk (none when it does not exist).
+   * @throws {@link BackendError} (or the class {@link cliError} gives the CMMVC code) when `lsvdiskhostmap` fails
+   *   other than with a not-found code, or prints rows that do not match its header
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
+   */
   async vdiskMappings(name: string): Promise<Record<string, string>[]> {
     const r = await this.array.runRaw(['svcinfo', 'lsvdiskhostmap', '-delim', '!', v(name)]);
     if (NOT_FOUND_CODES.has(cmmvcCode(r.stderr) ?? '')) return [];
@@ -121,6 +126,10 @@ export class FlashSystemHostMapper {
   /**
    * Map `vdisk` to the connector's host (under the host lock): find or create the host, reuse an
    * existing mapping's LUN, else map at the lowest free SCSI id >= 1.
+   * @throws {@link InvalidInputError} (field `connector.host`) for an empty or non-string host
+   * @throws {@link InvalidStateError} when the vdisk is mapped to another host and `flashsystem_multihostmap_enabled` is false
+   * @throws {@link LockTimeoutError} when the host lock is not taken in time; {@link BackendError} (or the class
+   *   {@link cliError} gives the CMMVC code) for a failed `mkhost` or `mkvdiskhostmap`
    */
   async mapVdisk(vdisk: string, connector: ConnectorProperties): Promise<HostMapping> {
     const prefix = hostNamePrefix(connector.host);
@@ -167,7 +176,12 @@ export class FlashSystemHostMapper {
     }
   }
 
-  /** `rmvdiskhostmap`; a mapping already gone is fine. */
+  /**
+   * `rmvdiskhostmap`; a mapping already gone is fine.
+   * @throws {@link BackendError} (or the class {@link cliError} gives the CMMVC code) when `rmvdiskhostmap` fails
+   *   other than with a not-found code
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
+   */
   async rmvdiskhostmap(host: string, vdisk: string): Promise<void> {
     const r = await this.array.runRaw(['svctask', 'rmvdiskhostmap', '-host', v(host), v(vdisk)]);
     if (r.exitCode === 0 && r.stderr.trim() === '') return;
@@ -175,7 +189,12 @@ export class FlashSystemHostMapper {
     throw cliError(r.line, r.exitCode, r.stdout, r.stderr, { kind: 'vdisk-to-host mapping', id: `${vdisk} -> ${host}` });
   }
 
-  /** `rmhost` once the host has no mappings (a host mapped again meanwhile, or gone, is left alone). */
+  /**
+   * `rmhost` once the host has no mappings (a host mapped again meanwhile, or gone, is left alone).
+   * @throws {@link BackendError} (or the class {@link cliError} gives the CMMVC code) when `lshostvdiskmap` or
+   *   `rmhost` fails other than with a not-found or still-mapped (CMMVC5871E) code
+   * @throws {@link ProcessTimeoutError}, {@link AuthenticationError} or {@link BackendUnreachableError} from the SSH pool
+   */
   async removeHostIfUnused(host: string): Promise<void> {
     const maps = await this.hostMappings(host);
     if (maps === undefined || maps.length > 0) return;
@@ -215,6 +234,8 @@ export class FlashSystemHostMapper {
    * Connection properties for `vdisk` mapped at `lun`: the preferred node of the volume's I/O
    * group first (Cinder picked node 0 or the first node of I/O group 0), then the group's other
    * nodes with iSCSI addresses as extra portals.
+   * @throws {@link BackendError} when no node of the vdisk's I/O group has an iSCSI address
+   * @throws {@link NotFoundError} when `view` is not given and the vdisk does not exist
    */
   async connectionInfo(vdisk: string, lun: number, volumeId: string, view?: DetailedView): Promise<ConnectionInfo> {
     const info = view ?? (await this.array.requireVdisk(vdisk));

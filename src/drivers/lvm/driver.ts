@@ -156,7 +156,9 @@ export class LvmDriver implements VolumeDriver {
   /**
    * The VG must exist; with `lvm_type = thin` the pool is created when missing; the target
    * helper must be usable.
-   * @throws {@link BackendError} (field `volume_group`) when the VG does not exist or the pool cannot be created
+   * @throws {@link BackendError} (field `volume_group`) when the VG does not exist, (field `lvm_type`) when the thin pool
+   *   cannot be created, (field `target_helper`) when the target helper cannot be used. This driver reports these as
+   *   backend errors, not as the {@link InvalidConfigError} of the {@link VolumeDriver} contract.
    */
   async checkForSetupError(): Promise<void> {
     const vg = await this.vg.info();
@@ -171,7 +173,12 @@ export class LvmDriver implements VolumeDriver {
     await this.target.checkForSetupError();
   }
 
-  /** Create `volume-<id>` of `volume.size` GiB (thin in the pool when `lvm_type = thin`). */
+  /**
+   * Create `volume-<id>` of `volume.size` GiB (thin in the pool when `lvm_type = thin`).
+   * @throws {@link InvalidInputError} (field `volume.name` or `volume.size`) for a name LVM refuses or a size that is not a whole number of GiB of at least 1
+   * @throws {@link ProcessExecutionError} when `lvcreate` fails, a VG without enough free space included (this driver does not
+   *   raise the {@link InsufficientCapacityError} of the {@link VolumeDriver} contract); {@link ProcessTimeoutError} when it hangs
+   */
   async createVolume(volume: DriverVolume): Promise<void> {
     const name = lvName(volume);
     const size = sizeGiB(volume.size, 'volume.size');
@@ -200,7 +207,13 @@ export class LvmDriver implements VolumeDriver {
     await this.vg.remove(name);
   }
 
-  /** Snapshot `snapshot.volume` as `_snapshot-<id>` (thin snapshot, or thick COW snapshot as large as the origin). */
+  /**
+   * Snapshot `snapshot.volume` as `_snapshot-<id>` (thin snapshot, or thick COW snapshot as large as the origin).
+   * @throws {@link InvalidInputError} (field `snapshot.volume.name` or `snapshot.name`) for a name LVM refuses
+   * @throws {@link NotFoundError} (the volume `snapshot.volume_id`) when the source LV does not exist
+   * @throws {@link ProcessExecutionError} when `lvs` or `lvcreate` fails (e.g. not enough free space for a thick snapshot);
+   *   {@link ProcessTimeoutError} when one hangs
+   */
   async createSnapshot(snapshot: DriverSnapshot): Promise<void> {
     const source = lvName(snapshot.volume, 'snapshot.volume.name');
     const name = escapeSnapshotName(lvName(snapshot as unknown as DriverVolume, 'snapshot.name'));
@@ -270,7 +283,12 @@ export class LvmDriver implements VolumeDriver {
   /**
    * Thin: a thin snapshot of the source, activated for good (Cinder's thin clone). Thick: a
    * temporary snapshot `clone-snap-<id>` of the source, a new LV, a `dd` copy with progress,
-   * and the temporary snapshot removed again.
+   * and the temporary snapshot removed again. The new LV is removed again when a later step fails.
+   * @throws {@link InvalidInputError} (field `volume.name`, `source.name` or `volume.size`) for a name LVM refuses, or a size
+   *   that is not a whole number of GiB or is smaller than the source's
+   * @throws {@link NotFoundError} (the volume `source.id`) when the source LV does not exist
+   * @throws {@link ProcessExecutionError} when an LVM command or a `dd` run of the copy fails (e.g. not enough free space);
+   *   {@link ProcessTimeoutError} when one outlasts its bound
    */
   async createClonedVolume(volume: DriverVolume, source: DriverVolume): Promise<void> {
     const name = lvName(volume);
@@ -311,6 +329,8 @@ export class LvmDriver implements VolumeDriver {
    * Cinder does), then the target is told about the new size.
    * @throws {@link InvalidInputError} (field `new_size`) when not larger than the current size
    * @throws {@link NotFoundError} when the LV does not exist
+   * @throws {@link ProcessExecutionError} when `lvextend` fails, a VG without enough free space included (not the
+   *   {@link InsufficientCapacityError} of the {@link VolumeDriver} contract)
    */
   async extendVolume(volume: DriverVolume, newSize: number): Promise<void> {
     const name = lvName(volume);
@@ -373,6 +393,9 @@ export class LvmDriver implements VolumeDriver {
    * provisioned = size - free. Thin: the pool's size and unused data space, provisioned = the
    * sum of the thin LVs' virtual sizes. `allocated_capacity_gb` and `total_volumes` count the
    * `volume-*` LVs. Cached until asked with `refresh` (Cinder: `get_volume_stats(refresh=False)` returns the last report).
+   * @throws {@link BackendError} (field `volume_group`) when the VG does not exist; (field `lvm_type`) when `lvm_type = thin`
+   *   and the thin pool does not exist
+   * @throws {@link ProcessExecutionError} when `vgs` or `lvs` fails; {@link ProcessTimeoutError} when one hangs
    */
   async getVolumeStats(refresh: boolean): Promise<VolumeStats> {
     if (this.cachedStats && !refresh) return this.cachedStats;
@@ -430,7 +453,8 @@ export class LvmDriver implements VolumeDriver {
 
   /**
    * Rename the LV `existing_ref['source-name']` to `volume-<id>` (Cinder's `manage_existing`).
-   * @throws {@link NotFoundError} when the LV does not exist
+   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it is not an LV name, or names the thin pool
+   * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the LV does not exist
    * @throws {@link InvalidStateError} when it is a snapshot, or already carries Brick's name for another volume
    */
   async manageExisting(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<ModelUpdate> {
@@ -446,7 +470,11 @@ export class LvmDriver implements VolumeDriver {
     return { size: Math.ceil(lv.sizeBytes / GiB) };
   }
 
-  /** Size of the LV `existing_ref['source-name']` in GiB, rounded up. @throws {@link NotFoundError} */
+  /**
+   * Size of the LV `existing_ref['source-name']` in GiB, rounded up.
+   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it is not an LV name, or names the thin pool
+   * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the LV does not exist
+   */
   async manageExistingGetSize(_volume: DriverVolume, existingRef: Record<string, unknown>): Promise<number> {
     const name = this.refName(existingRef);
     const lv = await this.vg.lv(name);

@@ -105,7 +105,11 @@ export class VolumeGroup {
     return this.ctx.executor.run(argv, { timeoutMs: this.timeoutMs, checkExitCode });
   }
 
-  /** The VG's report, or undefined when it does not exist. */
+  /**
+   * The VG's report, or undefined when it does not exist.
+   * @throws {@link ProcessExecutionError} when `vgs` fails for another reason (e.g. without privilege)
+   * @throws {@link ProcessTimeoutError} when `vgs` does not finish within the group's timeout
+   */
   async info(): Promise<VgInfo | undefined> {
     const r = await this.run(['vgs', ...REPORT, '-o', 'vg_name,vg_size,vg_free,lv_count,vg_uuid', this.name], false);
     if (r.exitCode !== 0) {
@@ -121,7 +125,11 @@ export class VolumeGroup {
     return parseLvs(stdout);
   }
 
-  /** One LV, or undefined. */
+  /**
+   * One LV, or undefined when it does not exist.
+   * @throws {@link ProcessExecutionError} when `lvs` fails for another reason than a missing LV or VG (e.g. without privilege)
+   * @throws {@link ProcessTimeoutError} when `lvs` does not finish within the group's timeout
+   */
   async lv(name: string): Promise<LvInfo | undefined> {
     const r = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', `${this.name}/${name}`], false);
     if (r.exitCode !== 0) {
@@ -139,7 +147,8 @@ export class VolumeGroup {
   /**
    * Create a thin pool using 95% of the VG's free space (Cinder's `_calculate_thin_pool_size`),
    * rounded down to whole MiB.
-   * @throws {@link BackendError} when the VG has no free space
+   * @throws {@link NotFoundError} (field `volume_group`) when the VG does not exist
+   * @throws {@link BackendError} (field `volume_group`) when the VG has no free space
    */
   async createThinPool(pool: string): Promise<void> {
     const vg = await this.info();
@@ -188,6 +197,8 @@ export class VolumeGroup {
   /**
    * Remove an LV (`lvremove -f` with `retry_deactivation`), retrying once after `udevadm settle`
    * with `ignore_suspended_devices`, as Cinder's `LVM.delete`. A missing LV is not an error.
+   * @throws {@link ProcessExecutionError} when the second `lvremove` fails too (e.g. the LV is open)
+   * @throws {@link ProcessTimeoutError} when a command does not finish within the group's timeout
    */
   async remove(name: string): Promise<void> {
     const base = 'activation { retry_deactivation = 1 }';

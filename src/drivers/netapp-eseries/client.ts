@@ -76,6 +76,10 @@ export class EseriesRestClient {
   private readonly dispatcher: Dispatcher;
   private readonly secrets: string[];
 
+  /**
+   * Build the client (no request is made yet).
+   * @throws {@link InvalidConfigError} (field `netapp_ca_certificate_path`) when the CA certificate file cannot be read
+   */
   constructor(
     private readonly cfg: EseriesConfig,
     private readonly logger: Logger,
@@ -107,17 +111,17 @@ export class EseriesRestClient {
     return `${this.origin}${this.basePath}`;
   }
 
-  /** `GET {path}`. */
+  /** `GET {path}`. @throws as {@link EseriesRestClient.invoke} */
   get<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
     return this.invoke<T>('GET', path, options);
   }
 
-  /** `POST {path}` with a JSON body. */
+  /** `POST {path}` with a JSON body. @throws as {@link EseriesRestClient.invoke} */
   post<T = unknown>(path: string, body: unknown, options: RequestOptions = {}): Promise<T> {
     return this.invoke<T>('POST', path, { ...options, body });
   }
 
-  /** `DELETE {path}`. */
+  /** `DELETE {path}`. @throws as {@link EseriesRestClient.invoke} */
   delete<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
     return this.invoke<T>('DELETE', path, options);
   }
@@ -133,7 +137,19 @@ export class EseriesRestClient {
     await this.dispatcher.close();
   }
 
-  /** Run a request with the configured retries. */
+  /**
+   * Run a request with the configured retries (`netapp_api_retries`; a POST is repeated only when the array surely did not
+   * act on it). The last attempt's error is thrown as is.
+   * @throws {@link InvalidStateError} for a path under the storage system before {@link EseriesRestClient.systemId} is set (before set-up)
+   * @throws {@link BackendUnreachableError} (field `netapp_server_hostname`) when the server cannot be reached or does not
+   *   answer within `netapp_api_timeout`, (field `netapp_verify_certificate`) when its TLS certificate is not accepted,
+   *   or for HTTP 424 (the storage system is offline)
+   * @throws {@link AuthenticationError} (field `netapp_password`) for HTTP 401/403, (field `netapp_sa_password`) for a
+   *   wrong array password
+   * @throws {@link NotFoundError} for HTTP 404; for HTTP 400/409/422 {@link InsufficientCapacityError},
+   *   {@link AlreadyExistsError} (`duplicateLabel`) or {@link InvalidStateError} by the array's `retcode`
+   *   (see {@link EseriesRestClient.mapError}); {@link BackendError} for any other error answer
+   */
   async invoke<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     let full: string;
     if (options.absolute) full = path;
