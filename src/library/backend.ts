@@ -16,7 +16,7 @@ import { getConnectorProperties, type ConnectorProperties } from '../initiator/p
 import type { VolumeRecord, VolumeStatus } from '../persistence/store.js';
 import { currentContext, type BrickContext } from './context.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { BUSY_KEY, TRANSITIONAL, errorText, identityMapped, objectKey, ownerIsDead } from './record.js';
+import { errorText, identityMapped, objectKey } from './record.js';
 import type { Snapshot } from './snapshot.js';
 import { Volume } from './volume.js';
 
@@ -205,13 +205,16 @@ export class Backend {
     return this.volumeFromRecord(rec);
   }
 
-  /** Every snapshot of this backend. */
+  /**
+   * Every snapshot of this backend, as stored. A snapshot whose volume record is gone (left by
+   * an older Brick) is listed too, with a stand-in volume of status `deleted`, so it can be deleted.
+   */
   async getSnapshots(): Promise<Snapshot[]> {
     await this.ready;
     const out: Snapshot[] = [];
     for (const rec of await this.context.store.getSnapshots({ backend: this.id })) {
-      const vol = await this.getVolume(rec.volume_id).catch(() => undefined);
-      if (vol) out.push(await vol.snapshotFromRecord(rec));
+      const vol = (await this.getVolume(rec.volume_id).catch(() => undefined)) ?? Volume.standIn(this, rec);
+      out.push(await vol.snapshotFromRecord(rec));
     }
     return out;
   }
@@ -225,9 +228,7 @@ export class Backend {
   /** @internal the identity-mapped Volume for a record, recovering interrupted work. */
   async volumeFromRecord(rec: VolumeRecord): Promise<Volume> {
     const vol = identityMapped(this.context, 'volume', rec, () => new Volume(this, rec));
-    if (TRANSITIONAL.has(vol.status) && ownerIsDead(this.context, vol.adminMetadata[BUSY_KEY])) {
-      await vol.markInterrupted();
-    }
+    await vol.recoverIfInterrupted();
     await vol.loadChildren();
     return vol;
   }
@@ -264,18 +265,38 @@ export class Backend {
     if (options === null || typeof options !== 'object') throw new InvalidInputError('options', 'must be an object with a size');
     const size = validateSize(options.size, 'size');
     const { name, description } = nameAndDescription(options);
-    await this.ready;
-    const stats = await this.stats({ refresh: true });
-    const free = typeof stats.free_capacity_gb === 'number' ? stats.free_capacity_gb : Infinity;
-    const ratio = Number(stats.max_over_subscription_ratio ?? 1) || 1;
-    if (size > free * ratio) {
-      throw new InsufficientCapacityError(`size ${size} GiB exceeds the free capacity of backend ${this.id} (${free} GiB)`, { field: 'size' });
-    }
+    const stats = await this.ensureCapacity(size, 'size');
     if (options.multiattach && stats.multiattach !== true && !(stats.pools ?? []).some((p) => p.multiattach)) {
       throw new InvalidInputError('multiattach', `backend ${this.id} does not support multiattach`);
     }
     const fields = { size, name, description, multiattach: options.multiattach ?? false };
     return Volume.createOn(this, fields, (vol) => this.driver.createVolume(vol.toDriver()));
+  }
+
+  /**
+   * Refuse `sizeGb` more GiB than the backend can hold, before anything is written: Cinder's
+   * capacity filter on the driver's fresh stats (`getVolumeStats(true)`): free capacity less the
+   * reserved percentage of the total, times `max_over_subscription_ratio`. A free capacity of
+   * `unknown` or `infinite` never refuses. The driver still checks when it runs.
+   * @param field the input named in the error (`size`, `new_size`)
+   * @returns the stats it read
+   * @throws {@link InsufficientCapacityError} naming `field`
+   */
+  async ensureCapacity(sizeGb: number, field: string): Promise<VolumeStats> {
+    await this.ready;
+    const stats = await this.stats({ refresh: true });
+    const free = typeof stats.free_capacity_gb === 'number' ? stats.free_capacity_gb : Infinity;
+    const total = typeof stats.total_capacity_gb === 'number' ? stats.total_capacity_gb : 0;
+    const reserved = (total * (Number(stats.reserved_percentage ?? 0) || 0)) / 100;
+    const ratio = Number(stats.max_over_subscription_ratio ?? 1) || 1;
+    const limit = (free - reserved) * ratio;
+    if (sizeGb > limit) {
+      throw new InsufficientCapacityError(`${field} ${sizeGb} GiB exceeds the free capacity of backend ${this.id} (${Math.max(0, Math.floor(limit))} GiB)`, {
+        field,
+        details: { requested_gb: sizeGb, free_gb: Math.max(0, Math.floor(limit)) },
+      });
+    }
+    return stats;
   }
 
   /** This host's connector properties, for this backend's attaches (multipath as the driver wants). */

@@ -4,7 +4,8 @@
  * Unlike a volume or snapshot, a connection is not made by a driver step of its own: the volume's
  * `connect` exports and maps it (under the volume's error contract), and the connection runs the
  * host side through the protocol's connector. A failed host-side attach leaves it in `error`,
- * saved; its record has no `error` column, so the message is only in the thrown error.
+ * saved; its record has no `error` column, so the message is only in the thrown error. While a
+ * process works through it, its record carries the owner marker in `busy_owner`.
  *
  * @module
  */
@@ -16,10 +17,27 @@ import type { ConnectorProperties } from '../initiator/properties.js';
 import { maskObject } from '../exec/mask.js';
 import type { ConnectionRecord } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
-import { StoredObject, newBaseRecord, objectKey } from './record.js';
+import { StoredObject, busyOwner, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import type { Volume } from './volume.js';
 
-/** A connection (Cinder's volume attachment) of a volume to a host. cinderlib's `Connection`. */
+/**
+ * A connection (Cinder's volume attachment) of a volume to a host. cinderlib's `Connection`.
+ *
+ * State machine, every step under the volume's operation lock:
+ *
+ * - Volume.connect stores the record `attaching` with the owner marker *before* the export and
+ *   mapping are made, then saves the connection info and clears the marker: at rest, `attaching`
+ *   means "connected, not attached on a host". A failed export or mapping removes the record.
+ * - attach: `attaching` → `attached` (device saved), or `error` when the connector fails.
+ * - detach (host side only): `attached` → `attaching`, device cleared.
+ * - disconnect: from any status, terminate on the backend, remove the export with the last
+ *   connection, remove the record (`detached` on the object).
+ *
+ * Recovery: a record whose owner marker names a dead process of this host is marked `error` by
+ * the next process that loads it. Volume.detach finishes every connection of this host whatever
+ * its status (detach if a device is recorded, then disconnect), so rerunning it completes an
+ * attach or detach a crash interrupted.
+ */
 export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord['status']> {
   readonly volume: Volume;
   /** Connector protocol (`LOCAL`, `ISCSI`, `NVMEOF`, ...). */
@@ -32,6 +50,8 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
   device!: DeviceInfo | null;
   attachedHost!: string | null;
   attachMode!: 'rw' | 'ro';
+  /** The owner marker `<host>:<pid>` while a process attaches or detaches through it, else null. */
+  busyOwner!: string | null;
 
   /** @internal */
   constructor(volume: Volume, rec: ConnectionRecord) {
@@ -68,6 +88,7 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     this.device = rec.device as DeviceInfo | null;
     this.attachedHost = rec.attached_host;
     this.attachMode = rec.attach_mode;
+    this.busyOwner = rec.busy_owner ?? null;
   }
 
   /** cinderlib's `connector_info` (snake_case alias). */
@@ -104,6 +125,7 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
       device: this.device,
       attached_host: this.attachedHost,
       attach_mode: this.attachMode,
+      ...(this.busyOwner ? { busy_owner: this.busyOwner } : {}),
     };
   }
 
@@ -131,16 +153,41 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     return { connector: connectorFor(this.protocol, { useMultipath, ctx: this.ctx }), data: data as Record<string, unknown> };
   }
 
+  /** The owner marker (`busy_owner`), or undefined. */
+  ownerMark(): string | undefined {
+    return this.busyOwner ?? undefined;
+  }
+
+  /** @internal */
+  setOwnerMark(busy: boolean): void {
+    this.busyOwner = busy ? busyOwner(this.ctx) : null;
+  }
+
   /**
-   * Attach on this host: run the protocol's connector and persist the device info.
-   * A failed connect leaves the connection in `error`, saved, and rethrows.
+   * A connection at rest is `attaching` (connected, not attached on a host) or `attached`, with
+   * no marker: it is interrupted only when it carries the marker of a process that is gone.
+   */
+  override interrupted(lockHeld = false): boolean {
+    return this.busyOwner !== null && ownerIsDead(this.ctx, this.busyOwner, lockHeld);
+  }
+
+  /**
+   * Attach on this host: run the protocol's connector and persist the device info, under the
+   * volume's operation lock. A failed connect leaves the connection in `error`, saved, and rethrows.
    * @returns the device info
    * @throws {@link InvalidStateError} when the connection was disconnected
    */
   async attach(): Promise<DeviceInfo> {
+    return this.volume.locked(() => this.attachLocked());
+  }
+
+  /** @internal {@link attach} with the volume's operation lock held. */
+  async attachLocked(): Promise<DeviceInfo> {
     if (!this.connected) throw new InvalidStateError(`connection ${this.id} is ${this.status}; connect the volume again`, { details: { connection_id: this.id } });
     if (this.device) return this.device;
     const { connector, data } = this.connector();
+    this.setOwnerMark(true);
+    await this.save();
     try {
       this.device = await connector.connectVolume(data);
     } catch (err) {
@@ -149,20 +196,30 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     }
     this.status = 'attached';
     this.attachedHost = this.attachedHost ?? this.ctx.hostName;
+    this.setOwnerMark(false);
     await this.save();
     return this.device;
   }
 
   /**
    * Undo the host-side attach only; the connection stays listed and mapped (cinderlib
-   * `Connection.detach`). Detaching a connection that is not attached is a no-op.
+   * `Connection.detach`), under the volume's operation lock. Detaching a connection that is not
+   * attached is a no-op.
    */
   async detach(options: DisconnectOptions = {}): Promise<void> {
+    await this.volume.locked(() => this.detachLocked(options));
+  }
+
+  /** @internal {@link detach} with the volume's operation lock held. */
+  async detachLocked(options: DisconnectOptions = {}): Promise<void> {
     if (!this.device) return;
     const { connector, data } = this.connector();
+    this.setOwnerMark(true);
+    await this.save();
     await connector.disconnectVolume(data, this.device, options);
     this.device = null;
     if (this.status === 'attached') this.status = 'attaching';
+    this.setOwnerMark(false);
     await this.save();
   }
 
@@ -173,13 +230,24 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
   }
 
   /**
-   * Terminate the connection on the backend and forget it (cinderlib `Connection.disconnect`).
-   * If the device is still attached on this host it is detached first. The export is removed
-   * when no other connection uses the volume.
+   * Terminate the connection on the backend and forget it (cinderlib `Connection.disconnect`),
+   * under the volume's operation lock. If the device is still attached on this host it is
+   * detached first. The export is removed when no other connection uses the volume. Works from
+   * any status, so a connection left by an interrupted attach or detach can always be removed.
    */
   async disconnect(options: DisconnectOptions = {}): Promise<void> {
     if (this.status === 'detached') return;
-    if (this.device && (this.attachedHost === null || this.attachedHost === this.ctx.hostName)) await this.detach(options);
+    await this.volume.locked(async () => {
+      if (this.volume.connections.includes(this)) return this.disconnectLocked(options);
+      this.status = 'detached'; // another process removed it meanwhile
+      this.ctx.objects.delete(objectKey('connection', this.id));
+    });
+  }
+
+  /** @internal {@link disconnect} with the volume's operation lock held. */
+  async disconnectLocked(options: DisconnectOptions = {}): Promise<void> {
+    if (this.status === 'detached') return;
+    if (this.device && (this.attachedHost === null || this.attachedHost === this.ctx.hostName)) await this.detachLocked(options);
     const vol = this.volume;
     await vol.connectionRemoved(this, async () => {
       await vol.backend.driver.terminateConnection(vol.toDriver(), this.connectorInfo as ConnectorProperties, { force: options.force });

@@ -11,11 +11,11 @@
  * where the record has room for one, run the driver, then save the outcome or `error` with the
  * message.
  *
- * Owner marker: a transitional status (`creating`, `deleting`, `extending`, `attaching`,
- * `detaching`) is saved with `<host>:<pid>` of the process doing the work. A later process that
- * finds a transitional record whose owner on this host is dead marks it `error`, so a crash never
- * leaves a record that claims to be working. Only the volume record has a place for the marker
- * (its `admin_metadata`); a snapshot or connection record has none.
+ * Owner marker: while a process works on an object, its record carries `<host>:<pid>` of that
+ * process (a volume in `admin_metadata[brick_busy_owner]`, a snapshot or connection in
+ * `busy_owner`). Start-up recovery: whoever loads a record whose marker names a dead process of
+ * this host (see {@link StoredObject.interrupted}) marks it `error` ("interrupted while ..."), so
+ * a crash never leaves a record that claims to be working.
  *
  * @module
  */
@@ -51,15 +51,17 @@ export function busyOwner(ctx: BrickContext): string {
 
 /**
  * Whether the owner marker names a process of this host that no longer runs. A missing marker
- * counts as dead; another host's process, or this process, never does (not ours to judge).
+ * counts as dead; another host's process never does (not ours to judge), and this process only
+ * when `selfIsDone` says that none of its own work on the object can be running (the caller
+ * holds the object's operation lock).
  */
-export function ownerIsDead(ctx: BrickContext, marker: string | undefined): boolean {
+export function ownerIsDead(ctx: BrickContext, marker: string | null | undefined, selfIsDone = false): boolean {
   if (!marker) return true;
   const i = marker.lastIndexOf(':');
   const host = marker.slice(0, i);
   const pid = Number(marker.slice(i + 1));
   if (host !== ctx.hostName || !Number.isInteger(pid)) return false;
-  if (pid === process.pid) return false;
+  if (pid === process.pid) return selfIsDone;
   try {
     process.kill(pid, 0);
     return false;
@@ -154,11 +156,43 @@ export abstract class StoredObject<R extends BaseRecord, S extends string> {
   protected async markFailed(err: unknown): Promise<void> {
     this.status = 'error';
     this.keepError(err);
+    this.setOwnerMark(false);
     await this.save().catch(() => undefined);
   }
 
   /** Keep the failure message on the object. The base keeps none (a connection record has no `error` column). */
   protected keepError(_err: unknown): void {}
+
+  /** The owner marker `<host>:<pid>` the record carries, or undefined. */
+  abstract ownerMark(): string | undefined;
+
+  /** @internal set this process's owner marker (`busy` true) or clear it. */
+  abstract setOwnerMark(busy: boolean): void;
+
+  /**
+   * Whether the record claims work by a process that is gone: a transitional status whose owner
+   * marker is missing or names a dead process of this host. With `lockHeld`, this process's own
+   * marker counts as gone too (no operation of ours runs on the object outside its lock).
+   */
+  interrupted(lockHeld = false): boolean {
+    return TRANSITIONAL.has(this.status) && ownerIsDead(this.ctx, this.ownerMark(), lockHeld);
+  }
+
+  /**
+   * @internal Start-up recovery of one record: when {@link interrupted}, status `error` with
+   * "interrupted while <status>" and the marker cleared, saved.
+   * @returns whether the record was recovered
+   */
+  async recoverIfInterrupted(lockHeld = false): Promise<boolean> {
+    if (!this.interrupted(lockHeld)) return false;
+    const was = this.status;
+    const owner = this.ownerMark() ?? 'unknown';
+    this.status = 'error';
+    this.keepError(new Error(`interrupted while ${was}: the process that was working on it (${owner}) is gone`));
+    this.setOwnerMark(false);
+    await this.save();
+    return true;
+  }
 }
 
 /**
@@ -173,26 +207,10 @@ export abstract class DriverObject<R extends BaseRecord, S extends string> exten
   abstract applyUpdate(update: ModelUpdate | void): void;
 
   /**
-   * Where the record keeps the owner marker ({@link BUSY_KEY}), or undefined when it has no place
-   * for one (the default).
-   */
-  protected busyMarks(): Record<string, string> | undefined {
-    return undefined;
-  }
-
-  /**
    * Run before the transitional status is saved (default: nothing).
    * @throws to refuse the operation before anything is saved
    */
   protected async beforeTransition(): Promise<void> {}
-
-  /** Set or clear this process's owner marker, where the record has a place for it. */
-  private markBusy(busy: boolean): void {
-    const marks = this.busyMarks(); // asked each time: a model update may have replaced the map
-    if (!marks) return;
-    if (busy) marks[BUSY_KEY] = busyOwner(this.ctx);
-    else delete marks[BUSY_KEY];
-  }
 
   protected override keepError(err: unknown): void {
     this.error = errorText(err);
@@ -211,17 +229,16 @@ export abstract class DriverObject<R extends BaseRecord, S extends string> exten
     await this.beforeTransition();
     this.status = transitional;
     this.error = null;
-    this.markBusy(true);
+    this.setOwnerMark(true);
     await this.save();
     try {
       const result = await fn();
       if (result && typeof result === 'object' && !Array.isArray(result)) this.applyUpdate(result as ModelUpdate);
       this.status = typeof done === 'function' ? done() : done;
-      this.markBusy(false);
+      this.setOwnerMark(false);
       if (this.status !== 'deleted') await this.save();
       return result;
     } catch (err) {
-      this.markBusy(false);
       await this.markFailed(err);
       throw err;
     }

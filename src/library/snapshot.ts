@@ -2,20 +2,34 @@
  * {@link Snapshot}: cinderlib's `Snapshot`.
  *
  * A snapshot follows cinderlib's error contract through {@link DriverObject.runDriver}. Its record
- * has no metadata column, so it carries no owner marker; and a driver's model update for it keeps
- * only `provider_location` and `provider_id` (the snapshot record's columns).
+ * carries the owner marker in `busy_owner`; a driver's model update for it keeps only
+ * `provider_location` and `provider_id` (the snapshot record's columns).
  *
  * @module
  */
-import { InvalidInputError, InvalidStateError } from '../errors.js';
+import { InvalidInputError, InvalidStateError, NotFoundError } from '../errors.js';
 import type { DriverSnapshot, ModelUpdate } from '../drivers/driver.js';
 import type { SnapshotRecord, SnapshotStatus } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { DriverObject, newBaseRecord, objectKey } from './record.js';
+import { DriverObject, busyOwner, newBaseRecord, objectKey } from './record.js';
 import { Volume } from './volume.js';
 
-/** A snapshot. cinderlib's `Snapshot`. */
+/**
+ * A snapshot. cinderlib's `Snapshot`.
+ *
+ * State machine, every step under the parent volume's operation lock on freshly read records:
+ *
+ * - `creating` → `available` (Volume.createSnapshot; refused, with no record written, unless the
+ *   volume is stored and `available` or `in-use`), or `error` when the driver fails.
+ * - any status → `deleting` → record removed (delete; also when the volume record is gone), or
+ *   `error`. A volume is not deleted while it has snapshots, so no snapshot outlives its volume.
+ * - Snapshot.createVolume needs `available`; a refusal writes nothing.
+ *
+ * Recovery: a snapshot left `creating` or `deleting` by a dead process is marked `error`
+ * ("interrupted while ...") by the next process that loads it; deleting it then removes whatever
+ * the driver had made (a partial copy included).
+ */
 export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
   readonly volume: Volume;
   name!: string;
@@ -24,6 +38,8 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
   volumeSize!: number;
   providerLocation!: string | null;
   providerId!: string | null;
+  /** The owner marker `<host>:<pid>` while a process creates or deletes the snapshot, else null. */
+  busyOwner!: string | null;
 
   /** @internal use Volume.createSnapshot */
   constructor(volume: Volume, rec: SnapshotRecord) {
@@ -57,6 +73,7 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
     this.providerLocation = rec.provider_location;
     this.providerId = rec.provider_id;
     this.error = rec.error;
+    this.busyOwner = rec.busy_owner ?? null;
   }
 
   /** The id of the source volume. */
@@ -77,6 +94,7 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
       provider_location: this.providerLocation,
       provider_id: this.providerId,
       error: this.error,
+      ...(this.busyOwner ? { busy_owner: this.busyOwner } : {}),
     };
   }
 
@@ -101,6 +119,16 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
     return this.ctx.store.setSnapshot(rec);
   }
 
+  /** The owner marker (`busy_owner`), or undefined. */
+  ownerMark(): string | undefined {
+    return this.busyOwner ?? undefined;
+  }
+
+  /** @internal */
+  setOwnerMark(busy: boolean): void {
+    this.busyOwner = busy ? busyOwner(this.ctx) : null;
+  }
+
   /** @internal apply a driver model update: only `provider_location` and `provider_id` are kept. */
   applyUpdate(update: ModelUpdate | void): void {
     if (!update) return;
@@ -108,28 +136,59 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
     if (update.provider_id !== undefined) this.providerId = update.provider_id;
   }
 
-  /** Delete the snapshot; deleting twice succeeds. */
+  /**
+   * Re-read the snapshot inside its volume's operation lock.
+   * @returns false when the record is gone (someone else deleted it)
+   */
+  private async reload(): Promise<boolean> {
+    const [rec] = await this.ctx.store.getSnapshots({ id: this.id });
+    if (!rec) return false;
+    if (rec.version > this.version) this.assign(rec);
+    return true;
+  }
+
+  /**
+   * Delete the snapshot (and whatever its driver made, a partial copy included), under its
+   * volume's operation lock. Works from any status, `error` included, and also when the volume
+   * record is already gone; deleting twice succeeds.
+   * @throws {@link InvalidStateError} when a process of another host is working on it
+   */
   async delete(): Promise<void> {
     if (this.status === 'deleted') return;
-    await this.runDriver('deleting', 'deleted', () => this.volume.backend.driver.deleteSnapshot(this.toDriver()));
-    await this.ctx.store.deleteSnapshot(this.id);
+    await this.volume.locked(async () => {
+      if (!(await this.reload())) return;
+      if (!(await this.recoverIfInterrupted(true)) && this.status === 'creating') {
+        throw new InvalidStateError(`snapshot ${this.id} is ${this.status} by ${this.busyOwner ?? 'another process'}; try again when it is done`, { details: { snapshot_id: this.id } });
+      }
+      await this.runDriver('deleting', 'deleted', () => this.volume.backend.driver.deleteSnapshot(this.toDriver()));
+      await this.ctx.store.deleteSnapshot(this.id);
+    }, 'run');
+    this.status = 'deleted';
     this.volume.snapshots = this.volume.snapshots.filter((s) => s !== this);
     this.ctx.objects.delete(objectKey('snapshot', this.id));
   }
 
   /**
-   * A new volume with the data the source had when the snapshot was taken.
+   * A new volume with the data the source had when the snapshot was taken, made under the source
+   * volume's operation lock. Every check runs before the new record is written.
    * @param options.size GiB, at least the snapshot's volume size (default: the same)
    * @throws {@link InvalidStateError} unless the snapshot is `available`
    * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
+   * @throws {@link InsufficientCapacityError} (field `size`) when the volume exceeds the free capacity
+   * @throws {@link NotFoundError} when the snapshot or its volume is no longer stored
    */
   async createVolume(options: { name?: string; description?: string; size?: number } = {}): Promise<Volume> {
-    if (this.status !== 'available') throw new InvalidStateError(`snapshot ${this.id} is ${this.status}, not available`, { details: { snapshot_id: this.id } });
-    const size = options.size === undefined ? this.volumeSize : validateSize(options.size, 'size');
-    if (size < this.volumeSize) throw new InvalidInputError('size', `must be at least the snapshot's volume size ${this.volumeSize} GiB`);
+    const wanted = options.size === undefined ? undefined : validateSize(options.size, 'size');
     const { name, description } = nameAndDescription(options);
     const backend = this.volume.backend;
-    const fields = { size, name, description, multiattach: false, snapshot_id: this.id };
-    return Volume.createOn(backend, fields, (vol) => backend.driver.createVolumeFromSnapshot(vol.toDriver(), this.toDriver()));
+    return this.volume.locked(async () => {
+      if (!(await this.reload())) throw new NotFoundError('snapshot', this.id);
+      if (this.status !== 'available') throw new InvalidStateError(`snapshot ${this.id} is ${this.status}, not available`, { details: { snapshot_id: this.id } });
+      const size = wanted ?? this.volumeSize;
+      if (size < this.volumeSize) throw new InvalidInputError('size', `must be at least the snapshot's volume size ${this.volumeSize} GiB`);
+      await backend.ensureCapacity(size, 'size');
+      const fields = { size, name, description, multiattach: false, snapshot_id: this.id };
+      return Volume.createOn(backend, fields, (vol) => backend.driver.createVolumeFromSnapshot(vol.toDriver(), this.toDriver()));
+    });
   }
 }

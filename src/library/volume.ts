@@ -1,9 +1,10 @@
 /**
  * {@link Volume}: cinderlib's `Volume`. Sizes in GiB.
  *
- * A volume follows cinderlib's error contract through {@link DriverObject.runDriver}; it is the one
- * object whose record carries the owner marker (in `admin_metadata`), so an operation interrupted
- * by a crash is found and marked `error` on the next load. Two levels of detach, as cinderlib:
+ * A volume follows cinderlib's error contract through {@link DriverObject.runDriver}; its record
+ * carries the owner marker in `admin_metadata`, so an operation interrupted by a crash is found
+ * and marked `error` on the next load. Operations on one volume, its snapshots and its connections
+ * are serialised by the volume's operation lock, across the processes of a host. Two levels of detach, as cinderlib:
  * `connection.detach()` undoes the host-side attach only (the connection stays listed and
  * mapped); `connection.disconnect()` also terminates the connection on the backend;
  * `volume.detach()` does both for the local attachment.
@@ -19,7 +20,7 @@ import type { Backend } from './backend.js';
 import type { BrickContext } from './context.js';
 import { Connection } from './connection.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { BUSY_KEY, DriverObject, TRANSITIONAL, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
+import { BUSY_KEY, DriverObject, TRANSITIONAL, busyOwner, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import { Snapshot } from './snapshot.js';
 
 const GiB = 1024 ** 3;
@@ -34,7 +35,30 @@ interface NewVolumeFields {
   source_volid?: string | null;
 }
 
-/** A volume. cinderlib's `Volume`. Sizes in GiB. */
+/**
+ * A volume. cinderlib's `Volume`. Sizes in GiB.
+ *
+ * State machine (Cinder's volume statuses). Every operation runs under the volume's operation
+ * lock ({@link Volume.locked}) on a freshly read record, checks all its preconditions (status,
+ * size, capacity, input) before writing anything, then saves the transitional status with the
+ * owner marker before the driver runs:
+ *
+ * - `creating` → `available` (Backend.createVolume, clone, Snapshot.createVolume), or `error`.
+ * - `available`/`in-use` → `extending` → the status it left (extend; only from `available` or
+ *   `in-use`, as in Cinder), or `error` when the driver fails.
+ * - `available`/`in-use`/`error` → `attaching` → `in-use` (connect, attach), or `error`.
+ * - `in-use`/`error` → `detaching` → `available` or `in-use` when other connections remain
+ *   (disconnect, detach): a successful detach clears `error`.
+ * - any non-transitional status → `deleting` → record removed (delete; refused while snapshots
+ *   or connections exist), or `error`.
+ * - A refused operation changes nothing. An object in `error` keeps the message in `error`; any
+ *   status other than `error` has `error: null`.
+ *
+ * Recovery: a record left transitional by a process that died (its owner marker names a dead
+ * process of this host) is marked `error` ("interrupted while ...") by the next process that
+ * loads it or locks it. From there `delete` works, and `detach` finishes an interrupted attach or
+ * detach (removing the export it left).
+ */
 export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   readonly backend: Backend;
   name!: string;
@@ -77,6 +101,15 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
       source_volid: o.source_volid ?? null,
       error: null,
     };
+  }
+
+  /**
+   * @internal A stand-in (status `deleted`, not in the identity map) for the volume of a snapshot
+   * record whose volume record is gone, so that the snapshot can be listed and deleted.
+   */
+  static standIn(backend: Backend, snap: SnapshotRecord): Volume {
+    const rec = Volume.newRecord(backend.id, { size: snap.volume_size, name: '', description: '', multiattach: false });
+    return new Volume(backend, { ...rec, id: snap.volume_id, status: 'deleted' });
   }
 
   /**
@@ -152,9 +185,15 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     return this.ctx.store.setVolume(rec);
   }
 
-  /** The volume record keeps the owner marker in `admin_metadata`. */
-  protected override busyMarks(): Record<string, string> {
-    return this.adminMetadata;
+  /** The volume record keeps the owner marker in `admin_metadata` ({@link BUSY_KEY}). */
+  ownerMark(): string | undefined {
+    return this.adminMetadata[BUSY_KEY];
+  }
+
+  /** @internal */
+  setOwnerMark(busy: boolean): void {
+    if (busy) this.adminMetadata[BUSY_KEY] = busyOwner(this.ctx);
+    else delete this.adminMetadata[BUSY_KEY];
   }
 
   /** A volume starts every driver step from the stored state ({@link syncFromStore}). */
@@ -195,13 +234,38 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     }
   }
 
-  /** @internal a transitional record whose process died: mark it error. */
-  async markInterrupted(): Promise<void> {
-    const was = this.status;
-    this.status = 'error';
-    this.error = `interrupted while ${was}: the process that was working on it (${this.adminMetadata[BUSY_KEY] ?? 'unknown'}) is gone`;
-    delete this.adminMetadata[BUSY_KEY];
-    await this.save();
+  /**
+   * @internal Run `fn` holding the volume's operation lock (`volume-<id>` in the context's lock
+   * directory), so that operations on one volume never overlap, in this process or another on
+   * this host. Inside the lock the volume, its snapshots and its connections are first re-read
+   * from the store, and records left transitional by a dead owner (or by this process, which runs
+   * nothing on the volume outside the lock) are marked `error`: `fn` checks its preconditions on
+   * that fresh state.
+   * @param ifGone what to do when the volume record is gone: `throw` (default) a
+   *   {@link NotFoundError}; `run` `fn` anyway (deleting what a deleted volume left behind)
+   * @throws {@link InvalidStateError} when this object already knows the volume is deleted (unless `ifGone` is `run`)
+   * @throws {@link NotFoundError} when the volume is no longer stored (unless `ifGone` is `run`)
+   * @throws {@link InvalidStateError} when a process of another host holds it in a transitional status
+   * @throws {@link LockTimeoutError} when the lock is not free within the context's lock timeout
+   */
+  async locked<T>(fn: () => Promise<T>, ifGone: 'throw' | 'run' = 'throw'): Promise<T> {
+    if (ifGone === 'throw' && this.status === 'deleted') throw new InvalidStateError(`volume ${this.id} is deleted`, { details: { volume_id: this.id } });
+    await this.backend.ready;
+    return this.ctx.locks.withLock(`volume-${this.id}`, async () => {
+      const [rec] = await this.ctx.store.getVolumes({ id: this.id });
+      if (!rec) {
+        if (ifGone === 'run') return fn();
+        throw new NotFoundError('volume', this.id);
+      }
+      if (rec.version > this.version) this.assign(rec);
+      if (!(await this.recoverIfInterrupted(true)) && TRANSITIONAL.has(this.status)) {
+        throw new InvalidStateError(`volume ${this.id} is ${this.status} by ${this.ownerMark() ?? 'another process'}; try again when it is done`, {
+          details: { volume_id: this.id, status: this.status },
+        });
+      }
+      await this.loadChildren(true);
+      return fn();
+    });
   }
 
   /**
@@ -219,20 +283,30 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     return this;
   }
 
-  /** @internal load snapshots and connections from the store. */
-  async loadChildren(): Promise<void> {
+  /**
+   * @internal Load snapshots and connections from the store, marking `error` those whose owner
+   * is gone (start-up recovery; see {@link StoredObject.interrupted}).
+   * @param lockHeld the caller holds the volume's operation lock
+   */
+  async loadChildren(lockHeld = false): Promise<void> {
     const store = this.backend.context.store;
     const snaps: Snapshot[] = [];
-    for (const r of await store.getSnapshots({ volume_id: this.id })) snaps.push(await this.snapshotFromRecord(r));
+    for (const r of await store.getSnapshots({ volume_id: this.id })) snaps.push(await this.snapshotFromRecord(r, lockHeld));
     this.snapshots = snaps;
     const conns: Connection[] = [];
-    for (const r of await store.getConnections({ volume_id: this.id })) conns.push(this.connectionFromRecord(r));
+    for (const r of await store.getConnections({ volume_id: this.id })) {
+      const conn = this.connectionFromRecord(r);
+      await conn.recoverIfInterrupted(lockHeld);
+      conns.push(conn);
+    }
     this.connections = conns;
   }
 
-  /** @internal the identity-mapped Snapshot for a record. */
-  async snapshotFromRecord(rec: SnapshotRecord): Promise<Snapshot> {
-    return identityMapped(this.backend.context, 'snapshot', rec, () => new Snapshot(this, rec));
+  /** @internal the identity-mapped Snapshot for a record, marked `error` when its owner is gone. */
+  async snapshotFromRecord(rec: SnapshotRecord, lockHeld = false): Promise<Snapshot> {
+    const snap = identityMapped(this.backend.context, 'snapshot', rec, () => new Snapshot(this, rec));
+    await snap.recoverIfInterrupted(lockHeld);
+    return snap;
   }
 
   /** @internal the identity-mapped Connection for a record. */
@@ -259,107 +333,136 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   }
 
   /**
-   * Delete the volume. Refused while it has snapshots or connections; deleting a deleted volume succeeds.
-   * @throws {@link InvalidStateError} when snapshots or connections exist
+   * Delete the volume. Refused while it has snapshots or connections, checked under the volume's
+   * operation lock on the stored state; deleting a deleted volume succeeds.
+   * @throws {@link InvalidStateError} when snapshots or connections exist, or a process of another host is working on it
    */
   async delete(): Promise<void> {
     if (this.status === 'deleted') return;
-    await this.backend.ready;
-    if (this.version > 0 && (await this.backend.context.store.getVolumes({ id: this.id })).length === 0) {
-      // Someone (another object, process or host) already deleted it: deleting twice succeeds.
+    const gone = await this.locked(async () => {
+      if (this.version > 0 && (await this.ctx.store.getVolumes({ id: this.id })).length === 0) return true;
+      if (this.snapshots.length > 0) {
+        throw new InvalidStateError(`volume ${this.id} has ${this.snapshots.length} snapshot(s); delete them first`, { details: { volume_id: this.id, snapshots: this.snapshots.map((s) => s.id) } });
+      }
+      if (this.connections.length > 0) {
+        throw new InvalidStateError(`volume ${this.id} is attached (${this.connections.length} connection(s)); detach it first`, { details: { volume_id: this.id } });
+      }
+      await this.runDriver('deleting', 'deleted', () => this.backend.driver.deleteVolume(this.toDriver()));
+      await this.ctx.store.deleteVolume(this.id);
+      return true;
+    }, 'run');
+    // Whoever deleted it (this call, another object, process or host), deleting twice succeeds.
+    if (gone) {
       this.status = 'deleted';
       this.backend.forget(this);
-      return;
     }
-    await this.loadChildren();
-    if (this.snapshots.length > 0) {
-      throw new InvalidStateError(`volume ${this.id} has ${this.snapshots.length} snapshot(s); delete them first`, { details: { volume_id: this.id, snapshots: this.snapshots.map((s) => s.id) } });
-    }
-    if (this.connections.length > 0) {
-      throw new InvalidStateError(`volume ${this.id} is attached (${this.connections.length} connection(s)); detach it first`, { details: { volume_id: this.id } });
-    }
-    if (TRANSITIONAL.has(this.status) && this.status !== 'deleting') this.ensureUsable('delete');
-    await this.runDriver('deleting', 'deleted', () => this.backend.driver.deleteVolume(this.toDriver()));
-    await this.backend.context.store.deleteVolume(this.id);
-    this.status = 'deleted';
-    this.backend.forget(this);
   }
 
   /**
-   * Grow the volume to `newSize` GiB. When attached on this host the host-side device is
-   * refreshed too, and the size the host sees is returned; otherwise `newSize` in bytes.
+   * Grow the volume to `newSize` GiB. Only an `available` or `in-use` volume is extended (as in
+   * Cinder: a volume in `error` is refused), and only when the backend's free capacity allows it;
+   * a refusal changes nothing. When attached on this host the host-side device is refreshed too,
+   * and the size the host sees is returned; otherwise `newSize` in bytes.
    * @returns the new size in bytes
    * @throws {@link InvalidInputError} (field `new_size`) unless `newSize` is a whole number larger than the current size
+   * @throws {@link InvalidStateError} unless the volume is `available` or `in-use`
+   * @throws {@link InsufficientCapacityError} (field `new_size`) when the growth exceeds the free capacity
    */
   async extend(newSize: number): Promise<number> {
     const size = validateSize(newSize, 'new_size');
-    await this.syncFromStore();
-    if (size <= this.size) throw new InvalidInputError('new_size', `must be larger than the current size ${this.size} GiB, got ${size}`);
-    this.ensureUsable('extend');
-    await this.backend.ready;
-    const previous = this.status;
-    await this.runDriver('extending', previous, async () => {
-      await this.backend.driver.extendVolume(this.toDriver(), size);
-      this.size = size;
+    return this.locked(async () => {
+      if (size <= this.size) throw new InvalidInputError('new_size', `must be larger than the current size ${this.size} GiB, got ${size}`);
+      this.ensureSource('extend');
+      await this.backend.ensureCapacity(size - this.size, 'new_size');
+      const previous = this.status;
+      await this.runDriver('extending', previous, async () => {
+        await this.backend.driver.extendVolume(this.toDriver(), size);
+        this.size = size;
+      });
+      const local = this.localAttach;
+      if (local) return local.extend();
+      return size * GiB;
     });
-    const local = this.localAttach;
-    if (local) return local.extend();
-    return size * GiB;
   }
 
   /**
-   * Snapshot the volume.
+   * Snapshot the volume, under its operation lock: a volume deleted meanwhile fails the snapshot
+   * before any record is written.
    * @throws {@link InvalidInputError} (field `name`, `description`)
    * @throws {@link InvalidStateError} unless the volume is `available` or `in-use`
+   * @throws {@link NotFoundError} when the volume is no longer stored
    */
   async createSnapshot(options: { name?: string; description?: string } = {}): Promise<Snapshot> {
     const { name, description } = nameAndDescription(options);
-    this.ensureSource('snapshot');
-    await this.backend.ready;
-    const snap = new Snapshot(this, Snapshot.newRecord(this, { name, description }));
-    this.backend.context.objects.set(objectKey('snapshot', snap.id), snap);
-    await snap.runDriver('creating', 'available', () => this.backend.driver.createSnapshot(snap.toDriver()));
-    this.snapshots.push(snap);
-    return snap;
+    return this.locked(async () => {
+      this.ensureSource('snapshot');
+      const snap = new Snapshot(this, Snapshot.newRecord(this, { name, description }));
+      this.ctx.objects.set(objectKey('snapshot', snap.id), snap);
+      await snap.runDriver('creating', 'available', () => this.backend.driver.createSnapshot(snap.toDriver()));
+      this.snapshots.push(snap);
+      return snap;
+    });
   }
 
   /**
-   * A new volume with this volume's data (Cinder `create_cloned_volume`).
+   * A new volume with this volume's data (Cinder `create_cloned_volume`), made under the source's
+   * operation lock. Every check runs before the new record is written.
    * @param options.size GiB, at least the source's size (default: the same)
    * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
    * @throws {@link InvalidStateError} unless the volume is `available` or `in-use`
+   * @throws {@link InsufficientCapacityError} (field `size`) when the clone exceeds the free capacity
+   * @throws {@link NotFoundError} when the source is no longer stored
    */
   async clone(options: { name?: string; description?: string; size?: number } = {}): Promise<Volume> {
-    const size = options.size === undefined ? this.size : validateSize(options.size, 'size');
-    if (size < this.size) throw new InvalidInputError('size', `a clone cannot be smaller than its source (${this.size} GiB)`);
+    const wanted = options.size === undefined ? undefined : validateSize(options.size, 'size');
     const { name, description } = nameAndDescription(options);
-    this.ensureSource('clone');
-    await this.backend.ready;
-    const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id };
-    return Volume.createOn(this.backend, fields, (vol) => this.backend.driver.createClonedVolume(vol.toDriver(), this.toDriver()));
+    return this.locked(async () => {
+      const size = wanted ?? this.size;
+      if (size < this.size) throw new InvalidInputError('size', `a clone cannot be smaller than its source (${this.size} GiB)`);
+      this.ensureSource('clone');
+      await this.backend.ensureCapacity(size, 'size');
+      const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id };
+      return Volume.createOn(this.backend, fields, (vol) => this.backend.driver.createClonedVolume(vol.toDriver(), this.toDriver()));
+    });
   }
 
   /**
    * Export and map the volume for `connector` (another host's connector properties) and
    * persist the connection, without attaching on this host. cinderlib `Volume.connect`.
-   * A failure undoes the export and mapping, saves the volume in `error`, and throws.
+   * Runs under the volume's operation lock. The connection is stored (`attaching`, with the owner
+   * marker) before the export is made, so a crash leaves a record that `detach`/`disconnect`
+   * finishes. A failure undoes the export and mapping, removes the connection record, saves the
+   * volume in `error`, and throws.
    * @throws {@link InvalidInputError} when the driver rejects the connector (field names the missing key)
    * @throws {@link InvalidStateError} when the volume is connected to another host and is not multiattach
    */
   async connect(connector: ConnectorProperties, options: { attachedHost?: string; attachMode?: 'rw' | 'ro' } = {}): Promise<Connection> {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object of connector properties');
+    return this.locked(() => this.connectLocked(connector, options));
+  }
+
+  /** {@link connect} with the operation lock held. */
+  private async connectLocked(connector: ConnectorProperties, options: { attachedHost?: string; attachMode?: 'rw' | 'ro' }): Promise<Connection> {
     this.ensureUsable('connect');
-    await this.backend.ready;
-    await this.refresh(); // other hosts may have connected, disconnected or saved the volume since we read it
     if (this.connections.length > 0 && !this.multiattach) {
       const sameHost = this.connections.find((c) => c.attachedHost === (options.attachedHost ?? connector.host ?? null));
       if (!sameHost) throw new InvalidStateError(`volume ${this.id} is already connected to ${this.connections[0]!.attachedHost} and is not multiattach`, { details: { volume_id: this.id } });
     }
     this.backend.driver.validateConnector(connector);
-    const info = await this.exportAndMap(connector);
-    const conn = new Connection(this, Connection.newRecord(this, connector, info, options));
+    const previous = this.connections.length > 0 ? 'in-use' : 'available';
+    const conn = new Connection(this, Connection.newRecord(this, connector, { driver_volume_type: '', data: {} }, options));
+    conn.setOwnerMark(true);
     await conn.save();
-    this.backend.context.objects.set(objectKey('connection', conn.id), conn);
+    this.ctx.objects.set(objectKey('connection', conn.id), conn);
+    try {
+      conn.connInfo = (await this.exportAndMap(connector, previous)) as unknown as Record<string, unknown>;
+    } catch (err) {
+      await this.ctx.store.deleteConnection(conn.id);
+      this.ctx.objects.delete(objectKey('connection', conn.id));
+      throw err;
+    }
+    conn.setOwnerMark(false);
+    await conn.save();
     this.connections.push(conn);
     return conn;
   }
@@ -368,10 +471,10 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
    * Create the export and initialize the connection for `connector` under the error contract
    * (`attaching`, then `in-use`). A failure terminates a mapping that was made and removes an
    * export that no other connection uses, then rethrows.
+   * @param previous the volume's status before: `available` when no other connection uses the export
    */
-  private async exportAndMap(connector: ConnectorProperties): Promise<ConnectionInfo> {
+  private async exportAndMap(connector: ConnectorProperties, previous: 'available' | 'in-use'): Promise<ConnectionInfo> {
     const driver = this.backend.driver;
-    const previous = this.connections.length > 0 ? 'in-use' : 'available';
     let exported = false;
     let mapped = false;
     try {
@@ -391,36 +494,45 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
 
   /**
    * Attach the volume to this host: connector properties, export, initialize connection,
-   * connector connect. Returns the connection (its `path` is the device). cinderlib `Volume.attach`.
-   * A failure after the mapping undoes it (terminate connection, remove export).
+   * connector connect, all under the volume's operation lock. Returns the connection (its `path`
+   * is the device). cinderlib `Volume.attach`. A failure after the mapping undoes it (terminate
+   * connection, remove export); a crash leaves a connection record that {@link detach} finishes.
    * @throws {@link InvalidStateError} for a deleted volume or one already attached here
    */
   async attach(): Promise<Connection> {
-    this.ensureUsable('attach');
-    if (this.localAttach) throw new InvalidStateError(`volume ${this.id} is already attached on this host at ${this.localAttach.path}`, { details: { volume_id: this.id } });
     const connector = await this.backend.connectorProperties();
-    const conn = await this.connect(connector, { attachedHost: this.backend.context.hostName });
-    try {
-      await conn.attach();
-    } catch (err) {
-      await conn.disconnect({ force: true }).catch(() => undefined);
-      await this.markFailed(err);
-      throw err;
-    }
-    return conn;
+    return this.locked(async () => {
+      this.ensureUsable('attach');
+      if (this.localAttach) throw new InvalidStateError(`volume ${this.id} is already attached on this host at ${this.localAttach.path}`, { details: { volume_id: this.id } });
+      const conn = await this.connectLocked(connector, { attachedHost: this.ctx.hostName });
+      try {
+        await conn.attachLocked();
+      } catch (err) {
+        await conn.disconnectLocked({ force: true }).catch(() => undefined);
+        await this.markFailed(err);
+        throw err;
+      }
+      return conn;
+    });
   }
 
   /**
-   * Detach the volume from this host and terminate its connection (cinderlib `Volume.detach`).
-   * Detaching a volume that is not attached here is a no-op.
+   * Detach the volume from this host and terminate its connections here (cinderlib
+   * `Volume.detach`), under the volume's operation lock. Every connection of this host is
+   * finished, attached or not, whatever its status: so running it again completes an attach or a
+   * detach that a crash interrupted (and removes the export it left). Detaching a volume that has
+   * no connection here is a no-op.
    */
   async detach(options: DisconnectOptions = {}): Promise<void> {
-    await this.backend.ready;
-    await this.loadChildren();
-    const local = this.localAttach;
-    if (!local) return;
-    await local.detach(options);
-    await local.disconnect(options);
+    if (this.status === 'deleted') return;
+    await this.locked(async () => {
+      for (const conn of this.connections.filter((c) => c.attachedHost === this.ctx.hostName)) {
+        await conn.detachLocked(options);
+        await conn.disconnectLocked(options);
+      }
+    }).catch((err: unknown) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
   }
 
   /** @internal called after a connection is removed. */

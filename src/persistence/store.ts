@@ -64,6 +64,11 @@ export interface SnapshotRecord extends BaseRecord {
   provider_location: string | null;
   provider_id: string | null;
   error: string | null;
+  /**
+   * The owner marker `<host>:<pid>` while a process works on the snapshot (`creating`,
+   * `deleting`), absent or null otherwise. Kept in the record's JSON body: no column, no migration.
+   */
+  busy_owner?: string | null;
 }
 
 /** A connection (Cinder's volume attachment) as stored. */
@@ -84,6 +89,11 @@ export interface ConnectionRecord extends BaseRecord {
   attached_host: string | null;
   /** `rw` or `ro`. */
   attach_mode: 'rw' | 'ro';
+  /**
+   * The owner marker `<host>:<pid>` while a process attaches or detaches through this connection,
+   * absent or null at rest. Kept in the record's JSON body: no column, no migration.
+   */
+  busy_owner?: string | null;
 }
 
 /** A key-value pair (cinderlib's `KeyValue`). */

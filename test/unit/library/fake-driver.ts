@@ -23,7 +23,10 @@ import { MemoryStore } from '../../../src/persistence/memory.js';
 /** The driver methods a test may make fail or watch. */
 export type FakeMethod = Exclude<keyof VolumeDriver, 'driverName' | 'connectorProtocol' | 'useMultipath' | 'close'>;
 
-/** The `fake` driver. Configuration: `capacity_gb` (default 100), `multiattach` (default false). */
+/**
+ * The `fake` driver. Configuration: `capacity_gb` (default 100; `'infinite'` or `'unknown'` make
+ * the stats report that word as Cinder drivers may), `multiattach` (default false).
+ */
 export class FakeDriver implements VolumeDriver {
   readonly driverName = 'fake';
   readonly connectorProtocol = 'FAKE';
@@ -41,11 +44,12 @@ export class FakeDriver implements VolumeDriver {
   /** Runs inside the named call, before it does anything (e.g. to read the store). */
   readonly hooks = new Map<FakeMethod, () => void | Promise<void>>();
   private readonly failures = new Map<FakeMethod, Error>();
-  private readonly capacityGb: number;
+  private readonly capacityGb: number | 'infinite' | 'unknown';
   private readonly multiattach: boolean;
 
   constructor(config: Record<string, unknown>, readonly ctx: DriverContext) {
-    this.capacityGb = typeof config.capacity_gb === 'number' ? config.capacity_gb : 100;
+    const cap = config.capacity_gb;
+    this.capacityGb = typeof cap === 'number' || cap === 'infinite' || cap === 'unknown' ? cap : 100;
     this.multiattach = config.multiattach === true;
   }
 
@@ -152,7 +156,7 @@ export class FakeDriver implements VolumeDriver {
       driver_version: '1.0',
       storage_protocol: 'fake',
       total_capacity_gb: this.capacityGb,
-      free_capacity_gb: this.capacityGb - this.used(),
+      free_capacity_gb: typeof this.capacityGb === 'number' ? this.capacityGb - this.used() : this.capacityGb,
       multiattach: this.multiattach,
     };
   }
