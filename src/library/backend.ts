@@ -16,7 +16,7 @@ import { getConnectorProperties, type ConnectorProperties } from '../initiator/p
 import type { VolumeRecord, VolumeStatus } from '../persistence/store.js';
 import { currentContext, type BrickContext } from './context.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { errorText, identityMapped, objectKey } from './record.js';
+import { TRANSITIONAL, errorText, identityMapped, objectKey } from './record.js';
 import type { Snapshot } from './snapshot.js';
 import { Volume } from './volume.js';
 
