@@ -15,6 +15,7 @@ import * as lockModule from '../../../src/host/lock.js';
 import { createHostContext, type HostContext } from '../../../src/host/context.js';
 import { connectorFor, registerConnector } from '../../../src/initiator/factory.js';
 import type { Connector } from '../../../src/initiator/connector.js';
+import { parseConfig } from '../../../src/cli/config.js';
 import { InvalidConfigError } from '../../../src/errors.js';
 
 // A namespace import, so that each test reports on its own when a symbol is missing.
@@ -160,4 +161,11 @@ test('connectorFor: the default lock directory follows the same rule, and `lockP
   assert.doesNotMatch(seen!.locks.lockPath, /^\/tmp\b|brick-locks$/);
   connectorFor('LOCKPROBE', { lockPath: '/srv/brick/locks' });
   assert.equal(seen!.locks.lockPath, '/srv/brick/locks');
+});
+
+test('CLI config: lock_path defaults to /run/brick/locks for root and <data_dir>/locks otherwise', () => {
+  const env = { HOME: '/home/u' };
+  assert.equal(parseConfig('', 'default', env, 0).lockPath, '/run/brick/locks');
+  assert.equal(parseConfig('', 'default', env, 1000).lockPath, '/home/u/.local/share/brick/locks');
+  assert.equal(parseConfig('lock_path: /srv/locks\n', 'b.yaml', env, 0).lockPath, '/srv/locks');
 });
