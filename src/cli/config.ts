@@ -5,7 +5,7 @@
  * data_dir: /var/lib/brick          # default: $XDG_DATA_HOME/brick or ~/.local/share/brick
  * persistence: sqlite:///var/lib/brick/brick.sqlite   # or postgresql://..., memory://, or { storage: ... }
  * root_helper: sudo -n              # string or argv list; default: none as root, `sudo -n` otherwise
- * lock_path: /run/brick/locks       # default: <data_dir>/locks
+ * lock_path: /run/brick/locks       # default: /run/brick/locks as root, <data_dir>/locks otherwise
  * my_ip: 192.0.2.10                 # connector property `ip`
  * host: node-1                      # connector property `host`
  * default_backend: lvm1             # used when a command is not given --backend
@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -55,6 +56,11 @@ export interface BrickConfig {
   dataDir: string;
   persistence: string | Record<string, unknown> | undefined;
   rootHelper: string[] | undefined;
+  /**
+   * The one lock directory of the library and the connectors (`lock_path`): the configured one,
+   * else `/run/brick/locks` for root and `<data_dir>/locks` for anyone else. It must be (or be
+   * made) a private directory of the running user: see `ensurePrivateDirectory` in `host/lock.ts`.
+   */
   lockPath: string;
   myIp: string | undefined;
   host: string | undefined;
@@ -64,9 +70,11 @@ export interface BrickConfig {
 
 /**
  * Parse and validate configuration text (YAML, of which JSON is a subset).
+ * @param uid the user brick runs as (`process.geteuid()`); only the default `lock_path` depends
+ *   on it. Omitted: a user other than root.
  * @throws {@link InvalidConfigError} naming the file and key, e.g. `brick.yaml: backends.0.volume_driver: Required`
  */
-export function parseConfig(text: string, source: string, env: Env): BrickConfig {
+export function parseConfig(text: string, source: string, env: Env, uid?: number): BrickConfig {
   let raw: unknown;
   try {
     raw = text.trim() === '' ? {} : parseYaml(text);
@@ -96,7 +104,7 @@ export function parseConfig(text: string, source: string, env: Env): BrickConfig
     dataDir,
     persistence: c.persistence as BrickConfig['persistence'],
     rootHelper,
-    lockPath: c.lock_path ?? join(dataDir, 'locks'),
+    lockPath: c.lock_path ?? (uid === 0 ? '/run/brick/locks' : join(dataDir, 'locks')),
     myIp: c.my_ip,
     host: c.host,
     defaultBackend,
@@ -106,17 +114,39 @@ export function parseConfig(text: string, source: string, env: Env): BrickConfig
 
 /**
  * Load the configuration from `path` (or the defaults when no path is given).
+ * @param uid as for {@link parseConfig}
  * @throws {@link InvalidConfigError} (field `config`) when the file cannot be read, or as {@link parseConfig}
  */
-export async function loadConfig(path: string | undefined, env: Env): Promise<BrickConfig> {
-  if (!path) return parseConfig('', 'default', env);
+export async function loadConfig(path: string | undefined, env: Env, uid?: number): Promise<BrickConfig> {
+  if (!path) return parseConfig('', 'default', env, uid);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new InvalidConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: 'config' });
+    throw unreadableConfig(path, err);
   }
-  return parseConfig(text, path, env);
+  return parseConfig(text, path, env, uid);
+}
+
+/**
+ * {@link loadConfig} for callers that cannot wait (building connector options): the same file,
+ * defaults and errors, read synchronously.
+ * @throws {@link InvalidConfigError} as {@link loadConfig}
+ */
+export function loadConfigSync(path: string | undefined, env: Env, uid?: number): BrickConfig {
+  if (!path) return parseConfig('', 'default', env, uid);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw unreadableConfig(path, err);
+  }
+  return parseConfig(text, path, env, uid);
+}
+
+/** The error for a configuration file that cannot be read. */
+function unreadableConfig(path: string, err: unknown): InvalidConfigError {
+  return new InvalidConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: 'config' });
 }
 
 /**

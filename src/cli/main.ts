@@ -17,7 +17,7 @@ import { connectorFor } from '../initiator/factory.js';
 import { createHostContext } from '../host/context.js';
 import type { DeviceInfo } from '../initiator/connector.js';
 import { ProcessExecutor, type Executor } from '../exec/executor.js';
-import { createRuntime, type GlobalFlags, type Runtime } from './runtime.js';
+import { createRuntime, configuredLockPath, type GlobalFlags, type Runtime } from './runtime.js';
 import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
 import { runQuickstart, type QuickstartStep } from './quickstart.js';
 import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
@@ -419,6 +419,7 @@ function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
   return {
     useMultipath: Boolean(o.multipath),
     rootHelper: rh ? rh.split(/\s+/).filter(Boolean) : (process.getuid?.() ?? 0) === 0 ? [] : ['sudo', '-n'],
+    lockPath: configuredLockPath(flags(), process.env),
     // os-brick reads the SDS CLI location from this variable; the connector takes it as an option.
     ...(process.env.HUAWEISDSHYPERVISORCLI_PATH ? { cliPath: process.env.HUAWEISDSHYPERVISORCLI_PATH } : {}),
     ...(process.env.BRICK_MOUNT_POINT_BASE ? { mountPointBase: process.env.BRICK_MOUNT_POINT_BASE } : {}),

@@ -10,7 +10,7 @@ import { openStore } from '../persistence/factory.js';
 import { setup, type BrickContext } from '../library/context.js';
 import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadConfig, checkBackends, backendConfig, type BrickConfig } from './config.js';
+import { loadConfig, loadConfigSync, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
 import '../drivers/index.js';
 import '../initiator/connectors/index.js';
@@ -49,6 +49,17 @@ export function resolveRootHelper(flag: string | undefined, config: BrickConfig,
 }
 
 /**
+ * The lock directory (`lock_path`) of the configuration named by `--config` or `BRICK_CONFIG`,
+ * with the default for the user running this process: what host-side commands that need no
+ * store (`brick connector connect/disconnect/extend`) give the connector, so that they and the
+ * library lock in the same place.
+ * @throws {@link InvalidConfigError} as {@link loadConfig}
+ */
+export function configuredLockPath(flags: GlobalFlags, env: NodeJS.ProcessEnv): string {
+  return loadConfigSync(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0).lockPath;
+}
+
+/**
  * Build the runtime for one command: load and check the configuration (drivers known,
  * `--backend` configured) before the data directory is made or the store opened, so that a bad
  * configuration leaves nothing behind.
@@ -56,7 +67,7 @@ export function resolveRootHelper(flag: string | undefined, config: BrickConfig,
  * @throws {@link NotFoundError} (field `backend`) when `--backend` names no configured backend
  */
 export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, onProgress?: (op: string, done: number, total: number) => void): Promise<Runtime> {
-  const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env);
+  const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0);
   checkBackends(config, flags.backend);
   const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });

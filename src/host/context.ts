@@ -8,11 +8,10 @@
  */
 import { accessSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import type { Executor } from '../exec/executor.js';
 import { ProcessExecutor } from '../exec/executor.js';
 import { silentLogger, type Logger } from '../log.js';
-import { LockManager } from './lock.js';
+import { LockManager, defaultLockPath } from './lock.js';
 
 /** The injected seams. */
 export interface HostContext {
@@ -32,19 +31,28 @@ export interface HostContextOptions {
   rootHelper?: readonly string[];
   hostRoot?: string;
   logger?: Logger;
-  /** Lock directory; default `$TMPDIR/brick-locks` (os-brick's `lock_path` plays this role). */
+  /**
+   * Lock directory (os-brick's and Brick's `lock_path`), used when `locks` is not given.
+   * Default {@link defaultLockPath} for the running user: `/run/brick/locks` for root, a
+   * per-user directory otherwise; never a shared temporary directory.
+   */
   lockPath?: string;
   locks?: LockManager;
 }
 
-/** A {@link HostContext} with real defaults for whatever is not given. */
+/**
+ * A {@link HostContext} with real defaults for whatever is not given. The default lock
+ * directory depends on the running user and, for a user other than root, on `XDG_RUNTIME_DIR`,
+ * `XDG_STATE_HOME` and `HOME` in `process.env` (as the default executor's environment does);
+ * pass `lockPath` or `locks` to decide it explicitly.
+ */
 export function createHostContext(options: HostContextOptions = {}): HostContext {
   const logger = options.logger ?? silentLogger;
   return {
     executor: options.executor ?? new ProcessExecutor({ rootHelper: options.rootHelper ?? [], logger }),
     hostRoot: options.hostRoot ?? '/',
     logger,
-    locks: options.locks ?? new LockManager(options.lockPath ?? join(tmpdir(), 'brick-locks')),
+    locks: options.locks ?? new LockManager(options.lockPath ?? defaultLockPath(process.geteuid?.() ?? 0, process.env)),
   };
 }
 

@@ -52,21 +52,24 @@ export function canonicalProtocol(name: string): string | undefined {
 /**
  * A connector for `protocol` (case-insensitive, aliases accepted).
  * @param protocol os-brick protocol name: `LOCAL`, `ISCSI`, `ISER`, `FIBRE_CHANNEL`, `NVMEOF`/`NVME`, `AOE`, ...
- * @param options common and protocol-specific options; `ctx` and `rootHelper` build the
- *   {@link HostContext} the connector is given
+ * @param options common and protocol-specific options; `ctx`, `rootHelper` and `lockPath` build
+ *   the {@link HostContext} the connector is given. `lockPath` is the lock directory when `ctx`
+ *   brings no `locks`; its default is the library's rule for the running user (`/run/brick/locks`
+ *   for root, a per-user directory otherwise, see `defaultLockPath` in `host/lock.ts`), so a
+ *   connector built here and the library configured with the same `lock_path` share their locks.
  * @throws {@link ProtocolNotSupportedError} (field `protocol`) for an unknown name, and (field
  *   `deviceScanAttempts`) when `deviceScanAttempts` is not a positive integer
  * @throws {@link InvalidInputError} when the connector rejects a protocol-specific option
  *   (e.g. a relative `mountPointBase` for `NFS`)
  */
-export function connectorFor(protocol: string, options: ConnectorOptions = {}): Connector {
+export function connectorFor(protocol: string, options: ConnectorOptions & { lockPath?: string } = {}): Connector {
   const canonical = typeof protocol === 'string' ? canonicalProtocol(protocol) : undefined;
   if (!canonical) throw new ProtocolNotSupportedError('protocol', String(protocol), knownProtocols());
   const attempts = options.deviceScanAttempts ?? 3;
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new ProtocolNotSupportedError('deviceScanAttempts', String(attempts), ['a positive integer']);
   }
-  const ctx = createHostContext({ rootHelper: options.rootHelper ?? [], ...options.ctx });
+  const ctx = createHostContext({ rootHelper: options.rootHelper ?? [], lockPath: options.lockPath, ...options.ctx });
   const resolved: ResolvedConnectorOptions = { ...options, useMultipath: options.useMultipath ?? false, deviceScanAttempts: attempts, protocol: canonical };
   return registry.get(canonical)!(ctx, resolved);
 }
