@@ -2,7 +2,7 @@
  * The `brick` configuration file: YAML or JSON, validated with zod, errors naming the key.
  *
  * ```yaml
- * data_dir: /var/lib/brick          # default: $XDG_DATA_HOME/brick or ~/.local/share/brick
+ * data_dir: /var/lib/brick          # default: $XDG_DATA_HOME/brick or ~/.local/share/brick; yours, not group/other-writable
  * persistence: sqlite:///var/lib/brick/brick.sqlite   # or postgresql://..., memory://, or { storage: ... }
  * root_helper: sudo -n              # string or argv list; default: none as root, `sudo -n` otherwise
  * lock_path: /run/brick/locks       # default: /run/brick/locks as root, <data_dir>/locks otherwise
@@ -53,13 +53,18 @@ const configSchema = z
 export interface BrickConfig {
   /** Where the config came from (a path), or `default`. */
   source: string;
+  /**
+   * The data directory (`data_dir`): the store's default file and the default file pool live
+   * there. Like `lockPath` it must be (or be made, 0700) a private directory of the running user;
+   * the CLI checks that before it creates anything (`ensurePrivateDirectory` in `host/private-dir.ts`).
+   */
   dataDir: string;
   persistence: string | Record<string, unknown> | undefined;
   rootHelper: string[] | undefined;
   /**
    * The one lock directory of the library and the connectors (`lock_path`): the configured one,
    * else `/run/brick/locks` for root and `<data_dir>/locks` for anyone else. It must be (or be
-   * made) a private directory of the running user: see `ensurePrivateDirectory` in `host/lock.ts`.
+   * made) a private directory of the running user: see `ensurePrivateDirectory` in `host/private-dir.ts`.
    */
   lockPath: string;
   myIp: string | undefined;

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { mkdir } from 'node:fs/promises';
 import { openStore } from '../persistence/factory.js';
 import { setup, type BrickContext } from '../library/context.js';
 import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
+import { ensurePrivateDirectory } from '../host/private-dir.js';
 import { loadConfig, loadConfigSync, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
 import '../drivers/index.js';
@@ -62,15 +62,19 @@ export function configuredLockPath(flags: GlobalFlags, env: NodeJS.ProcessEnv): 
 /**
  * Build the runtime for one command: load and check the configuration (drivers known,
  * `--backend` configured) before the data directory is made or the store opened, so that a bad
- * configuration leaves nothing behind.
- * @throws {@link InvalidConfigError} for a configuration that cannot be used (naming the file and key)
+ * configuration leaves nothing behind. The data directory must be (or is made, 0700) a private
+ * directory of the running user, as the lock and pool directories: `ensurePrivateDirectory` in
+ * `host/private-dir.ts`.
+ * @throws {@link InvalidConfigError} for a configuration that cannot be used (naming the file and key); field
+ *   `data_dir` when the data directory is `/`, under `/proc`, `/sys` or `/dev`, not a directory, cannot be
+ *   created, or is owned by another user or writable by group or others
  * @throws {@link NotFoundError} (field `backend`) when `--backend` names no configured backend
  */
 export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, onProgress?: (op: string, done: number, total: number) => void): Promise<Runtime> {
   const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0);
   checkBackends(config, flags.backend);
   const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirectory(config.dataDir, process.geteuid?.() ?? 0, 'data_dir');
   const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env, dataDir: config.dataDir });
   const rootHelper = resolveRootHelper(flags.rootHelper, config, process.getuid?.() ?? 0);
   const context = setup({

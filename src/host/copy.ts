@@ -18,9 +18,10 @@
  * @module
  */
 import { constants } from 'node:fs';
-import { copyFile, open, stat, unlink } from 'node:fs/promises';
+import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HostContext } from './context.js';
+import { HostIoError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number };
@@ -79,46 +80,58 @@ function isZero(buf: Buffer, n: number): boolean {
   return true;
 }
 
+/** Open flags for a copy's source: never through a symlink (ELOOP), never blocking on a FIFO. */
+const SOURCE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** Open flags for a copy's destination: a new file only, never through a symlink. */
+const DESTINATION_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** Open copy source `src` with {@link SOURCE_FLAGS} and check it is a regular file. */
+async function openSource(src: string): Promise<FileHandle> {
+  const input = await open(src, SOURCE_FLAGS);
+  if ((await input.stat()).isFile()) return input;
+  await input.close();
+  throw new HostIoError(`copy source ${src} is not a regular file`, { details: { path: src, errno: 'EINVAL' } });
+}
+
 /**
- * Copy `src` to a new file `dst` (which must not exist), preserving size and holes.
+ * Reflink the open source (through `/proc/self/fd/<fd>`, which names the opened file itself,
+ * not whatever `src` names now) to the new file `dst`.
+ * @returns false when no reflink could be made (and nothing is left at `dst`)
+ * @throws the fs error EEXIST when `dst` exists (a planted link included)
+ */
+async function tryReflink(input: FileHandle, dst: string): Promise<boolean> {
+  try {
+    await copyFile(`/proc/self/fd/${input.fd}`, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw err;
+    await unlink(dst).catch(() => undefined);
+    return false;
+  }
+}
+
+/**
+ * Copy `src` to a new file `dst` (which must not exist), preserving size and holes: a reflink
+ * when `reflink` allows and the filesystem can, else the streamed extent copy. Neither side is
+ * reached through a symbolic link: the source is opened with `O_NOFOLLOW` and must be a regular
+ * file, the destination is created with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600.
  * On failure the partial destination is removed.
  * @returns the method used
- * @throws the underlying fs error (ENOENT for a missing source, EEXIST for an existing destination)
+ * @throws the underlying fs error: ENOENT for a missing source, ELOOP for a source that is a
+ *   symbolic link, EEXIST for an existing destination (a link included)
+ * @throws {@link HostIoError} for a source that is not a regular file
  */
 export async function copySparse(src: string, dst: string, options: CopyOptions = {}): Promise<CopyMethod> {
-  if (options.reflink !== false) {
-    try {
-      await copyFile(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-      const st = await stat(dst);
-      options.onProgress?.(st.size, st.size);
-      return 'reflink';
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EEXIST') throw err;
-      await unlink(dst).catch(() => undefined);
-    }
-  }
-  const chunk = options.chunkBytes ?? 4 * 1024 * 1024;
-  const input = await open(src, 'r');
-  let output;
+  const input = await openSource(src);
+  let output: FileHandle | undefined;
   try {
     const total = (await input.stat()).size;
-    output = await open(dst, 'wx', 0o600);
-    const buf = Buffer.allocUnsafe(chunk);
-    // Visit only the data extents: holes stay holes and cost nothing to copy.
-    for (const [start, end] of dataExtents(input.fd, total)) {
-      let pos = start;
-      while (pos < end) {
-        const { bytesRead } = await input.read(buf, 0, Math.min(chunk, end - pos), pos);
-        if (bytesRead === 0) break;
-        if (!isZero(buf, bytesRead)) await output.write(buf, 0, bytesRead, pos);
-        pos += bytesRead;
-        options.onProgress?.(pos, total);
-      }
+    if (options.reflink !== false && (await tryReflink(input, dst))) {
+      options.onProgress?.(total, total);
+      return 'reflink';
     }
-    options.onProgress?.(total, total);
-    await output.truncate(total);
-    await output.sync();
+    output = await open(dst, DESTINATION_FLAGS, 0o600);
+    await streamExtents(input, output, total, options);
     return 'stream';
   } catch (err) {
     if (output) {
@@ -131,6 +144,26 @@ export async function copySparse(src: string, dst: string, options: CopyOptions 
     await input.close();
     await output?.close();
   }
+}
+
+/** The streamed half of {@link copySparse}: the data extents of `input`, zero chunks skipped, then size and sync. */
+async function streamExtents(input: FileHandle, output: FileHandle, total: number, options: CopyOptions): Promise<void> {
+  const chunk = options.chunkBytes ?? 4 * 1024 * 1024;
+  const buf = Buffer.allocUnsafe(chunk);
+  // Visit only the data extents: holes stay holes and cost nothing to copy.
+  for (const [start, end] of dataExtents(input.fd, total)) {
+    let pos = start;
+    while (pos < end) {
+      const { bytesRead } = await input.read(buf, 0, Math.min(chunk, end - pos), pos);
+      if (bytesRead === 0) break;
+      if (!isZero(buf, bytesRead)) await output.write(buf, 0, bytesRead, pos);
+      pos += bytesRead;
+      options.onProgress?.(pos, total);
+    }
+  }
+  options.onProgress?.(total, total);
+  await output.truncate(total);
+  await output.sync();
 }
 
 const MIB = 1024 * 1024;

@@ -8,7 +8,7 @@
  * - sysfs and host files: {@link readAttr}, {@link listDir}, {@link writeAttr}, {@link writeFilePrivate}, files.ts
  * - SCSI: `scsi` (scan, flush, pinned delete, removal wait) and `teardown` (the one disconnect teardown, {@link ErrorChain})
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
- * - loop devices, block devices, mounts, named cross-process locks, retries with deadlines, copies
+ * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
  *
  * @module
  */
@@ -19,6 +19,7 @@ export * from './blockdev.js';
 export * from './loop.js';
 export * from './mount.js';
 export * from './lock.js';
+export * from './private-dir.js';
 export * from './retry.js';
 export * from './copy.js';
 export * from './nvme.js';

@@ -17,16 +17,18 @@
  * created 0700 when missing, and refused, before any lock file is opened, unless it is a real
  * directory (not a symlink) owned by the running user and not writable by group or others, in
  * a chain of parents only root or that user can change (the rule OpenSSH's `StrictModes`
- * applies to `~/.ssh`). Lock files are opened with `O_NOFOLLOW` and checked with `fstat` to be
+ * applies to `~/.ssh`; `ensurePrivateDirectory` in `private-dir.ts`, which the data and pool
+ * directories share). Lock files are opened with `O_NOFOLLOW` and checked with `fstat` to be
  * regular files owned by the running user.
  *
  * @module
  */
-import { openSync, closeSync, mkdirSync, lstatSync, statSync, fstatSync, constants, type Stats } from 'node:fs';
-import { join, isAbsolute, resolve, dirname } from 'node:path';
+import { openSync, closeSync, fstatSync, constants } from 'node:fs';
+import { join, isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
 import { createRequire } from 'node:module';
-import { InvalidConfigError, LockTimeoutError } from '../errors.js';
+import { LockTimeoutError, type InvalidConfigError } from '../errors.js';
+import { ensurePrivateDirectory, ownedFileProblem, privateDirectoryError } from './private-dir.js';
 import { delay } from './retry.js';
 
 const require = createRequire(import.meta.url);
@@ -51,69 +53,9 @@ export function defaultLockPath(uid: number, env: LockPathEnv): string {
   return join(home, '.local', 'state', 'brick', 'locks');
 }
 
-/** An {@link InvalidConfigError} naming `lock_path` for directory `dir`. */
+/** An {@link InvalidConfigError} naming `lock_path` for lock directory `dir`. */
 function unsafe(dir: string, reason: string, details: Record<string, unknown> = {}): InvalidConfigError {
-  return new InvalidConfigError(`lock_path ${dir}: ${reason}`, { field: 'lock_path', details: { lock_path: dir, ...details } });
-}
-
-/** `lstat`, or undefined when nothing is there. */
-function lstatIfAny(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/**
- * Check a parent of the lock directory: only root or `uid` may be able to rename or replace
- * what is in it. A symlink must be root's or `uid`'s (the kernel's `protected_symlinks` rule)
- * and leads to a directory checked the same way; a directory writable by group or others is
- * accepted only with the sticky bit (`S_ISVTX`, 0o1000, as on `/tmp`), where others cannot move
- * entries they do not own.
- */
-function checkParent(dir: string, parent: string, uid: number): void {
-  const link = lstatSync(parent);
-  if (link.isSymbolicLink() && link.uid !== 0 && link.uid !== uid) throw unsafe(dir, `its parent ${parent} is a symbolic link owned by uid ${link.uid}`);
-  const st = link.isSymbolicLink() ? statSync(parent) : link;
-  if (!st.isDirectory()) throw unsafe(dir, `its parent ${parent} is not a directory`);
-  if (st.uid !== 0 && st.uid !== uid) throw unsafe(dir, `its parent ${parent} is owned by uid ${st.uid}, neither root nor uid ${uid}`);
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-    throw unsafe(dir, `its parent ${parent} is writable by group or others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)})`);
-  }
-}
-
-/**
- * Make `dir` exist as a private directory of user `uid`, creating it and its missing parents
- * with mode 0700, one component at a time so that nothing is ever created through a link or
- * below a parent someone else controls.
- * @throws {@link InvalidConfigError} (field `lock_path`) when `dir` is relative, a symbolic
- *   link, not a directory, owned by another user or writable by group or others, or when a
- *   parent fails {@link checkParent}
- */
-export function ensurePrivateDirectory(dir: string, uid: number): void {
-  if (!isAbsolute(dir)) throw unsafe(dir, 'must be an absolute path');
-  const target = resolve(dir);
-  const chain: string[] = [];
-  for (let p = target; p !== dirname(p); p = dirname(p)) chain.unshift(p);
-  let parent = '/';
-  for (const p of chain) {
-    checkParent(dir, parent, uid);
-    if (!lstatIfAny(p)) {
-      try {
-        mkdirSync(p, { mode: 0o700 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-    }
-    parent = p;
-  }
-  const st = lstatSync(target);
-  if (st.isSymbolicLink()) throw unsafe(dir, 'is a symbolic link; give the real directory');
-  if (!st.isDirectory()) throw unsafe(dir, 'is not a directory');
-  if (st.uid !== uid) throw unsafe(dir, `is owned by uid ${st.uid}, not by uid ${uid} that runs brick`, { owner: st.uid });
-  if ((st.mode & 0o022) !== 0) throw unsafe(dir, `is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); it must be 0700`, { mode: st.mode & 0o7777 });
+  return privateDirectoryError('lock_path', dir, reason, details);
 }
 
 /**
@@ -135,8 +77,7 @@ function openLockFile(dir: string, file: string, uid: number): number {
     throw err;
   }
   try {
-    const st = fstatSync(fd);
-    const reason = !st.isFile() ? 'is not a regular file' : st.uid !== uid ? `is owned by uid ${st.uid}, not ${uid}` : st.nlink !== 1 ? `has ${st.nlink} hard links` : undefined;
+    const reason = ownedFileProblem(fstatSync(fd), uid);
     if (reason) throw unsafe(dir, `lock file ${file} ${reason}; remove it`, { lock_file: file });
     return fd;
   } catch (err) {
@@ -221,7 +162,7 @@ export class LockManager {
   }
 
   private async acquireFile(name: string, deadline: number, timeoutMs: number): Promise<number> {
-    ensurePrivateDirectory(this.lockPath, this.uid);
+    ensurePrivateDirectory(this.lockPath, this.uid, 'lock_path');
     const fd = openLockFile(this.lockPath, this.fileFor(name), this.uid);
     let interval = 5;
     for (;;) {

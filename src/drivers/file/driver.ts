@@ -12,20 +12,33 @@
  * a backend that needs nothing but a directory and loop devices, so a newcomer can run every
  * flow on any Linux machine.
  *
- * Configuration keys (declared in {@link FILE_OPTIONS}): `pool_path` (directory, created when missing; default
- * `<stateDir>/volumes`), `max_over_subscription_ratio` (default 1.0: a volume may not exceed
- * free space), `reserved_percentage` (default 0), `use_reflink` (default true), `multiattach`
+ * Configuration keys (declared in {@link FILE_OPTIONS}): `pool_path` (a private directory of the
+ * running user, created 0700 when missing; default `<stateDir>/volumes`),
+ * `max_over_subscription_ratio` (default 1.0: a volume may not exceed free space),
+ * `reserved_percentage` (default 0), `use_reflink` (default true), `multiattach`
  * (default false: when true the pool reports Cinder's `multiattach` capability, so a volume
  * created with `multiattach` may be connected for several host names at once; they share the
  * one loop device, which goes away with the last connection).
  *
+ * Safety (issue #13): root runs this driver, so neither its configuration nor the pool's
+ * content may lead it to a file it did not make. `pool_path` must be a directory that can hold
+ * files (not `/`, not under `/proc`, `/sys` or `/dev`, not on a pseudo filesystem), owned by
+ * the running user and not writable by group or others (OpenSSH's `StrictModes` rule, see
+ * `host/private-dir.ts`); anything else is an `InvalidConfigError` naming `pool_path` before
+ * anything is created. Pool files are opened with `O_NOFOLLOW` and checked with `fstat`
+ * (a regular file owned by the running user, one link); a pool file that is a symbolic link or
+ * anything else is an `InvalidStateError` naming the volume or snapshot, and what it points to
+ * is never opened, grown, copied, loop-attached or removed.
+ *
  * @module
  */
-import { mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
-import { join, basename, isAbsolute } from 'node:path';
-import { InvalidConfigError, InvalidInputError, InsufficientCapacityError, NotFoundError, BackendError } from '../../errors.js';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, readdir, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { join, basename, isAbsolute, resolve } from 'node:path';
+import { InvalidConfigError, InvalidInputError, InvalidStateError, InsufficientCapacityError, NotFoundError, BackendError } from '../../errors.js';
 import { attachLoop, detachLoop, loopsForFile, refreshLoopCapacity } from '../../host/loop.js';
 import { copyVolumeData } from '../../host/copy.js';
+import { checkDirectoryLocation, ensurePrivateDirectory, ownedFileProblem } from '../../host/private-dir.js';
 import type { ConnectorProperties } from '../../initiator/properties.js';
 import type { ConnectionInfo, DriverContext, DriverSnapshot, DriverVolume, ModelUpdate, VolumeDriver, VolumeStats } from '../driver.js';
 import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
@@ -56,7 +69,8 @@ export const FILE_OPT = {
 export const FILE_OPTIONS: readonly DriverOption[] = Object.values(FILE_OPT);
 
 /**
- * Validate the driver's options ({@link FILE_OPTIONS}).
+ * Validate the driver's options ({@link FILE_OPTIONS}). Reads nothing: where `pool_path` lives is
+ * checked by {@link FileDriver.doSetup}. `pool_path` comes back normalised (`resolve`).
  * @throws {@link InvalidConfigError} naming the key, e.g. `invalid pool_path: must be an absolute path`
  */
 export function parseFileDriverConfig(config: Record<string, unknown>, ctx: Pick<DriverContext, 'stateDir'>): FileDriverConfig {
@@ -64,7 +78,7 @@ export function parseFileDriverConfig(config: Record<string, unknown>, ctx: Pick
   const poolPath = readOption(config, FILE_OPT.poolPath);
   if (poolPath !== undefined && !isAbsolute(poolPath)) throw configError('pool_path', 'must be an absolute path');
   return {
-    pool_path: poolPath ?? join(ctx.stateDir, 'volumes'),
+    pool_path: resolve(poolPath ?? join(ctx.stateDir, 'volumes')),
     max_over_subscription_ratio: readOption(config, FILE_OPT.maxOverSubscriptionRatio),
     reserved_percentage: readOption(config, FILE_OPT.reservedPercentage),
     use_reflink: readOption(config, FILE_OPT.useReflink),
@@ -80,6 +94,8 @@ export class FileDriver implements VolumeDriver {
   /** Validated options. */
   readonly config: FileDriverConfig;
   private cachedStats: VolumeStats | undefined;
+  /** The effective user id pool directories and files must belong to. */
+  private readonly uid = process.geteuid?.() ?? 0;
 
   constructor(config: Record<string, unknown>, private readonly ctx: DriverContext) {
     this.config = parseFileDriverConfig(config, ctx);
@@ -94,27 +110,85 @@ export class FileDriver implements VolumeDriver {
     return join(this.config.pool_path, `${name}.img`);
   }
 
-  /** Create the pool directory (mode 0700). */
+  /**
+   * Make the pool a private directory of the running user (created 0700 with its missing
+   * parents), after checking, before anything is created, that it can be one: see the module
+   * notes and `ensurePrivateDirectory` in `host/private-dir.ts`.
+   * @throws {@link InvalidConfigError} (field `pool_path`) for `/`, a path under `/proc`, `/sys`
+   *   or `/dev` or on a pseudo filesystem, a path that is (or is below) a non-directory, one
+   *   that cannot be created (read-only file system, no permission), a symbolic link, or a
+   *   directory owned by another user or writable by group or others
+   */
   async doSetup(): Promise<void> {
-    await mkdir(this.config.pool_path, { recursive: true, mode: 0o700 });
+    ensurePrivateDirectory(this.config.pool_path, this.uid, 'pool_path');
   }
 
-  /** @throws {@link InvalidConfigError} (field `pool_path`) when the pool is not a writable directory */
+  /**
+   * Check the pool again (it may have changed since {@link FileDriver.doSetup}) and probe that a
+   * file can be created in it.
+   * @throws {@link InvalidConfigError} (field `pool_path`) as {@link FileDriver.doSetup} (it creates nothing now), or when
+   *   no file can be created in the pool (`EROFS` on a read-only mount, `EACCES`)
+   */
   async checkForSetupError(): Promise<void> {
-    let st;
+    const pool = this.config.pool_path;
+    checkDirectoryLocation(pool, 'pool_path');
+    const st = await lstat(pool).catch(() => undefined);
+    if (!st) throw new InvalidConfigError(`pool_path ${pool}: does not exist`, { field: 'pool_path', details: { pool_path: pool } });
+    ensurePrivateDirectory(pool, this.uid, 'pool_path');
+    const probe = join(pool, `.brick-probe-${process.pid}`);
     try {
-      st = await stat(this.config.pool_path);
-    } catch {
-      throw new InvalidConfigError(`file backend pool_path ${this.config.pool_path} does not exist`, { field: 'pool_path' });
-    }
-    if (!st.isDirectory()) throw new InvalidConfigError(`file backend pool_path ${this.config.pool_path} is not a directory`, { field: 'pool_path' });
-    const probe = join(this.config.pool_path, `.brick-probe-${process.pid}`);
-    try {
-      await (await open(probe, 'w')).close();
+      await (await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)).close();
       await unlink(probe);
     } catch (err) {
-      throw new InvalidConfigError(`file backend pool_path ${this.config.pool_path} is not writable: ${(err as Error).message}`, { field: 'pool_path' });
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new InvalidConfigError(`pool_path ${pool}: is not writable: ${(err as Error).message}`, { field: 'pool_path', details: { pool_path: pool, errno: code } });
     }
+  }
+
+  /**
+   * The {@link InvalidStateError} for pool file `file` of object `name` (`volume-<id>`,
+   * `snapshot-<id>`) that is not a regular file of ours; `details` `{ name, file }`.
+   */
+  private unsafePoolFile(name: string, file: string, problem: string): InvalidStateError {
+    return new InvalidStateError(`${name}: pool file ${file} ${problem}; refusing to use it (an administrator must remove or restore it)`, { details: { name, file } });
+  }
+
+  /**
+   * Open the pool file of `name` with `flags | O_NOFOLLOW` and check it with `fstat`
+   * (`ownedFileProblem`: a regular file of ours with one link). The caller closes the handle.
+   * @throws {@link InvalidStateError} naming `name` for a symbolic link or any other file
+   * @throws the fs error otherwise (ENOENT for a missing file)
+   */
+  private async openPoolFile(name: string, flags: number): Promise<FileHandle> {
+    const file = this.pathFor(name);
+    let fh: FileHandle;
+    try {
+      fh = await open(file, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw this.unsafePoolFile(name, file, 'is a symbolic link');
+      throw err;
+    }
+    const problem = ownedFileProblem(await fh.stat(), this.uid);
+    if (problem === undefined) return fh;
+    await fh.close();
+    throw this.unsafePoolFile(name, file, problem);
+  }
+
+  /**
+   * `lstat` the pool file of `name` and check it as {@link FileDriver.openPoolFile} does, for
+   * what works by path (`losetup`, `unlink`).
+   * @returns its stats, or undefined when it does not exist
+   * @throws {@link InvalidStateError} naming `name` for a symbolic link or any other file
+   */
+  private async checkPoolFile(name: string): Promise<Stats | undefined> {
+    const file = this.pathFor(name);
+    const st = await lstat(file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    const problem = st && ownedFileProblem(st, this.uid);
+    if (problem !== undefined) throw this.unsafePoolFile(name, file, problem);
+    return st;
   }
 
   private async freeBytes(): Promise<{ total: number; free: number }> {
@@ -143,7 +217,7 @@ export class FileDriver implements VolumeDriver {
   async createVolume(volume: DriverVolume): Promise<ModelUpdate> {
     await this.ensureSpace(volume.size, 'size');
     const file = this.pathFor(volume.name);
-    const fh = await open(file, 'wx', 0o600);
+    const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await fh.truncate(volume.size * GiB);
     } finally {
@@ -153,9 +227,13 @@ export class FileDriver implements VolumeDriver {
     return { provider_location: file };
   }
 
-  /** Detach any loop device over the file and remove it; a missing file is fine (Cinder semantics). */
+  /**
+   * Detach any loop device over the file and remove it; a missing file is fine (Cinder semantics).
+   * @throws {@link InvalidStateError} naming the volume when its file is a symbolic link or not a regular file of ours (nothing is removed)
+   */
   async deleteVolume(volume: DriverVolume): Promise<void> {
     const file = this.pathFor(volume.name);
+    await this.checkPoolFile(volume.name);
     await this.removeExport(volume);
     await unlink(file).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
@@ -170,41 +248,59 @@ export class FileDriver implements VolumeDriver {
     }
   }
 
-  /** Copy a volume or snapshot file this driver owns (reflink or extent copy, see {@link copyVolumeData}). */
-  private async copy(src: string, dst: string, operation: string): Promise<void> {
+  /**
+   * Copy the pool file of `srcName` to the new pool file of `dstName` (reflink or extent copy,
+   * see {@link copyVolumeData}, which opens the source with `O_NOFOLLOW` again).
+   * @throws {@link NotFoundError} when the source file is missing
+   * @throws {@link InvalidStateError} naming `srcName` when its file is a symbolic link or not a regular file of ours
+   */
+  private async copy(srcName: string, dstName: string, operation: string): Promise<string> {
+    const src = this.pathFor(srcName);
+    const dst = this.pathFor(dstName);
     let size: number;
     try {
-      size = (await stat(src)).size;
-    } catch {
-      throw new NotFoundError('backing file', src);
+      const fh = await this.openPoolFile(srcName, constants.O_RDONLY);
+      size = (await fh.stat()).size;
+      await fh.close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('backing file', src);
+      throw err;
     }
     await this.flushExport(src);
     await copyVolumeData(this.ctx, src, dst, {
       sizeBytes: size,
       ownedFiles: { reflink: this.config.use_reflink },
       onProgress: (done, total) => this.ctx.onProgress?.(operation, done, total),
+    }).catch((err: NodeJS.ErrnoException) => {
+      // Replaced by a link between the check above and the copy's own O_NOFOLLOW open.
+      throw err.code === 'ELOOP' ? this.unsafePoolFile(srcName, src, 'is a symbolic link') : err;
     });
     this.cachedStats = undefined;
+    return dst;
   }
 
   /** Copy the volume's file to `snapshot-<id>.img`. */
   async createSnapshot(snapshot: DriverSnapshot): Promise<ModelUpdate> {
     await this.ensureSpace(0, 'size');
-    const dst = this.pathFor(snapshot.name);
-    await this.copy(this.pathFor(snapshot.volume.name), dst, `snapshot ${snapshot.id}`);
+    const dst = await this.copy(snapshot.volume.name, snapshot.name, `snapshot ${snapshot.id}`);
     return { provider_location: dst };
   }
 
-  /** Remove the snapshot's file; missing is fine. */
+  /**
+   * Remove the snapshot's file; missing is fine.
+   * @throws {@link InvalidStateError} naming the snapshot when its file is a symbolic link or not a regular file of ours (nothing is removed)
+   */
   async deleteSnapshot(snapshot: DriverSnapshot): Promise<void> {
+    await this.checkPoolFile(snapshot.name);
     await unlink(this.pathFor(snapshot.name)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });
     this.cachedStats = undefined;
   }
 
-  private async growTo(file: string, sizeGiB: number): Promise<void> {
-    const fh = await open(file, 'r+');
+  /** Grow the pool file of `name` to `sizeGiB` on its `O_NOFOLLOW` handle ({@link FileDriver.openPoolFile}); never shrinks. */
+  private async growTo(name: string, sizeGiB: number): Promise<void> {
+    const fh = await this.openPoolFile(name, constants.O_RDWR);
     try {
       const cur = (await fh.stat()).size;
       if (sizeGiB * GiB > cur) await fh.truncate(sizeGiB * GiB);
@@ -216,29 +312,28 @@ export class FileDriver implements VolumeDriver {
   /** Copy the snapshot's file to the new volume, then grow it to the volume's size if larger. */
   async createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<ModelUpdate> {
     await this.ensureSpace(volume.size, 'size');
-    const dst = this.pathFor(volume.name);
-    await this.copy(this.pathFor(snapshot.name), dst, `volume ${volume.id} from snapshot ${snapshot.id}`);
-    await this.growTo(dst, volume.size);
+    const dst = await this.copy(snapshot.name, volume.name, `volume ${volume.id} from snapshot ${snapshot.id}`);
+    await this.growTo(volume.name, volume.size);
     return { provider_location: dst };
   }
 
   /** Copy the source volume's file, then grow it to the volume's size if larger. */
   async createClonedVolume(volume: DriverVolume, source: DriverVolume): Promise<ModelUpdate> {
     await this.ensureSpace(volume.size, 'size');
-    const dst = this.pathFor(volume.name);
-    await this.copy(this.pathFor(source.name), dst, `clone ${volume.id} of ${source.id}`);
-    await this.growTo(dst, volume.size);
+    const dst = await this.copy(source.name, volume.name, `clone ${volume.id} of ${source.id}`);
+    await this.growTo(volume.name, volume.size);
     return { provider_location: dst };
   }
 
   /**
    * Grow the file and refresh the capacity of any loop device over it (`losetup --set-capacity`).
    * @throws {@link InsufficientCapacityError} (field `new_size`) when the growth exceeds the pool's usable free space
+   * @throws {@link InvalidStateError} naming the volume when its file is a symbolic link or not a regular file of ours (nothing grows)
    */
   async extendVolume(volume: DriverVolume, newSize: number): Promise<void> {
     await this.ensureSpace(newSize - volume.size, 'new_size');
     const file = this.pathFor(volume.name);
-    await this.growTo(file, newSize);
+    await this.growTo(volume.name, newSize);
     for (const dev of await loopsForFile(this.ctx, file)) await refreshLoopCapacity(this.ctx, dev);
     this.cachedStats = undefined;
   }
@@ -248,12 +343,15 @@ export class FileDriver implements VolumeDriver {
     return this.ensureExport(volume);
   }
 
-  /** Make sure a loop device serves the volume (after a reboot none does). */
+  /**
+   * Make sure a loop device serves the volume (after a reboot none does). `losetup` opens the
+   * file by path, so the path is checked with `lstat` right before.
+   * @throws {@link NotFoundError} when the volume file is missing
+   * @throws {@link InvalidStateError} naming the volume when its file is a symbolic link or not a regular file of ours (`losetup` does not run)
+   */
   async ensureExport(volume: DriverVolume): Promise<ModelUpdate> {
     const file = this.pathFor(volume.name);
-    await stat(file).catch(() => {
-      throw new NotFoundError('volume file', file);
-    });
+    if (!(await this.checkPoolFile(volume.name))) throw new NotFoundError('volume file', file);
     const existing = await loopsForFile(this.ctx, file);
     if (existing.length === 0) await attachLoop(this.ctx, file, { directIo: true });
     return { provider_location: file };
@@ -288,7 +386,7 @@ export class FileDriver implements VolumeDriver {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object');
   }
 
-  /** Capacity from statfs of the pool, provisioned from the files' sizes, allocated from their blocks. GiB. */
+  /** Capacity from statfs of the pool, provisioned from the volume files' sizes, allocated from their blocks (regular files only; links are not followed). GiB. */
   async getVolumeStats(refresh: boolean): Promise<VolumeStats> {
     if (this.cachedStats && !refresh) return this.cachedStats;
     const { total, free } = await this.freeBytes();
@@ -296,8 +394,8 @@ export class FileDriver implements VolumeDriver {
     let allocated = 0;
     for (const name of await readdir(this.config.pool_path).catch(() => [] as string[])) {
       if (!/^volume-.*\.img$/.test(name)) continue;
-      const st = await stat(join(this.config.pool_path, name)).catch(() => null);
-      if (!st) continue;
+      const st = await lstat(join(this.config.pool_path, name)).catch(() => null);
+      if (!st?.isFile()) continue;
       provisioned += st.size;
       allocated += st.blocks * 512;
     }
@@ -338,26 +436,30 @@ export class FileDriver implements VolumeDriver {
    * Rename `existing_ref['source-name']` (a file in the pool) to `volume-<id>.img`, growing it to whole GiB.
    * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it does not name a file in the pool directory
    * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the file does not exist
+   * @throws {@link InvalidStateError} naming the volume when the renamed file was replaced by a link meanwhile (it is not grown)
    */
   async manageExisting(volume: DriverVolume, existingRef: Record<string, unknown>): Promise<ModelUpdate> {
     const src = this.existingFile(existingRef);
     const size = await this.manageExistingGetSize(volume, existingRef);
     const dst = this.pathFor(volume.name);
     await rename(src, dst);
-    await this.growTo(dst, size);
+    await this.growTo(volume.name, size);
     return { provider_location: dst, size };
   }
 
   /**
    * Size of the existing file in GiB, rounded up.
-   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it does not name a file in the pool directory
+   * @throws {@link InvalidInputError} (field `existing_ref.source-name`) when it does not name a file in the pool
+   *   directory, or names a symbolic link or anything but a regular file of ours with one link
    * @throws {@link NotFoundError} (field `existing_ref.source-name`) when the file does not exist
    */
   async manageExistingGetSize(_volume: DriverVolume, existingRef: Record<string, unknown>): Promise<number> {
     const src = this.existingFile(existingRef);
-    const st = await stat(src).catch(() => {
+    const st = await lstat(src).catch(() => {
       throw new NotFoundError('file', src, { field: 'existing_ref.source-name' });
     });
+    const problem = ownedFileProblem(st, this.uid);
+    if (problem !== undefined) throw new InvalidInputError('existing_ref.source-name', `${src} ${problem}; only a regular file of the user running brick can be managed`);
     return Math.max(1, Math.ceil(st.size / GiB));
   }
 
