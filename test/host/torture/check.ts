@@ -152,32 +152,24 @@ async function checkData(env: RunEnv, store: Store, v: string[]): Promise<number
   return checked;
 }
 
-/** Run `fn` over `items`, two at a time (the machine has two cores; each call is a node process). */
-async function twoAtATime<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  const lane = async (): Promise<void> => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-  };
-  await Promise.all([lane(), lane()]);
-}
-
 /**
- * Step 4: every object goes through the CLI (snapshots first, then volumes; independent objects
- * two at a time), and nothing is left anywhere.
+ * Step 4: every object goes through the CLI, one at a time (snapshots first, then volumes), and
+ * nothing is left anywhere.
  */
 async function removeAll(env: RunEnv, store: Store, v: string[]): Promise<void> {
   const stuck = new Set<string>();
-  await twoAtATime(await store.getSnapshots(), async (s) => {
+  for (const s of await store.getSnapshots()) {
     const r = await brick(env, ['snapshot', 'delete', s.id]);
     if (r.code !== 0) {
       v.push(`\`snapshot delete ${s.id}\` (${s.status}) exited ${r.code}: ${r.text}`);
       stuck.add(s.volume_id);
     }
-  });
-  await twoAtATime((await store.getVolumes()).filter((x) => !stuck.has(x.id)), async (x) => {
+  }
+  for (const x of await store.getVolumes()) {
+    if (stuck.has(x.id)) continue;
     const r = await brick(env, ['volume', 'delete', x.id]);
     if (r.code !== 0) v.push(`\`volume delete ${x.id}\` (${x.status}) exited ${r.code}: ${r.text}`);
-  });
+  }
   if (v.length > 0) return;
   const left = [
     ...(await store.getVolumes()).map((x) => `volume ${x.id} (${x.status})`),

@@ -13,7 +13,7 @@
  * Bounded for CI on a 2-core machine: per store, no new run starts after {@link CI.runsMs} and
  * shrinking a failure stops at {@link CI.budgetMs}, the smallest failing scenario found so far
  * being reported. `BRICK_TORTURE_SOAK=1` runs longer sequences for longer
- * (`BRICK_TORTURE_MINUTES` of runs per store, default 30, then up to 10 minutes of shrinking);
+ * (`BRICK_TORTURE_MINUTES` of runs per store, default 30, then up to 5 minutes of shrinking);
  * `BRICK_TORTURE_RUNS` overrides the number of runs in either mode.
  * `BRICK_TORTURE_VERBOSE=1` prints every failing run as it happens, before shrinking; `=2` every run.
  * Needs root (loop devices).
@@ -32,7 +32,7 @@ import { forceCleanup, recoverAndCheck } from './check.js';
 /** The CI bounds: both stores together stay under 3 minutes. */
 const CI = { numRuns: 10, runsMs: 50_000, budgetMs: 80_000, limits: { maxWorkers: 3, maxOps: 8 } };
 const soakMs = Number(process.env.BRICK_TORTURE_MINUTES ?? 30) * 60_000;
-const SOAK = { numRuns: 500, runsMs: soakMs, budgetMs: soakMs + 10 * 60_000, limits: { maxWorkers: 4, maxOps: 25 } };
+const SOAK = { numRuns: 500, runsMs: soakMs, budgetMs: soakMs + 5 * 60_000, limits: { maxWorkers: 4, maxOps: 25 } };
 const mode = process.env.BRICK_TORTURE_SOAK === '1' ? SOAK : CI;
 const numRuns = Number(process.env.BRICK_TORTURE_RUNS ?? mode.numRuns);
 const seed = Number(process.env.BRICK_TORTURE_SEED ?? 1313);
