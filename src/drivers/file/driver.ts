@@ -58,7 +58,7 @@ export interface FileDriverConfig {
 
 /** The file driver's options. */
 export const FILE_OPT = {
-  poolPath: defineOption({ name: 'pool_path', type: 'string', defaultText: '`<state dir>/volumes`', help: 'Directory of the volume files (absolute; created, mode 0700, when missing).' }),
+  poolPath: defineOption({ name: 'pool_path', type: 'string', defaultText: '`<state dir>/volumes`', help: 'Directory of the volume files: absolute, owned by the brick user and not writable by group or others (created 0700 when missing); `/`, /proc, /sys, /dev and pseudo filesystems are refused.' }),
   maxOverSubscriptionRatio: defineOption({ name: 'max_over_subscription_ratio', type: 'float', min: 1, default: 1, help: 'How far provisioned sizes may exceed the free space (1: not at all).' }),
   reservedPercentage: defineOption({ name: 'reserved_percentage', type: 'float', min: 0, max: 100, default: 0, help: 'Percentage of the filesystem kept free.' }),
   useReflink: defineOption({ name: 'use_reflink', type: 'bool', default: true, help: 'Copy snapshots and clones with a reflink where the filesystem can (btrfs, XFS).' }),
