@@ -9,8 +9,8 @@
  * The configuration gives backends and persistence exactly as for every `brick` command. The
  * controller (a Deployment) and the node plugin (a DaemonSet) may be separate processes on
  * separate hosts sharing one store: a node plugin stores this host's connector properties in
- * the key-value store under its node id before it listens, which is how the controller maps
- * volumes for it. JSON log lines (pino) go to stderr. SIGTERM or SIGINT stops it: new calls are
+ * the key-value store under its node id before it listens (and its volume limit under
+ * `csi-max-volumes/<node id>`), which is how the controller maps volumes for it. JSON log lines (pino) go to stderr. SIGTERM or SIGINT stops it: new calls are
  * refused, running ones finish (30 s at most), the socket is removed, the store closed.
  *
  * @module
@@ -21,6 +21,7 @@ import { exitCodeFor, InvalidInputError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createRuntime, type GlobalFlags, type Runtime } from '../cli/runtime.js';
 import { printError } from '../cli/output.js';
+import { maxVolumesKey } from './controller.js';
 import { createMetrics, NO_METRICS, serveMetrics } from './metrics.js';
 import type { Plugin, PluginMode } from './plugin.js';
 import { startCsiServer } from './server.js';
@@ -70,6 +71,8 @@ async function runPlugin(o: CsiOptions, flags: GlobalFlags): Promise<void> {
     if (o.mode !== 'controller') {
       const props = await (await rt.backend()).connectorProperties();
       await rt.store.setKeyValue({ key: o.nodeId, value: JSON.stringify(props) });
+      if (o.maxVolumesPerNode > 0) await rt.store.setKeyValue({ key: maxVolumesKey(o.nodeId), value: String(o.maxVolumesPerNode) });
+      else await rt.store.deleteKeyValue(maxVolumesKey(o.nodeId));
     }
     const server = await startCsiServer(plugin, o.endpoint, logger);
     const signal = await new Promise<string>((resolve) => {

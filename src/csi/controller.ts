@@ -24,6 +24,23 @@ import { GiB, checkCapabilities, checkCapability, isMultiNode, parseParameters, 
 /** The key of a volume's publish context that names its Brick connection. */
 export const CONNECTION_ID_KEY = 'connection_id';
 
+/** The key-value entry where a node plugin keeps its `--max-volumes-per-node` (absent: no limit). */
+export function maxVolumesKey(nodeId: string): string {
+  return `csi-max-volumes/${nodeId}`;
+}
+
+/**
+ * Refuse a new publication to a node that has as many connections as its limit.
+ * @throws {@link CsiError} RESOURCE_EXHAUSTED
+ */
+async function checkNodeLimit(plugin: Plugin, nodeId: string): Promise<void> {
+  const [limit] = await plugin.rt.store.getKeyValues(maxVolumesKey(nodeId));
+  const max = Number(limit?.value ?? 0);
+  if (!(max > 0)) return;
+  const used = (await plugin.rt.store.getConnections()).filter((c) => c.attached_host === nodeId).length;
+  if (used >= max) throw new CsiError(GrpcStatus.RESOURCE_EXHAUSTED, `node ${nodeId} has ${used} volumes published, its limit`);
+}
+
 /** The Controller capabilities this plugin implements, advertised exactly. */
 export const CONTROLLER_CAPABILITIES = [
   'CREATE_DELETE_VOLUME',
@@ -145,6 +162,7 @@ export async function controllerPublish(plugin: Plugin, req: CsiRequest): Promis
       if (existing.attachMode !== mode) throw new CsiError(GrpcStatus.ALREADY_EXISTS, `volume ${id} is published to ${nodeId} ${existing.attachMode === 'ro' ? 'read-only' : 'read-write'}`);
       return { publish_context: { [CONNECTION_ID_KEY]: existing.id } };
     }
+    await checkNodeLimit(plugin, nodeId);
     const conn = await vol.connect(JSON.parse(kv.value) as ConnectorProperties, { attachedHost: nodeId, attachMode: mode });
     return { publish_context: { [CONNECTION_ID_KEY]: conn.id } };
   });

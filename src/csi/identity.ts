@@ -11,15 +11,13 @@ export function pluginInfo(plugin: Plugin): Record<string, unknown> {
 }
 
 /**
- * GetPluginCapabilities: the Controller service (where this process serves it) and online and
- * offline volume expansion. No topology: a volume is reachable from every node the backend's
- * protocol reaches.
+ * GetPluginCapabilities: the Controller service and online and offline volume expansion. They
+ * describe the plugin as a whole, so a node-only process says the same as the controller (a CO
+ * asks the node plugin whether to expect a controller). No topology: a volume is reachable from
+ * every node the backend's protocol reaches.
  */
-export function pluginCapabilities(plugin: Plugin): Record<string, unknown> {
-  const capabilities: Record<string, unknown>[] = [];
-  if (plugin.mode !== 'node') capabilities.push({ service: { type: 'CONTROLLER_SERVICE' } });
-  capabilities.push({ volume_expansion: { type: 'ONLINE' } }, { volume_expansion: { type: 'OFFLINE' } });
-  return { capabilities };
+export function pluginCapabilities(): Record<string, unknown> {
+  return { capabilities: [{ service: { type: 'CONTROLLER_SERVICE' } }, { volume_expansion: { type: 'ONLINE' } }, { volume_expansion: { type: 'OFFLINE' } }] };
 }
 
 /** Probe: ready once the backends are set up (the server starts listening only then). */

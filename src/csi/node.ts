@@ -15,12 +15,13 @@
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Connection } from '../library/connection.js';
+import type { ConnectorProperties } from '../initiator/properties.js';
 import type { Volume } from '../library/volume.js';
 import { checkReadable } from '../host/blockdev.js';
 import { CONNECTION_ID_KEY } from './controller.js';
 import * as fs from './node-fs.js';
 import { findVolume, findVolumeOrNone, withOperationLock, type Plugin } from './plugin.js';
-import { CsiError, invalidArgument, notFound } from './status.js';
+import { CsiError, notFound } from './status.js';
 import type { CsiRequest, VolumeCapability, VolumeCondition } from './types.js';
 import { DEFAULT_FS_TYPE, checkCapability, isReadOnlyMode, requireString } from './validate.js';
 
@@ -33,19 +34,33 @@ function attachedHere(plugin: Plugin, vol: Volume): Connection | undefined {
 }
 
 /**
- * The connection named by the publish context, which must be this volume's and this node's.
- * @throws {@link CsiError} INVALID_ARGUMENT without a connection id; NOT_FOUND when the volume
- *   has no such connection (unpublished meanwhile); FAILED_PRECONDITION when it was made for another node
+ * Marks, in a connection's connector properties, a connection the node plugin made itself
+ * because NodeStageVolume came without a publish context; NodeUnstageVolume disconnects it.
  */
-async function publishedConnection(plugin: Plugin, vol: Volume, req: CsiRequest): Promise<Connection> {
-  const ctxMap = (req.publish_context as Record<string, string> | null) ?? {};
-  const id = ctxMap[CONNECTION_ID_KEY];
-  if (!id) throw invalidArgument(`publish_context.${CONNECTION_ID_KEY} is required: publish the volume to this node with ControllerPublishVolume first`);
+export const SELF_PUBLISHED_KEY = 'brick_csi_self_published';
+
+/**
+ * The connection to stage: the one the publish context names (which must be this volume's and
+ * this node's), or, without a publish context (a CO that skips ControllerPublishVolume), this
+ * node's connection, made here from the node's stored connector properties when there is none.
+ * @throws {@link CsiError} NOT_FOUND when the named connection is gone (unpublished meanwhile);
+ *   FAILED_PRECONDITION when it was made for another node
+ */
+async function connectionToStage(plugin: Plugin, vol: Volume, req: CsiRequest, cap: VolumeCapability): Promise<Connection> {
+  const id = ((req.publish_context as Record<string, string> | null) ?? {})[CONNECTION_ID_KEY];
   await vol.refresh();
-  const conn = vol.connections.find((c) => c.id === id);
-  if (!conn) throw notFound(`volume ${vol.id} has no connection ${id}: it is not published`);
-  if (conn.attachedHost !== plugin.nodeId) throw new CsiError(GrpcStatus.FAILED_PRECONDITION, `connection ${id} was published to node ${conn.attachedHost}, not ${plugin.nodeId}`);
-  return conn;
+  if (id) {
+    const conn = vol.connections.find((c) => c.id === id);
+    if (!conn) throw notFound(`volume ${vol.id} has no connection ${id}: it is not published`);
+    if (conn.attachedHost !== plugin.nodeId) throw new CsiError(GrpcStatus.FAILED_PRECONDITION, `connection ${id} was published to node ${conn.attachedHost}, not ${plugin.nodeId}`);
+    return conn;
+  }
+  const mine = vol.connections.find((c) => c.attachedHost === plugin.nodeId);
+  if (mine) return mine;
+  const [kv] = await plugin.rt.store.getKeyValues(plugin.nodeId);
+  const props = kv ? (JSON.parse(kv.value) as ConnectorProperties) : await vol.backend.connectorProperties();
+  const mode = isReadOnlyMode(cap.access_mode?.mode) ? 'ro' : 'rw';
+  return vol.connect({ ...props, [SELF_PUBLISHED_KEY]: true }, { attachedHost: plugin.nodeId, attachMode: mode });
 }
 
 /** NodeStageVolume: attach, then (mount access) make a file system on a blank device and mount it at the staging path. */
@@ -55,7 +70,7 @@ export async function nodeStage(plugin: Plugin, req: CsiRequest): Promise<Record
   const cap = checkCapability(req.volume_capability as VolumeCapability, 'volume_capability');
   return withOperationLock(plugin, id, async () => {
     const vol = await findVolume(plugin, id);
-    const conn = await publishedConnection(plugin, vol, req);
+    const conn = await connectionToStage(plugin, vol, req, cap);
     const started = Date.now();
     const wasAttached = conn.device !== null;
     const device = (await conn.attach()).path;
@@ -81,7 +96,7 @@ export async function nodeStage(plugin: Plugin, req: CsiRequest): Promise<Record
   });
 }
 
-/** NodeUnstageVolume: unmount the staging path and detach this node's connection; idempotent. */
+/** NodeUnstageVolume: unmount the staging path and detach this node's connection (disconnect one it made itself); idempotent. */
 export async function nodeUnstage(plugin: Plugin, req: CsiRequest): Promise<Record<string, never>> {
   const id = requireString(req, 'volume_id');
   const staging = requireString(req, 'staging_target_path');
@@ -90,10 +105,13 @@ export async function nodeUnstage(plugin: Plugin, req: CsiRequest): Promise<Reco
     const vol = await findVolumeOrNone(plugin, id);
     if (!vol) return {};
     await vol.refresh();
-    for (const c of vol.connections.filter((x) => x.attachedHost === plugin.nodeId && x.device !== null)) {
-      const started = Date.now();
-      await c.detach();
-      plugin.metrics.attach('detach', c.protocol, (Date.now() - started) / 1000);
+    for (const c of vol.connections.filter((x) => x.attachedHost === plugin.nodeId)) {
+      if (c.device !== null) {
+        const started = Date.now();
+        await c.detach();
+        plugin.metrics.attach('detach', c.protocol, (Date.now() - started) / 1000);
+      }
+      if (c.connectorInfo[SELF_PUBLISHED_KEY] === true) await c.disconnect();
     }
     return {};
   });

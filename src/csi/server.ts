@@ -144,7 +144,7 @@ export async function startCsiServer(plugin: Plugin, endpoint: string, logger: L
   const path = socketPath(endpoint);
   const services = loadCsiServices();
   const server = new grpc.Server();
-  server.addService(services.Identity, handlers(plugin, logger, { GetPluginInfo: () => pluginInfo(plugin), GetPluginCapabilities: () => pluginCapabilities(plugin), Probe: () => probe() }));
+  server.addService(services.Identity, handlers(plugin, logger, { GetPluginInfo: () => pluginInfo(plugin), GetPluginCapabilities: () => pluginCapabilities(), Probe: () => probe() }));
   server.addService(services.Controller, plugin.mode === 'node' ? {} : handlers(plugin, logger, controllerTable(plugin)));
   server.addService(services.Node, plugin.mode === 'controller' ? {} : handlers(plugin, logger, nodeTable(plugin)));
   await mkdir(dirname(path), { recursive: true, mode: 0o750 });
