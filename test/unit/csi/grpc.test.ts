@@ -9,12 +9,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { fakeBackend, consumer } from '../library/fake-driver.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import { startCsiServer } from '../../../src/csi/server.js';
 import { csiClientConstructor } from '../../../src/csi/proto.js';
-import { NO_METRICS } from '../../../src/csi/metrics.js';
+import { NO_METRICS, createMetrics, parseListenAddress, serveMetrics } from '../../../src/csi/metrics.js';
 import type { Plugin } from '../../../src/csi/plugin.js';
 
 const GiB = 1024 ** 3;
@@ -126,6 +128,50 @@ test('a call on a volume another call holds is ABORTED; other volumes go on', as
   release();
   await held;
   await controller('DeleteVolume', { volume_id: a.volume_id });
+});
+
+test('the volume lock holds across processes: a call while another process holds it is ABORTED', async (t) => {
+  const { controller, ctx } = await startPlugin(t);
+  const a = (await controller('CreateVolume', { name: 'other-process', volume_capabilities: [mountCap] })).volume as { volume_id: string };
+  const lockModule = new URL('../../../src/host/lock.js', import.meta.url).href;
+  const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { LockManager } = await import(${JSON.stringify(lockModule)});
+    await new LockManager(${JSON.stringify(ctx.locks.lockPath)}).withLock(${JSON.stringify(`csi-${a.volume_id}`)}, async () => {
+      process.stdout.write('held\\n');
+      await new Promise(() => undefined);
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
+  try {
+    await rejectsWith(controller('DeleteVolume', { volume_id: a.volume_id }), grpc.status.ABORTED, /in progress/);
+  } finally {
+    // The holder ends without releasing: the kernel drops its flock with the process.
+    const exited = new Promise((r) => holder.once('exit', r));
+    holder.kill('SIGKILL');
+    await exited;
+  }
+  await controller('DeleteVolume', { volume_id: a.volume_id });
+});
+
+test('metrics: RPC counts by method and code, in flight, attached volumes, as Prometheus text', async () => {
+  const { metrics, registry } = createMetrics(async () => 3);
+  metrics.inFlight(1);
+  metrics.rpc('CreateVolume', 'OK', 0.01);
+  metrics.attach('attach', 'LOCAL', 0.2);
+  const server = await serveMetrics(registry, '127.0.0.1:0');
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(text, /brick_csi_rpc_total\{method="CreateVolume",code="OK"\} 1/);
+    assert.match(text, /brick_csi_operations_in_flight 1/);
+    assert.match(text, /brick_csi_volumes_attached 3/);
+    assert.match(text, /brick_csi_attach_duration_seconds_count\{operation="attach",protocol="LOCAL"\} 1/);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+  assert.throws(() => parseListenAddress('nonsense'), /metrics_address/);
+  assert.deepEqual(parseListenAddress('[::1]:9808'), { host: '::1', port: 9808 });
+  assert.deepEqual(parseListenAddress(':9808'), { host: '0.0.0.0', port: 9808 });
 });
 
 test('ListVolumes pages with next_token; a foreign token is ABORTED', async (t) => {
