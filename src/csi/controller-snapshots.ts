@@ -10,10 +10,7 @@ import { paginate } from './pagination.js';
 import { allVolumes, findSnapshotOrNone, findVolume, findVolumeOrNone, withOperationLock, type Plugin } from './plugin.js';
 import { CsiError, invalidArgument } from './status.js';
 import type { CsiRequest, CsiSnapshot } from './types.js';
-import { GiB, requireString } from './validate.js';
-
-/** Parameter key prefix the Kubernetes snapshotter adds: accepted and ignored. */
-const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
+import { GiB, SIDECAR_PREFIX, requireString } from './validate.js';
 
 /** A Brick snapshot as a CSI `Snapshot` (size in bytes, ready once `available`). */
 export function csiSnapshot(snap: Snapshot): CsiSnapshot {

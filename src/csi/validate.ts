@@ -26,7 +26,7 @@ const SINGLE_NODE: ReadonlySet<AccessModeName> = new Set(['SINGLE_NODE_WRITER', 
 const MULTI_NODE: ReadonlySet<AccessModeName> = new Set(['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER']);
 
 /** Parameter key prefix the Kubernetes sidecars add (PVC name, namespace...): accepted and ignored. */
-const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
+export const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
 
 /**
  * A non-empty string field of `req`.

@@ -140,7 +140,7 @@ async function sanityRun(t: TestContext, accessType: 'mount' | 'block'): Promise
       for (const p of [controller, node]) assert.ok(!p.log().includes(SECRET), 'a secret reached the log');
       assert.match(node.log(), /"method":"NodeStageVolume"/, 'debug logging was on');
     }
-    const leftovers = [...(await cleanHost(dir)), ...(await readdir(join(data, 'volumes')).catch(() => []))];
+    const leftovers = [...(await cleanHost(dir)), ...(await readdir(join(data, 'backends', 'files', 'volumes')).catch(() => []))];
     await rm(dir, { recursive: true, force: true });
     assert.deepEqual(codes, [0, 0], 'both plugins stop cleanly on SIGTERM');
     assert.ok(!existsSync(controller.socket) && !existsSync(node.socket), 'sockets removed');

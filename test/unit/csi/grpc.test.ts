@@ -130,7 +130,7 @@ test('a call on a volume another call holds is ABORTED; other volumes go on', as
   await controller('DeleteVolume', { volume_id: a.volume_id });
 });
 
-test('the volume lock holds across processes: a call while another process holds it is ABORTED', async (t) => {
+test('the volume lock holds across processes: a call while another process holds it is ABORTED', { timeout: 60_000 }, async (t) => {
   const { controller, ctx } = await startPlugin(t);
   const a = (await controller('CreateVolume', { name: 'other-process', volume_capabilities: [mountCap] })).volume as { volume_id: string };
   const lockModule = new URL('../../../src/host/lock.js', import.meta.url).href;
@@ -140,12 +140,15 @@ test('the volume lock holds across processes: a call while another process holds
       process.stdout.write('held\\n');
       await new Promise(() => undefined);
     });`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
+  const exited = new Promise<void>((r) => holder.once('exit', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once('data', () => resolve());
+    void exited.then(() => reject(new Error('the lock holder exited before taking the lock')));
+  });
   try {
     await rejectsWith(controller('DeleteVolume', { volume_id: a.volume_id }), grpc.status.ABORTED, /in progress/);
   } finally {
     // The holder ends without releasing: the kernel drops its flock with the process.
-    const exited = new Promise((r) => holder.once('exit', r));
     holder.kill('SIGKILL');
     await exited;
   }
