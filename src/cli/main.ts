@@ -24,6 +24,7 @@ import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage
 import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
 import type { Volume } from '../library/volume.js';
+import { registerCsiCommand } from '../csi/command.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -517,6 +518,8 @@ program
       printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
     }),
   );
+
+registerCsiCommand(program, flags, (code) => (exitCode = code));
 
 // ---- simulators --------------------------------------------------------------------------
 /** Serve until SIGINT/SIGTERM, then close. */

@@ -42,7 +42,7 @@ test('every subpath export loads through the package name and carries its part',
 test('the package ships the entries\' build output and nothing else', () => {
   assert.equal(pkg.name, 'brick');
   const shipped = pkg.files.filter((f) => !f.startsWith('!'));
-  assert.deepEqual(shipped.sort(), ['dist/sims', 'dist/src']);
+  assert.deepEqual(shipped.sort(), ['dist/sims', 'dist/src', 'proto']);
   for (const target of Object.values(pkg.exports)) {
     const paths = typeof target === 'string' ? [target] : [target.default, target.types];
     for (const p of paths) {
