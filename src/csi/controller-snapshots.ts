@@ -27,6 +27,8 @@ export function csiSnapshot(snap: Snapshot): CsiSnapshot {
 /**
  * CreateSnapshot: a new snapshot of the source volume, or the one made earlier under the same
  * name from the same volume (another source is ALREADY_EXISTS).
+ * @throws {@link CsiError} INVALID_ARGUMENT for a parameter this plugin does not take, ALREADY_EXISTS for the name taken by a
+ *   snapshot of another volume; Brick errors of the snapshot itself, mapped by the server's status table
  */
 export async function createSnapshot(plugin: Plugin, req: CsiRequest): Promise<{ snapshot: CsiSnapshot }> {
   const name = requireString(req, 'name');

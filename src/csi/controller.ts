@@ -90,7 +90,12 @@ function compatible(rec: VolumeRecord, range: CapacityRange | null, source: { sn
   );
 }
 
-/** CreateVolume: a new volume, or the volume made earlier under the same name. */
+/**
+ * CreateVolume: a new volume, or the volume made earlier under the same name.
+ * @throws {@link CsiError} INVALID_ARGUMENT for bad parameters or a MULTI_NODE mode without multiattach, ALREADY_EXISTS for
+ *   the name taken with another size, source or parameters, NOT_FOUND for a missing content source, OUT_OF_RANGE when
+ *   whole GiB cannot fit the limit; Brick errors of the create, mapped by the server's status table
+ */
 export async function createVolume(plugin: Plugin, req: CsiRequest): Promise<{ volume: CsiVolume }> {
   const name = requireString(req, 'name');
   const caps = checkCapabilities(req.volume_capabilities);
@@ -230,6 +235,8 @@ export async function getCapacity(plugin: Plugin, req: CsiRequest): Promise<Reco
 /**
  * ControllerExpandVolume: grow the volume to the whole-GiB size the range asks for (nothing to do
  * when it is already that large). The node grows the device and file system afterwards.
+ * @throws {@link CsiError} INVALID_ARGUMENT without a capacity range, NOT_FOUND for an unknown volume; Brick errors of the
+ *   extend (e.g. INSUFFICIENT_CAPACITY as RESOURCE_EXHAUSTED), mapped by the server's status table
  */
 export async function controllerExpand(plugin: Plugin, req: CsiRequest): Promise<Record<string, unknown>> {
   const id = requireString(req, 'volume_id');

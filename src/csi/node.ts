@@ -175,7 +175,10 @@ async function nodeCondition(plugin: Plugin, vol: Volume, path: string, blockDev
   return { abnormal: false, message: `volume is attached at ${conn.path}` };
 }
 
-/** NodeGetVolumeStats: bytes and inodes of a mounted volume, the size of a block volume, and the volume's condition. */
+/**
+ * NodeGetVolumeStats: bytes and inodes of a mounted volume, the size of a block volume, and the volume's condition.
+ * @throws {@link CsiError} INVALID_ARGUMENT for a missing volume id or path, NOT_FOUND when `volume_path` does not exist
+ */
 export async function nodeGetVolumeStats(plugin: Plugin, req: CsiRequest): Promise<Record<string, unknown>> {
   const id = requireString(req, 'volume_id');
   const path = requireString(req, 'volume_path');
