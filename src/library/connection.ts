@@ -138,6 +138,10 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     return this.volume.backend.context;
   }
 
+  protected async readRecord(): Promise<ConnectionRecord | undefined> {
+    return (await this.ctx.store.getConnections({ id: this.id }))[0];
+  }
+
   protected writeRecord(rec: ConnectionRecord): Promise<ConnectionRecord> {
     return this.ctx.store.setConnection(rec);
   }

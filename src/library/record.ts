@@ -15,14 +15,16 @@
  * process (a volume in `admin_metadata[brick_busy_owner]`, a snapshot or connection in
  * `busy_owner`). Start-up recovery: whoever loads a record whose marker names a dead process of
  * this host (see {@link StoredObject.interrupted}) marks it `error` ("interrupted while ..."), so
- * a crash never leaves a record that claims to be working.
+ * a crash never leaves a record that claims to be working. The judgement is made on the stored
+ * record: when the save loses its compare-and-set (the record was read before its owner finished,
+ * and the owner has exited since), the record is read again and judged afresh.
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
 import type { ModelUpdate } from '../drivers/driver.js';
 import type { BaseRecord } from '../persistence/store.js';
-import { nowIso } from '../persistence/store.js';
+import { nowIso, StaleRecordError } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
 
 /** The `admin_metadata` key holding the owner marker `<host>:<pid>` during a transitional status. */
@@ -184,15 +186,30 @@ export abstract class StoredObject<R extends BaseRecord, S extends string> {
    * @returns whether the record was recovered
    */
   async recoverIfInterrupted(lockHeld = false): Promise<boolean> {
-    if (!this.interrupted(lockHeld)) return false;
-    const was = this.status;
-    const owner = this.ownerMark() ?? 'unknown';
-    this.status = 'error';
-    this.keepError(new Error(`interrupted while ${was}: the process that was working on it (${owner}) is gone`));
-    this.setOwnerMark(false);
-    await this.save();
-    return true;
+    for (;;) {
+      if (!this.interrupted(lockHeld)) return false;
+      const read = this.toRecord();
+      const was = this.status;
+      const owner = this.ownerMark() ?? 'unknown';
+      this.status = 'error';
+      this.keepError(new Error(`interrupted while ${was}: the process that was working on it (${owner}) is gone`));
+      this.setOwnerMark(false);
+      try {
+        await this.save();
+        return true;
+      } catch (err) {
+        if (!(err instanceof StaleRecordError)) throw err;
+        // The record was read before its owner moved it on (and, maybe, exited): judge the
+        // stored record instead. Each retry follows someone else's successful save.
+        const cur = await this.readRecord();
+        this.assign(cur ?? read);
+        if (!cur) return false;
+      }
+    }
   }
+
+  /** @internal the object's record as stored now, or undefined when it is gone. */
+  protected abstract readRecord(): Promise<R | undefined>;
 }
 
 /**

@@ -115,6 +115,10 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
     return this.volume.backend.context;
   }
 
+  protected async readRecord(): Promise<SnapshotRecord | undefined> {
+    return (await this.ctx.store.getSnapshots({ id: this.id }))[0];
+  }
+
   protected writeRecord(rec: SnapshotRecord): Promise<SnapshotRecord> {
     return this.ctx.store.setSnapshot(rec);
   }

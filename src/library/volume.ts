@@ -181,6 +181,10 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     return this.backend.context;
   }
 
+  protected async readRecord(): Promise<VolumeRecord | undefined> {
+    return (await this.ctx.store.getVolumes({ id: this.id }))[0];
+  }
+
   protected writeRecord(rec: VolumeRecord): Promise<VolumeRecord> {
     return this.ctx.store.setVolume(rec);
   }

@@ -162,6 +162,36 @@ test('a snapshot left creating by a dead process is marked error when loaded, an
   await vol.delete();
 });
 
+test('start-up recovery judges a record read before its owner finished and exited on the stored record, and starts', async (t) => {
+  // Torture soak, seed 42: a process starting its backend read a volume record "creating" by a
+  // live worker; the worker finished the create and exited before the owner check, so the stale
+  // record looked interrupted and its save lost the compare-and-set: the start failed with
+  // PERSISTENCE_ERROR (and a finished volume would have been marked error had it won).
+  const { ctx, backend } = await fakeBackend(t);
+  const vol = await backend.createVolume({ size: 1 });
+  const stored = (await ctx.store.getVolumes({ id: vol.id }))[0]!;
+  const stale = { ...stored, version: stored.version - 1, status: 'creating' as const, admin_metadata: { ...stored.admin_metadata, brick_busy_owner: `unit-host:${deadPid()}` } };
+  let served = false;
+  const racing = new Proxy(ctx.store, {
+    get(target, prop, receiver) {
+      if (prop !== 'getVolumes') return Reflect.get(target, prop, receiver) as unknown;
+      return async (filter?: Parameters<typeof target.getVolumes>[0]) => {
+        const recs = await target.getVolumes(filter);
+        if (served) return recs;
+        served = true;
+        return recs.map((r) => (r.id === vol.id ? stale : r));
+      };
+    },
+  });
+  const other = setup({ stateDir: ctx.stateDir, hostRoot: ctx.stateDir, persistence: racing, executor: new RecordingExecutor(), hostName: 'unit-host' });
+  const otherBackend = await Backend.create({ volume_backend_name: backend.id, volume_driver: 'fake' }, { context: other });
+  assert.ok(served);
+  const seen = otherBackend.volumes.find((v) => v.id === vol.id);
+  assert.equal(seen?.status, 'available');
+  assert.equal(seen?.error, null);
+  assert.deepEqual((await ctx.store.getVolumes({ id: vol.id }))[0], stored);
+});
+
 test('a snapshot being created carries the owner marker, cleared when done', async (t) => {
   const { ctx, backend, driver } = await fakeBackend(t);
   const vol = await backend.createVolume({ size: 1 });
