@@ -347,11 +347,21 @@ export class FileDriver implements VolumeDriver {
    * Make sure a loop device serves the volume (after a reboot none does). `losetup` opens the
    * file by path, so the path is checked with `lstat` right before.
    * @throws {@link NotFoundError} when the volume file is missing
-   * @throws {@link InvalidStateError} naming the volume when its file is a symbolic link or not a regular file of ours (`losetup` does not run)
+   * @throws {@link InvalidStateError} naming the volume when its file is a symbolic link or not a regular file of ours,
+   *   or smaller than `volume.size` GiB (`losetup` does not run)
    */
   async ensureExport(volume: DriverVolume): Promise<ModelUpdate> {
     const file = this.pathFor(volume.name);
-    if (!(await this.checkPoolFile(volume.name))) throw new NotFoundError('volume file', file);
+    const st = await this.checkPoolFile(volume.name);
+    if (!st) throw new NotFoundError('volume file', file);
+    // A create killed before its ftruncate, or a clone killed mid-copy, leaves a short file under a
+    // record in `error`: a loop device over it would be smaller than the volume (writes past its
+    // end fail with ENOSPC). Larger is fine: an extend grows the file before the record.
+    if (st.size < volume.size * GiB) {
+      throw new InvalidStateError(`volume ${volume.id}: file ${volume.name}.img is ${st.size} bytes, smaller than the volume's ${volume.size} GiB (left by an interrupted operation); delete the volume`, {
+        details: { volume_id: volume.id, name: volume.name, file_bytes: st.size, size_gb: volume.size },
+      });
+    }
     const existing = await loopsForFile(this.ctx, file);
     if (existing.length === 0) await attachLoop(this.ctx, file, { directIo: true });
     return { provider_location: file };
