@@ -157,7 +157,16 @@ describe('state torture: concurrent workers, SIGKILL, recovery, invariants', () 
       t.diagnostic(line);
       process.stdout.write(`${line}\n`);
       for (const u of tally.untyped) t.diagnostic(`operation failed with an untyped error: ${u}`);
-      if (failure) throw failure;
+      if (failure) {
+        // fast-check 4 keeps what the smallest failing run threw in `cause`, which the test
+        // reporter does not print: without it a report shows the counterexample but not which
+        // invariant broke (untyped errors above are notes, not failures).
+        const cause = (failure as { cause?: unknown }).cause;
+        const why = `smallest failing run: ${cause instanceof Error ? cause.message : String(cause)}`;
+        for (const l of why.split('\n')) t.diagnostic(l);
+        process.stdout.write(`${why}\n`);
+        throw failure;
+      }
     });
   }
 });
