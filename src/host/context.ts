@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Executor } from '../exec/executor.js';
 import { ProcessExecutor } from '../exec/executor.js';
 import { silentLogger, type Logger } from '../log.js';
+import type { AttachJournal } from './journal.js';
 import { LockManager, defaultLockPath } from './lock.js';
 
 /** The injected seams. */
@@ -23,6 +24,11 @@ export interface HostContext {
   logger: Logger;
   /** Named cross-process locks. */
   locks: LockManager;
+  /**
+   * The host attach journal (`host/journal.ts`): connectors record what they create before
+   * creating it. Absent for a bare connector with no state directory; then nothing is recorded.
+   */
+  journal?: AttachJournal;
 }
 
 /** Options for {@link createHostContext}; every field defaults to the real host. */
@@ -38,6 +44,8 @@ export interface HostContextOptions {
    */
   lockPath?: string;
   locks?: LockManager;
+  /** The attach journal; default none. */
+  journal?: AttachJournal;
 }
 
 /**
@@ -53,6 +61,7 @@ export function createHostContext(options: HostContextOptions = {}): HostContext
     hostRoot: options.hostRoot ?? '/',
     logger,
     locks: options.locks ?? new LockManager(options.lockPath ?? defaultLockPath(process.geteuid?.() ?? 0, process.env)),
+    ...(options.journal ? { journal: options.journal } : {}),
   };
 }
 

@@ -9,6 +9,7 @@
  * - SCSI: `scsi` (scan, flush, pinned delete, removal wait) and `teardown` (the one disconnect teardown, {@link ErrorChain})
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
+ * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
  *
  * @module
  */
@@ -25,6 +26,7 @@ export * from './copy.js';
 export * from './nvme.js';
 export * from './fc.js';
 export * from './error-chain.js';
+export * from './journal.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';
