@@ -402,7 +402,8 @@ connector
     plain(async (json) => {
       // As os-brick does, create the NVMe host NQN/id when missing (root only: it writes /etc/nvme).
       const root = (process.getuid?.() ?? 0) === 0;
-      const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host, ensureNvmeIdentity: root ? createHostContext() : undefined });
+      const hostCtx = createHostContext({ rootHelper: connectorOptions({}).rootHelper });
+      const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host, ctx: hostCtx, ensureNvmeIdentity: root ? hostCtx : undefined });
       if (json) process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
       else printObject(false, p);
     }),

@@ -2,11 +2,21 @@
  * Connector properties: what this host is, for a storage controller to export and map to.
  *
  * os-brick's `get_connector_properties(root_helper, my_ip, multipath, enforce_multipath,
- * host=None, execute=None)`: the keys `platform`, `os_type`, `ip`, `host`, `multipath`,
- * `enforce_multipath`, and, where the host has them, `initiator` (iSCSI IQN from
- * `/etc/iscsi/initiatorname.iscsi`), `nqn` and `nvme_hostid` (from `/etc/nvme/hostnqn` and
- * `/etc/nvme/hostid`), `wwpns` and `wwnns` (online ports under `/sys/class/fc_host`). Everything
- * is read under the injectable host root; nothing runs.
+ * host=None, execute=None)` as os-brick 6.1 (Debian bookworm) reports it, key for key: `platform`,
+ * `os_type` (`sys.platform`: `linux`), `ip`, `host`, `multipath` (asked for *and* multipathd
+ * running; with `enforce_multipath` and no multipathd it is an error), `do_local_attach` (the RBD
+ * connector's, false), and, where the host has them, `initiator` (iSCSI IQN from
+ * `/etc/iscsi/initiatorname.iscsi`), `wwpns` and `wwnns` (online ports under
+ * `/sys/class/fc_host`), and the NVMe-oF connector's keys: `uuid` (the UUID of the file system
+ * mounted on `/`, by `blkid`), `system uuid` (the DMI product UUID: `/sys/class/dmi/id/product_uuid`,
+ * else `dmidecode -s system-uuid`), `nqn` (from `/etc/nvme/hostnqn`) and `nvme_native_multipath` (`/sys/module/nvme_core/parameters/multipath` is `Y`); the LightOS
+ * connector's `found_dsc` (`'found'` when its discovery client answers on localhost:6060, else
+ * `''`), reported with `nqn`. One key is Brick's beside os-brick 6.1's: `nvme_hostid` (from
+ * `/etc/nvme/hostid`; later os-brick releases report it too).
+ *
+ * Files are read under the injectable host root. The program checks (multipathd, `blkid`,
+ * `dmidecode`) run only when a host context with an executor is given; without
+ * one, `multipath` is what was asked and the program-derived keys are left out.
  *
  * @module
  */
@@ -14,7 +24,10 @@ import { hostname, arch, networkInterfaces } from 'node:os';
 import type { HostContext } from '../host/context.js';
 import { listDir, readAttr } from '../host/sysfs.js';
 import { ensureNvmeHostIdentity } from '../host/nvme.js';
-import { InvalidInputError } from '../errors.js';
+import { request as httpRequest } from 'node:http';
+import { InvalidInputError, InvalidStateError } from '../errors.js';
+import { readMounts } from '../host/mount.js';
+import { isMultipathdRunning } from '../host/multipath.js';
 
 /** The connector properties document, with os-brick's keys. */
 export interface ConnectorProperties {
@@ -23,7 +36,18 @@ export interface ConnectorProperties {
   ip: string;
   host: string;
   multipath: boolean;
-  enforce_multipath: boolean;
+  /** Not reported by os-brick 6.1 (nor by Brick); accepted in documents written by older versions. */
+  enforce_multipath?: boolean;
+  /** The RBD connector's `do_local_attach` (os-brick): false unless asked. */
+  do_local_attach?: boolean;
+  /** UUID of the file system on `/` (os-brick's NVMe-oF `uuid`). */
+  uuid?: string;
+  /** DMI product UUID (os-brick's NVMe-oF `system uuid`, the key has a space). */
+  'system uuid'?: string;
+  /** Whether the NVMe core does native multipath (`nvme_core.multipath=Y`). */
+  nvme_native_multipath?: boolean;
+  /** LightOS discovery client: `'found'` or `''` (os-brick's LightOS connector). */
+  found_dsc?: string;
   /** iSCSI initiator IQN. */
   initiator?: string;
   /** NVMe host NQN. */
@@ -46,8 +70,20 @@ export interface ConnectorPropertiesOptions {
   myIp?: string;
   /** Whether this host wants multipath. Default false. */
   multipath?: boolean;
-  /** Fail attaches that cannot get multipath. Default false. */
+  /**
+   * With `multipath`, fail when multipathd is not running instead of reporting `multipath:
+   * false` (os-brick's `enforce_multipath`). Default false.
+   */
   enforceMultipath?: boolean;
+  /** os-brick's RBD `do_local_attach` keyword. Default false. */
+  doLocalAttach?: boolean;
+  /**
+   * Host seams to run the program checks with (multipathd, blkid, dmidecode) and to
+   * read the host's files under. Without it only files are read (see the module notes).
+   */
+  ctx?: HostContext;
+  /** Port of the LightOS discovery client probed for `found_dsc` (default 6060, os-brick's); tests. */
+  dscPort?: number;
   /** Host name to report; default `os.hostname()`. */
   host?: string;
   /** Filesystem root under which `/etc` and `/sys` are read. Default `/`. */
@@ -104,32 +140,102 @@ export async function readFcPorts(hostRoot: string): Promise<{ wwpns: string[]; 
 }
 
 /**
- * This host's connector properties.
+ * os-brick's LightOS `find_dsc`: `'found'` when an HTTP HEAD of `/metrics` on localhost `port`
+ * answers 200 within a second, else `''`. Never throws.
+ */
+export function findDiscoveryClient(port = 6060): Promise<string> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'HEAD', path: '/metrics', timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? 'found' : '');
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+    req.end();
+  });
+}
+
+/** The first line of a program's output, or undefined when it fails or prints nothing. Never throws. */
+async function firstLine(ctx: HostContext, argv: string[]): Promise<string | undefined> {
+  try {
+    const r = await ctx.executor.run(argv, { timeoutMs: 10_000, checkExitCode: true });
+    return r.stdout.split('\n')[0]!.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** os-brick's NVMe-oF `_get_host_uuid`: the UUID `blkid` gives the source of `/` (by `findmnt`'s view, here `/proc/mounts`). */
+async function rootFsUuid(ctx: HostContext): Promise<string | undefined> {
+  const root = (await readMounts(ctx)).filter((m) => m.target === '/').pop();
+  if (!root?.source.startsWith('/dev/')) return undefined;
+  return firstLine(ctx, ['blkid', root.source, '-s', 'UUID', '-o', 'value']);
+}
+
+/** os-brick's `get_system_uuid`: `/sys/class/dmi/id/product_uuid`, else `dmidecode -s system-uuid` (may say `Not Settable`). */
+async function systemUuid(ctx: HostContext): Promise<string | undefined> {
+  return (await readTrim(ctx, '/sys/class/dmi/id/product_uuid')) ?? (await firstLine(ctx, ['dmidecode', '-s', 'system-uuid']));
+}
+
+/** The NVMe-oF connector's keys (os-brick 6.1 `NVMeOFConnector.get_connector_properties`) and LightOS's `found_dsc`. */
+async function nvmeKeys(ctx: HostContext, dscPort: number): Promise<Partial<ConnectorProperties>> {
+  const [uuid, suuid, native, dsc] = await Promise.all([
+    rootFsUuid(ctx),
+    systemUuid(ctx),
+    readTrim(ctx, '/sys/module/nvme_core/parameters/multipath'),
+    findDiscoveryClient(dscPort),
+  ]);
+  const out: Partial<ConnectorProperties> = {};
+  if (uuid) out.uuid = uuid;
+  if (suuid) out['system uuid'] = suuid;
+  out.nvme_native_multipath = native === 'Y';
+  // os-brick's NVMe-oF connector reports the NQN only with nvme-cli installed, but its LightOS
+  // connector reports it (with found_dsc) whenever /etc/nvme/hostnqn exists, and wins the merge.
+  const nqn = await readTrim(ctx, '/etc/nvme/hostnqn');
+  if (nqn) {
+    out.nqn = nqn;
+    out.found_dsc = dsc;
+  }
+  return out;
+}
+
+/**
+ * This host's connector properties (see the module notes for each key and its source).
  * @throws {@link InvalidInputError} (field `myIp`) for a value that is not an IP address
+ * @throws {@link InvalidStateError} with `multipath` and `enforceMultipath` when a host context
+ *   is given and multipathd is not running (os-brick raises there too)
  */
 export async function getConnectorProperties(options: ConnectorPropertiesOptions = {}): Promise<ConnectorProperties> {
-  const ctx = { hostRoot: options.hostRoot ?? '/' };
+  const ctx = options.ctx ?? { hostRoot: options.hostRoot ?? '/' };
   if (options.myIp !== undefined && !/^[0-9.]+$|:/.test(options.myIp)) throw new InvalidInputError('myIp', `${JSON.stringify(options.myIp)} is not an IP address`);
+  let multipath = options.multipath ?? false;
+  if (multipath && options.ctx && !(await isMultipathdRunning(options.ctx))) {
+    if (options.enforceMultipath) throw new InvalidStateError('multipath is enforced but multipathd is not running: start it (systemctl start multipathd)', { field: 'enforceMultipath' });
+    multipath = false;
+  }
   const props: ConnectorProperties = {
     platform: platformName(),
-    os_type: process.platform === 'linux' ? 'linux2' : process.platform,
+    os_type: process.platform,
     ip: options.myIp ?? defaultIp(),
     host: options.host ?? hostname(),
-    multipath: options.multipath ?? false,
-    enforce_multipath: options.enforceMultipath ?? false,
+    multipath,
   };
   if (options.ensureNvmeIdentity) await ensureNvmeHostIdentity(options.ensureNvmeIdentity);
   const iname = await readTrim(ctx, '/etc/iscsi/initiatorname.iscsi');
   const initiator = iname ? parseInitiatorName(iname) : undefined;
   if (initiator) props.initiator = initiator;
-  const nqn = await readTrim(ctx, '/etc/nvme/hostnqn');
-  if (nqn) props.nqn = nqn;
-  const hostid = await readTrim(ctx, '/etc/nvme/hostid');
-  if (hostid) props.nvme_hostid = hostid;
   const fc = await readFcPorts(ctx.hostRoot);
   if (fc.wwpns.length > 0) {
     props.wwpns = fc.wwpns;
     props.wwnns = fc.wwnns;
   }
+  props.do_local_attach = options.doLocalAttach ?? false;
+  if (options.ctx) Object.assign(props, await nvmeKeys(options.ctx, options.dscPort ?? 6060));
+  else {
+    const nqn = await readTrim(ctx, '/etc/nvme/hostnqn');
+    if (nqn) props.nqn = nqn;
+  }
+  const hostid = await readTrim(ctx, '/etc/nvme/hostid');
+  if (hostid) props.nvme_hostid = hostid;
   return props;
 }

@@ -306,6 +306,7 @@ export class Backend {
       host: this.context.hostName,
       myIp: this.context.myIp,
       hostRoot: this.context.hostRoot,
+      ctx: this.context,
       ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context : undefined,
     });
   }
