@@ -7,7 +7,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startInitiatorDaemons, createNvmetTarget, verifyData, assertNoLeftovers, probeLeftovers, modprobe, LAB_HOST_NQN, LAB_SCRATCH, run, type Leftovers, type NvmetTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createNvmetTarget, verifyData, assertNoLeftovers, probeLeftovers, loopBacked, LAB_HOST_NQN, run, type Backing, type Leftovers, type NvmetTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector } from '../../src/initiator/connector.js';
@@ -34,35 +34,6 @@ function connector(multipath: boolean): Connector {
 
 function portals(...ps: { addr: string; port: number }[]): [string, number, string][] {
   return ps.map((p) => [p.addr, p.port, 'tcp']);
-}
-
-/**
- * A namespace backing store: a loop device over a file on the guest's tmpfs. (nvmet's file
- * backend opens its file with O_DIRECT, which tmpfs refuses on the lab's 6.1 kernel, so the
- * namespaces are exported as block devices.)
- */
-interface Backing {
-  dev: string;
-  file: string;
-  detach(): Promise<void>;
-}
-
-async function loopBacked(sizeMiB: number): Promise<Backing> {
-  await modprobe('loop');
-  fs.mkdirSync(LAB_SCRATCH, { recursive: true });
-  const file = `${LAB_SCRATCH}/nvme-ns-${process.pid}-${++seq}.img`;
-  const fd = fs.openSync(file, 'w');
-  fs.ftruncateSync(fd, sizeMiB << 20);
-  fs.closeSync(fd);
-  const dev = (await run(['losetup', '--find', '--show', file])).stdout.trim();
-  return {
-    dev,
-    file,
-    async detach() {
-      await run(['losetup', '-d', dev], { checkExitCode: false });
-      fs.rmSync(file, { force: true });
-    },
-  };
 }
 
 /** Grow a loop-backed namespace: the file, the loop device, then nvmet's view of it. */

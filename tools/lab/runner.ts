@@ -105,8 +105,52 @@ async function runNodeInVm(nodeArgs: string[], entryArgs: string[], files: strin
 }
 
 /**
- * Boot one lab VM and run the given compiled lab test files (default: every
- * `dist/test/lab/*.test.js`) in ONE node process inside it, with node:test's reporter.
+ * The kernel arguments a compiled lab test file asks for: a comment line
+ * `// lab-kernel-args: nvme_core.multipath=N` (or inside a block comment, ` * lab-kernel-args: ...`)
+ * in its first 8 KiB. Files that ask for none share the default boot. Empty when none.
+ */
+export function labKernelArgs(file: string): string[] {
+  let head = '';
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(8192);
+      head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+  const m = /^\s*(?:\/\/|\*)\s*lab-kernel-args:\s*(.+?)\s*$/m.exec(head);
+  return m ? m[1]!.split(/\s+/).filter(Boolean) : [];
+}
+
+/** Sum the results of consecutive VM runs into one (first failure wins the exit status). */
+function combine(results: LabSuiteResult[]): LabSuiteResult {
+  const [first, ...rest] = results;
+  const out: LabSuiteResult = { ...first! };
+  for (const r of rest) {
+    if (out.exitCode === 0) out.exitCode = r.exitCode;
+    out.stdout += r.stdout;
+    out.stderr += r.stderr;
+    out.totalMs += r.totalMs;
+    out.files = [...out.files, ...r.files];
+    if (r.failure && !out.failure) out.failure = r.failure;
+    if (r.kernelOops && !out.kernelOops) out.kernelOops = r.kernelOops;
+    if (r.pass !== undefined) out.pass = (out.pass ?? 0) + r.pass;
+    if (r.fail !== undefined) out.fail = (out.fail ?? 0) + r.fail;
+    if (r.suiteMs !== undefined) out.suiteMs = (out.suiteMs ?? 0) + r.suiteMs;
+    if (r.exitCode !== 0) out.consoleTail = r.consoleTail;
+  }
+  return out;
+}
+
+/**
+ * Boot a lab VM and run the given compiled lab test files (default: every
+ * `dist/test/lab/*.test.js`) in ONE node process inside it, with node:test's reporter. Files
+ * that declare kernel arguments (see {@link labKernelArgs}) run in a boot of their own with
+ * those arguments, one boot per distinct set, after the default boot; the result sums them.
  * The result's `exitCode` is the guest node's (non-zero when a test failed; 99 when the VM
  * failed, with `failure` and `consoleTail`). A last guard test ("lab: every test file has
  * run") keeps a leaked handle from hanging the guest (see guest-entry.ts); it is counted in
@@ -117,7 +161,19 @@ export async function runLabTests(files?: readonly string[], options: LabSuiteOp
   const list = checkFiles(files && files.length > 0 ? files : defaultLabTestFiles());
   if (list.length === 0) throw new Error('lab: no lab test files found under dist/test/lab (build first: npx tsc -p .)');
   const nodeArgs = [`--test-reporter=${options.reporter ?? 'spec'}`, ...(options.nodeArgs ?? [])];
-  return runNodeInVm(nodeArgs, ['--guard', '--suites'], list, options);
+  const groups = new Map<string, string[]>();
+  for (const f of list) {
+    const key = labKernelArgs(f).join(' ');
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const keys = [...groups.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b)));
+  const results: LabSuiteResult[] = [];
+  for (const key of keys) {
+    const kernelArgs = [...(options.kernelArgs ?? []), ...key.split(' ').filter(Boolean)];
+    if (key !== '' && (options.stream ?? true)) process.stdout.write(`lab: booting again with kernel arguments: ${key}\n`);
+    results.push(await runNodeInVm(nodeArgs, ['--guard', '--suites'], groups.get(key)!, { ...options, kernelArgs }));
+  }
+  return combine(results);
 }
 
 /** Every compiled benchmark: `dist/bench/*.js` (excluding `.d.ts`/maps and files starting with `_`), sorted. */

@@ -66,6 +66,11 @@ export interface VmRunOptions {
    * first served, for at most env `LAB_LOCK_TIMEOUT` seconds (default 3 600).
    */
   serialize?: boolean;
+  /**
+   * Extra kernel command-line arguments for this boot (e.g. `['nvme_core.multipath=N']`), after
+   * the lab's own. Each must be a `key` or `key=value` word without spaces or commas.
+   */
+  kernelArgs?: readonly string[];
 }
 
 /** The outcome of one {@link runInVm}. */
@@ -140,6 +145,9 @@ function planRun(options: VmRunOptions): BootPlan {
   const smp = options.smp ?? envNumber('LAB_SMP', 2);
   const outDir = resolve(options.outDir ?? fs.mkdtempSync(join(tmpdir(), 'brick-lab-')));
   if (outDir.includes(',')) throw new Error(`runInVm: the results directory path must not contain a comma (QEMU option syntax): ${outDir}`);
+  for (const a of options.kernelArgs ?? []) {
+    if (!/^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.:/-]*)?$/.test(a)) throw new Error(`runInVm: kernel argument ${JSON.stringify(a)} must be a key or key=value word without spaces or commas`);
+  }
   const control = join(outDir, CONTROL);
   fs.rmSync(control, { recursive: true, force: true });
   fs.mkdirSync(control, { recursive: true });
@@ -160,7 +168,7 @@ function waitForOurTurn(kernel: LabKernel): Promise<() => void> {
  * Never throws for a guest-side failure: a guest that does not boot, or a run that exceeds its
  * timeout, comes back with `exitCode` 99, `failure` set and the console tail.
  * @throws Error when the lab is not available on this host (see {@link labAvailable}), argv is
- *   empty, or the command, environment or results directory cannot be passed to the guest
+ *   empty, a kernel argument is malformed, or the command, environment or results directory cannot be passed to the guest
  */
 export async function runInVm(argv: readonly string[], options: VmRunOptions = {}): Promise<VmRunResult> {
   if (argv.length === 0 || !argv[0]) throw new Error('runInVm: argv must name a program');
@@ -190,7 +198,7 @@ function qemuArgs(kernel: LabKernel, initrd: string, plan: BootPlan): string[] {
     '-nodefaults', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
     '-kernel', kernel.image,
     '-initrd', initrd,
-    '-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off random.trust_cpu=on',
+    '-append', ['console=ttyS0 loglevel=4 panic=-1 mitigations=off random.trust_cpu=on', ...(plan.options.kernelArgs ?? [])].join(' '),
     '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
     '-fsdev', `local,id=out,path=${plan.outDir},security_model=none`,
