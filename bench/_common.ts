@@ -1,0 +1,179 @@
+/**
+ * Shared pieces of the lab benchmarks: statistics (median with min–max), the guest's CPU and
+ * process-start counters, `udevadm settle`, and a long-lived os-brick worker that runs one
+ * connect or disconnect per request so that Brick, os-brick and the raw floor can be interleaved
+ * run by run (Brick, os-brick, floor, Brick, ...) instead of one after the other: a slow spell of
+ * the host then lands on all three alike.
+ *
+ * Not a benchmark itself (the leading `_` keeps the lab runner from importing it as one).
+ */
+import * as fs from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { run } from '../test/lab/fixtures/index.js';
+
+/** Where Debian's python3-os-brick lives; the os-brick columns are left out without it. */
+export const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
+
+/** Runs per scenario and contender (env `BENCH_REPS`, at least 5 unless set lower on purpose). */
+export const REPS = Number(process.env.BENCH_REPS ?? 5);
+
+/** Median of `xs` (NaN for none). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** The `p`-th percentile (0–100) of `xs`, nearest rank. */
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** `median (min–max)` of seconds given in ms, or `-`. */
+export function spread(msList: readonly number[] | undefined): string {
+  if (!msList || msList.length === 0) return '-';
+  const f = (ms: number) => (ms / 1000).toFixed(2);
+  return `${f(median(msList))} s (${f(Math.min(...msList))}–${f(Math.max(...msList))})`;
+}
+
+/** `a / b` of the medians as `0.26x`, or `-`. */
+export function ratio(a: readonly number[] | undefined, b: readonly number[] | undefined): string {
+  if (!a?.length || !b?.length) return '-';
+  return `${(median(a) / median(b)).toFixed(2)}x`;
+}
+
+/** Guest-wide counters from `/proc/stat`: busy CPU time in clock ticks (all but idle and iowait) and processes started since boot. */
+export interface HostCounters {
+  busyTicks: number;
+  processes: number;
+}
+
+/** Read {@link HostCounters} now. */
+export function hostCounters(): HostCounters {
+  const stat = fs.readFileSync('/proc/stat', 'utf8');
+  const cpu = stat.split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
+  const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + (cpu[7] ?? 0);
+  const processes = Number(/^processes (\d+)$/m.exec(stat)?.[1] ?? NaN);
+  return { busyTicks: busy, processes };
+}
+
+/** `USER_HZ` (clock ticks per second of `/proc/stat`), 100 on Linux x86. */
+export const USER_HZ = 100;
+
+/** CPU seconds and process starts between two readings. */
+export function counterDelta(a: HostCounters, b: HostCounters): { cpuS: number; procs: number } {
+  return { cpuS: (b.busyTicks - a.busyTicks) / USER_HZ, procs: b.processes - a.processes };
+}
+
+/** Let udev finish every event queued so far (not timed). */
+export async function settle(): Promise<void> {
+  await run(['udevadm', 'settle', '--timeout=180'], { timeoutMs: 190_000, checkExitCode: false });
+}
+
+/** One timed run of a contender: connect (ms), disconnect (ms), guest CPU seconds and process starts from the connect until udev settled. */
+export interface RunFigures {
+  connectMs: number;
+  disconnectMs: number;
+  cpuS: number;
+  procs: number;
+  /** Per-volume connect latencies (ms) when the run attached several volumes at once. */
+  perVolumeMs?: number[];
+}
+
+const WORKER = String.raw`
+import json, subprocess, sys, time, threading
+from oslo_config import cfg
+import os_brick
+from os_brick.initiator import connector
+conf = cfg.CONF
+conf([], project='brick-bench')
+conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
+os_brick.setup(conf)
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + '\n'); sys.stdout.flush()
+state = {}
+for line in sys.stdin:
+    req = json.loads(line)
+    if req['cmd'] == 'connect':
+        c = connector.InitiatorConnector.factory(req.get('protocol', 'ISCSI'), 'sudo', use_multipath=req['multipath'], device_scan_attempts=3)
+        props = req['props']; devs = [None] * len(props); lat = [0.0] * len(props); errs = []
+        def attach(i):
+            t = time.monotonic()
+            try:
+                devs[i] = c.connect_volume(props[i])
+            except Exception as e:
+                errs.append(repr(e))
+            lat[i] = (time.monotonic() - t) * 1000
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=attach, args=(i,)) for i in range(len(props))]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        ms = (time.monotonic() - t0) * 1000
+        subprocess.run(['udevadm', 'settle', '--timeout=180'], check=False)
+        state = {'c': c, 'props': props, 'devs': devs}
+        out({'connectMs': ms, 'perVolumeMs': lat, 'devices': [d.get('path') if d else None for d in devs], 'errors': errs})
+    elif req['cmd'] == 'disconnect':
+        c, props, devs = state['c'], state['props'], state['devs']; errs = []
+        def detach(i):
+            try:
+                c.disconnect_volume(props[i], devs[i])
+            except Exception as e:
+                errs.append(repr(e))
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=detach, args=(i,)) for i in range(len(props))]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        out({'disconnectMs': (time.monotonic() - t0) * 1000, 'errors': errs})
+`;
+
+/** A long-lived os-brick process (one privsep daemon for the whole benchmark), one request at a time. */
+export class OsBrickWorker {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterableIterator<string>;
+
+  private constructor(child: ChildProcessWithoutNullStreams) {
+    this.child = child;
+    this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    child.stderr.resume();
+  }
+
+  /** Start the worker, or undefined when os-brick is not installed (or `BENCH_OSBRICK=0`). */
+  static start(): OsBrickWorker | undefined {
+    if (!fs.existsSync(OS_BRICK) || process.env.BENCH_OSBRICK === '0') return undefined;
+    fs.mkdirSync('/run/osbrick-locks', { recursive: true });
+    return new OsBrickWorker(spawn('/usr/bin/python3', ['-c', WORKER], { stdio: 'pipe' }));
+  }
+
+  private async ask<T>(req: object): Promise<T> {
+    this.child.stdin.write(`${JSON.stringify(req)}\n`);
+    const next = await this.lines.next();
+    if (next.done) throw new Error('the os-brick worker exited');
+    return JSON.parse(next.value) as T;
+  }
+
+  /** Connect `props` at once (threads), then settle udev; figures as {@link RunFigures} without the disconnect. */
+  async connect(props: Record<string, unknown>[], multipath: boolean, protocol = 'ISCSI'): Promise<{ connectMs: number; perVolumeMs: number[]; devices: (string | null)[]; errors: string[] }> {
+    return this.ask({ cmd: 'connect', props, multipath, protocol });
+  }
+
+  /** Disconnect what the last connect attached. */
+  async disconnect(): Promise<{ disconnectMs: number; errors: string[] }> {
+    return this.ask({ cmd: 'disconnect' });
+  }
+
+  /** A full timed run: connect, settle (CPU counted up to here), disconnect. */
+  async cycle(props: Record<string, unknown>[], multipath: boolean): Promise<RunFigures & { errors: string[] }> {
+    await settle();
+    const c0 = hostCounters();
+    const c = await this.connect(props, multipath);
+    const d = counterDelta(c0, hostCounters());
+    const dis = await this.disconnect();
+    return { connectMs: c.connectMs, disconnectMs: dis.disconnectMs, ...d, perVolumeMs: c.perVolumeMs, errors: [...c.errors, ...dis.errors] };
+  }
+
+  /** Stop the worker. */
+  close(): void {
+    this.child.stdin.end();
+  }
+}
