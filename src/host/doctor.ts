@@ -103,6 +103,7 @@ async function initiatorNameCheck(ctx: HostContext, sev: DoctorSeverity): Promis
 async function iscsiadmVersion(ctx: HostContext, timeoutMs: number): Promise<string | 'missing' | undefined> {
   try {
     const r = await ctx.executor.run(['iscsiadm', '--version'], { root: false, timeoutMs, checkExitCode: false });
+    if (r.exitCode === 127) return 'missing';
     return /(\d+\.\d+\.\d+)/.exec(r.stdout)?.[1];
   } catch (err) {
     return err instanceof ProcessExecutionError && err.exitCode === 127 ? 'missing' : undefined;
@@ -176,6 +177,7 @@ async function moduleCheck(ctx: HostContext, need: ModuleNeed, timeoutMs: number
   try {
     const r = await ctx.executor.run(['modprobe', '-n', '-v', need.module], { root: false, timeoutMs, checkExitCode: false });
     if (r.exitCode === 0) return passed(name, `not loaded; loadable (${r.stdout.trim().split('\n')[0] || 'modprobe -n found it'})`);
+    if (r.exitCode === 127) throw new Error('modprobe is not installed');
     const why = (r.stderr || r.stdout).trim().split('\n')[0] ?? '';
     return failed(name, need.severity, `not loaded and not loadable (${why}): ${need.usedBy} fail`, `install the kernel modules package of the running kernel (e.g. linux-modules-extra-$(uname -r)), then: modprobe ${need.module}`);
   } catch (err) {
