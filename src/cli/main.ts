@@ -25,6 +25,7 @@ import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
 import type { Volume } from '../library/volume.js';
 import { registerCsiCommand } from '../csi/command.js';
+import { registerHostCommand } from './host.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -521,6 +522,7 @@ program
   );
 
 registerCsiCommand(program, flags, (code) => (exitCode = code));
+registerHostCommand(program, flags, (code) => (exitCode = code));
 
 // ---- simulators --------------------------------------------------------------------------
 /** Serve until SIGINT/SIGTERM, then close. */

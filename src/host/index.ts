@@ -10,6 +10,7 @@
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
  * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
+ * - the host doctor ({@link runHostDoctor}): is this host ready for its first attach, and how to fix what is not
  *
  * @module
  */
@@ -27,6 +28,7 @@ export * from './nvme.js';
 export * from './fc.js';
 export * from './error-chain.js';
 export * from './journal.js';
+export * from './doctor.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { lstatSync, mkdirSync, statSync, statfsSync, type Stats } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdirSync, statSync, statfsSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InvalidConfigError } from '../errors.js';
 
@@ -149,11 +149,57 @@ export function ensurePrivateDirectory(dir: string, uid: number, field: string):
     if (!lstatIfAny(p)) makeComponent(field, dir, p);
     parent = p;
   }
-  const st = lstatSync(target);
+  checkOwnDirectory(field, dir, lstatSync(target), uid);
+}
+
+/** The rules for the directory itself, from its `lstat`: a real directory of `uid`, not writable by group or others. */
+function checkOwnDirectory(field: string, dir: string, st: Stats, uid: number): void {
   if (st.isSymbolicLink()) throw privateDirectoryError(field, dir, 'is a symbolic link; give the real directory');
   if (!st.isDirectory()) throw privateDirectoryError(field, dir, 'is not a directory');
   if (st.uid !== uid) throw privateDirectoryError(field, dir, `is owned by uid ${st.uid}, not by uid ${uid} that runs brick`, { owner: st.uid });
   if ((st.mode & 0o022) !== 0) throw privateDirectoryError(field, dir, `is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); it must be 0700`, { mode: st.mode & 0o7777 });
+}
+
+/** What {@link privateDirectoryProblem} found. */
+export interface PrivateDirectoryVerdict {
+  /** Why `dir` cannot be used (the message {@link ensurePrivateDirectory} would throw), or undefined when it can. */
+  problem?: string;
+  /** True when `dir` does not exist yet (it would be created, mode 0700, at first use). */
+  missing: boolean;
+}
+
+/**
+ * Judge `dir` by the rules of {@link ensurePrivateDirectory} without creating or changing
+ * anything (for `brick host doctor`): the location rules, the parent rule for every existing
+ * parent, the directory's own rules when it exists, and, when it does not, whether its nearest
+ * existing ancestor is writable by this process (`access(2)` `W_OK`) so that it could be
+ * created. Reads only. Never throws.
+ * @param field the configuration key that named `dir` (`lock_path`, `data_dir`)
+ */
+export function privateDirectoryProblem(dir: string, uid: number, field: string): PrivateDirectoryVerdict {
+  try {
+    checkDirectoryLocation(dir, field);
+    const target = resolve(dir);
+    const chain: string[] = [];
+    for (let p = target; p !== dirname(p); p = dirname(p)) chain.unshift(p);
+    let parent = '/';
+    for (const p of chain) {
+      checkParent(field, dir, parent, uid);
+      if (!lstatIfAny(p)) {
+        try {
+          accessSync(parent, constants.W_OK);
+        } catch {
+          return { problem: `${field} ${dir}: cannot be created: ${parent} is not writable by this process`, missing: true };
+        }
+        return { missing: true };
+      }
+      parent = p;
+    }
+    checkOwnDirectory(field, dir, lstatSync(target), uid);
+    return { missing: false };
+  } catch (err) {
+    return { problem: (err as Error).message, missing: false };
+  }
 }
 
 /**
