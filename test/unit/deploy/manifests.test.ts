@@ -136,6 +136,8 @@ function build(files: Map<string, unknown[]>, dir: string): Build {
   for (const r of k.resources ?? []) {
     const target = posix.normalize(posix.join(dir, r));
     if (files.has(posix.join(target, 'kustomization.yaml'))) {
+      // kustomize refuses a base whose directory contains the overlay ("cycle detected").
+      if (target === '.' || dir === target || dir.startsWith(`${target}/`)) throw new Error(`${dir}/kustomization.yaml: base ${r} contains this overlay, which kustomize refuses`);
       const base = build(files, target);
       docs.push(...base.docs);
       configFile = base.configFile;
@@ -421,11 +423,12 @@ function checkReferences(b: Build, examples: Doc[]): string[] {
 
 /** All checks over the whole tree. */
 function problems(tree: Tree, options: readonly Option[]): string[] {
-  return [
+  // A file in several kustomizations is checked in each: report each problem once.
+  return [...new Set([
     ...tree.builds.flatMap((b) => [...checkDriverName(b), ...checkSockets(b), ...checkSidecars(b), ...checkNodePlugin(b), ...checkConfig(b), ...checkClasses(b), ...checkReferences(b, tree.examples)]),
     ...checkImages([...tree.builds.flatMap((b) => b.docs), ...tree.examples]),
     ...checkFlags(tree.builds.flatMap((b) => b.docs), options),
-  ];
+  ])];
 }
 
 // ---- Tests ----
@@ -444,9 +447,9 @@ const setFlag = (c: Container, name: string, value: string) => {
   c.args = c.args!.map((a) => (a.startsWith(`--${name}=`) ? `--${name}=${value}` : a));
 };
 
-test('every YAML file parses, and the base and the LVM overlay are kustomizations of existing files', () => {
+test('every YAML file parses, and the top level, the base and the LVM overlay are kustomizations of existing files', () => {
   assert.ok(tree.files.size >= 12, `only ${tree.files.size} YAML files`);
-  assert.deepEqual(tree.builds.map((b) => b.dir).sort(), ['.', 'lvm']);
+  assert.deepEqual(tree.builds.map((b) => b.dir).sort(), ['.', 'base', 'lvm']);
   const listed = new Set(tree.builds.flatMap((b) => [...b.docs.map((d) => d.file), posix.join(b.dir, 'kustomization.yaml')]));
   const stray = [...tree.files.keys()].filter((f) => !listed.has(f) && !f.startsWith('examples/'));
   assert.deepEqual(stray, [], 'every manifest outside examples/ is in a kustomization');
