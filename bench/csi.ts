@@ -24,8 +24,8 @@
  * Each is measured for one volume and for all volumes at once (wall time of the batch), and a
  * trivial call (NodeGetCapabilities) gives the gRPC round trip. Runs are interleaved (the path
  * that goes first rotates) and repeated `BENCH_REPS` times (default 7) after one warm-up run,
- * which also makes the file systems; medians and the ratios to the library are printed as a
- * Markdown table (and written to `$LAB_OUT/csi-bench.json` when `LAB_OUT` is set). Needs root
+ * which also makes the file systems; medians (and the fastest run, the least disturbed by other
+ * load) and the ratios to the library are printed as Markdown tables (and written to `$LAB_OUT/csi-bench.json` when `LAB_OUT` is set). Needs root
  * (loop devices, mkfs, mount). Run on the host with `npm run bench:csi`, or in the lab with
  * `node dist/tools/lab/cli.js bench dist/bench/csi.js`.
  */
@@ -228,13 +228,19 @@ function report(runs: Record<string, number>[]): void {
   const cases = ['stage+publish 1', 'unpublish+unstage 1', `stage+publish ${COUNT}`, `unpublish+unstage ${COUNT}`];
   const med = (k: string) => median(runs.map((r) => r[k]!));
   const label = (c: string) => c.replace(/ (\d+)$/, (_, n: string) => (n === '1' ? ', 1 volume' : `, ${n} volumes at once`)).replace('stage+publish', 'NodeStage + NodePublish').replace('unpublish+unstage', 'NodeUnpublish + NodeUnstage');
-  const ratio = (a: string, c: string) => (med(`${a} ${c}`) / med(`library ${c}`)).toFixed(2);
+  const least = (k: string) => Math.min(...runs.map((r) => r[k]!));
+  const row = (c: string, f: (k: string) => number) =>
+    `| ${label(c)} | ${f(`grpc ${c}`).toFixed(1)} | ${f(`inproc ${c}`).toFixed(1)} | ${f(`library ${c}`).toFixed(1)} | ${(f(`grpc ${c}`) / f(`library ${c}`)).toFixed(2)} | ${(f(`inproc ${c}`) / f(`library ${c}`)).toFixed(2)} |`;
+  const head = ['| case | gRPC ms | plugin in-process ms | library ms | gRPC / library | in-process / library |', '|---|---|---|---|---|---|'];
   const lines = [
     `CSI node path: through gRPC to a brick csi process, the plugin's node functions in this process, and the library in this process; file backend (loop devices, ext4); median of ${REPS} interleaved runs after one warm-up`,
-    '| case | gRPC ms | plugin in-process ms | library ms | gRPC / library | in-process / library |',
-    '|---|---|---|---|---|---|',
-    ...cases.map((c) => `| ${label(c)} | ${med(`grpc ${c}`).toFixed(1)} | ${med(`inproc ${c}`).toFixed(1)} | ${med(`library ${c}`).toFixed(1)} | ${ratio('grpc', c)} | ${ratio('inproc', c)} |`),
+    ...head,
+    ...cases.map((c) => row(c, med)),
     `(one gRPC round trip, NodeGetCapabilities: median ${med('grpc round trip').toFixed(2)} ms)`,
+    '',
+    `Fastest of the ${REPS} runs (the least disturbed by other load on the machine)`,
+    ...head,
+    ...cases.map((c) => row(c, least)),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n`);
   const outDir = process.env.LAB_OUT;
