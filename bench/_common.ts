@@ -92,13 +92,17 @@ conf = cfg.CONF
 conf([], project='brick-bench')
 conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
 os_brick.setup(conf)
+# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
+from oslo_privsep import priv_context
+import os_brick.privileged
+os_brick.privileged.default.start(priv_context.Method.FORK)
 def out(obj):
     sys.stdout.write(json.dumps(obj) + '\n'); sys.stdout.flush()
 state = {}
 for line in sys.stdin:
     req = json.loads(line)
     if req['cmd'] == 'connect':
-        c = connector.InitiatorConnector.factory(req.get('protocol', 'ISCSI'), 'sudo', use_multipath=req['multipath'], device_scan_attempts=3)
+        c = connector.InitiatorConnector.factory(req.get('protocol', 'ISCSI'), None, use_multipath=req['multipath'], device_scan_attempts=3)
         props = req['props']; devs = [None] * len(props); lat = [0.0] * len(props); errs = []
         def attach(i):
             t = time.monotonic()

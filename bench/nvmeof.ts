@@ -80,8 +80,12 @@ conf = cfg.CONF
 conf([], project='brick-bench')
 conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
 os_brick.setup(conf)
+# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
+from oslo_privsep import priv_context
+import os_brick.privileged
+os_brick.privileged.default.start(priv_context.Method.FORK)
 job = json.load(sys.stdin)
-c = connector.InitiatorConnector.factory('NVMEOF', 'sudo', use_multipath=job['multipath'], device_scan_attempts=5)
+c = connector.InitiatorConnector.factory('NVMEOF', None, use_multipath=job['multipath'], device_scan_attempts=5)
 out = []
 for rep in range(job['reps']):
     errs = []

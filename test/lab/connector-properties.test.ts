@@ -18,7 +18,9 @@ const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cl
 const BRICK_EXTRA_KEYS = ['nvme_hostid'];
 
 const PY = String.raw`
-import json, sys
+import faulthandler, json, sys
+# A hang (seen once: no answer within 120 s) prints every thread's stack to stderr and exits.
+faulthandler.dump_traceback_later(150, exit=True)
 from oslo_config import cfg
 import os_brick
 from os_brick.initiator import connector
@@ -26,9 +28,13 @@ conf = cfg.CONF
 conf([], project='brick-lab')
 conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
 os_brick.setup(conf)
+# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
+from oslo_privsep import priv_context
+import os_brick.privileged
+os_brick.privileged.default.start(priv_context.Method.FORK)
 multipath, enforce = sys.argv[1] == '1', sys.argv[2] == '1'
 try:
-    print('RESULT ' + json.dumps(connector.get_connector_properties('sudo', '127.0.0.1', multipath, enforce, host='brick-lab')))
+    print('RESULT ' + json.dumps(connector.get_connector_properties(None, '127.0.0.1', multipath, enforce, host='brick-lab')))
 except Exception as e:
     print('ERROR ' + type(e).__name__ + ': ' + str(e))
 `;
@@ -36,9 +42,9 @@ except Exception as e:
 const haveOsBrick = fs.existsSync(OS_BRICK);
 
 async function osBrick(multipath: boolean, enforce: boolean): Promise<Record<string, unknown> | string> {
-  const r = await run(['python3', '-c', PY, multipath ? '1' : '0', enforce ? '1' : '0'], { timeoutMs: 120_000, checkExitCode: false });
+  const r = await run(['/usr/bin/python3', '-c', PY, multipath ? '1' : '0', enforce ? '1' : '0'], { timeoutMs: 200_000, checkExitCode: false });
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT ') || l.startsWith('ERROR '));
-  assert.ok(line, `os-brick printed no result: ${r.stdout} ${r.stderr}`);
+  assert.ok(line, `os-brick printed no result (exit ${r.exitCode}): ${r.stdout}\n${r.stderr.slice(-6000)}`);
   return line.startsWith('RESULT ') ? (JSON.parse(line.slice(7)) as Record<string, unknown>) : line.slice(6);
 }
 
