@@ -83,8 +83,8 @@ function formatRow(label: string, xs: Sample[], ref: { wall: number; cpu: number
   const cpus = xs.map((s) => s.cpu);
   const w = median(walls);
   const c = median(cpus);
-  const range = (v: number[]) => `${Math.min(...v).toFixed(3)}–${Math.max(...v).toFixed(3)}`;
-  return `| ${label} | ${w.toFixed(3)} (${range(walls)}) | ${c.toFixed(2)} (${range(cpus)}) | ${(w / ref.wall).toFixed(2)}× | ${(c / ref.cpu).toFixed(2)}× |`;
+  const range = (v: number[], digits: number) => `${Math.min(...v).toFixed(digits)}–${Math.max(...v).toFixed(digits)}`;
+  return `| ${label} | ${w.toFixed(3)} (${range(walls, 3)}) | ${c.toFixed(2)} (${range(cpus, 2)}) | ${(w / ref.wall).toFixed(2)}× | ${(c / ref.cpu).toFixed(2)}× |`;
 }
 
 async function main(): Promise<void> {
