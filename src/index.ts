@@ -111,8 +111,8 @@ export { getConnectorProperties, type ConnectorProperties, type ConnectorPropert
 export type { Connector, ConnectorOptions, ConnectionProperties, DeviceInfo, DisconnectOptions } from './initiator/connector.js';
 
 // Drivers (Cinder's contract).
-import './drivers/index.js';
-export { registerDriver, knownDrivers, driverFactory } from './drivers/registry.js';
+// The built-in drivers' modules load when a backend of theirs is created (issue 18).
+export { registerDriver, knownDrivers, driverFactory, loadDriverFactory } from './drivers/registry.js';
 export type {
   VolumeDriver,
   DriverFactory,

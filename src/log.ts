@@ -10,8 +10,17 @@
  *
  * @module
  */
-import { pino, type Logger as PinoLogger, type DestinationStream, type LevelWithSilent } from 'pino';
+import { createRequire } from 'node:module';
+import type { pino as PinoFactory, Logger as PinoLogger, DestinationStream, LevelWithSilent } from 'pino';
 import { Writable } from 'node:stream';
+
+/**
+ * pino, loaded on the first logger made (a `brick --help` makes none: issue 18). pino is a
+ * CommonJS package, so it loads synchronously here.
+ */
+function loadPino(): typeof PinoFactory {
+  return (createRequire(import.meta.url)('pino') as { pino: typeof PinoFactory }).pino;
+}
 
 /** Brick's logger type: a pino logger. */
 export type Logger = PinoLogger;
@@ -55,7 +64,7 @@ export interface LoggerOptions {
 /** A pino logger with Brick's redaction rules. With no destination it is silent. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.destination ? (options.level ?? 'info') : 'silent';
-  return pino(
+  return loadPino()(
     {
       name: options.name ?? 'brick',
       level,
@@ -66,8 +75,28 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
 }
 
-/** A logger that discards everything. */
-export const silentLogger: Logger = createLogger();
+let silent: Logger | undefined;
+
+/**
+ * A logger that discards everything. It is a stand-in for a silent pino logger that is made
+ * (and pino loaded) on its first use, so that importing a module that defaults to it costs
+ * nothing; every property and method is the real logger's, methods bound to it.
+ */
+export const silentLogger: Logger = new Proxy({} as Logger, {
+  get(_target, prop) {
+    silent ??= createLogger();
+    const value: unknown = Reflect.get(silent, prop);
+    return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(silent) : value;
+  },
+  set(_target, prop, value) {
+    silent ??= createLogger();
+    return Reflect.set(silent, prop, value);
+  },
+  has(_target, prop) {
+    silent ??= createLogger();
+    return Reflect.has(silent, prop);
+  },
+});
 
 /**
  * A logger that keeps every line in memory, for tests that assert on what was (or was not)
@@ -81,7 +110,7 @@ export function createCapturingLogger(level: LevelWithSilent = 'debug'): { logge
       cb();
     },
   });
-  const logger = pino({ name: 'brick', level, redact: { paths: redactPaths(), censor: '***' }, base: undefined }, stream);
+  const logger = loadPino()({ name: 'brick', level, redact: { paths: redactPaths(), censor: '***' }, base: undefined }, stream);
   return {
     logger,
     text: () => chunks.join(''),

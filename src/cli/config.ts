@@ -27,7 +27,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { InvalidConfigError, NotFoundError, BrickError } from '../errors.js';
 import { defaultDataDir, type Env } from '../persistence/factory.js';
-import { driverFactory, knownDrivers } from '../drivers/registry.js';
+import { resolveDriverName, knownDrivers } from '../drivers/registry.js';
 
 const backendSchema = z
   .object({
@@ -166,9 +166,9 @@ export function backendConfig(config: BrickConfig, name: string): BrickConfig['b
 
 /**
  * Check what can be checked before anything is created: every backend's `volume_driver` is a
- * registered driver (short name or Cinder class path), and `selected` (the `--backend` flag),
- * when given, names a configured backend. The drivers must be registered first (import
- * `drivers/index.js`). Reads and creates nothing.
+ * built-in or registered driver (short name or Cinder class path), and `selected` (the
+ * `--backend` flag), when given, names a configured backend. Reads, creates and loads nothing
+ * (a driver's module is imported when its backend is created).
  *
  * @throws {@link InvalidConfigError} (field `volume_driver`) naming the file and the key, e.g. `brick.yaml: backends.0.volume_driver: "nosuch" is not a known driver`
  * @throws {@link NotFoundError} (field `backend`) for an unknown `selected`
@@ -176,7 +176,7 @@ export function backendConfig(config: BrickConfig, name: string): BrickConfig['b
 export function checkBackends(config: BrickConfig, selected: string | undefined): void {
   for (const [i, b] of config.backends.entries()) {
     try {
-      driverFactory(b.volume_driver);
+      resolveDriverName(b.volume_driver);
     } catch (err) {
       if (!(err instanceof BrickError)) throw err;
       const known = knownDrivers();

@@ -10,22 +10,30 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CommanderError, Option } from 'commander';
-import { SingleBar, Presets } from 'cli-progress';
 import { exitCodeFor, exitCodeForCode, InvalidInputError, NotFoundError } from '../errors.js';
-import { getConnectorProperties, type ConnectorProperties } from '../initiator/properties.js';
-import { connectorFor } from '../initiator/factory.js';
-import { createHostContext } from '../host/context.js';
-import type { DeviceInfo } from '../initiator/connector.js';
-import { ProcessExecutor, type Executor } from '../exec/executor.js';
-import { createRuntime, configuredLockPath, type GlobalFlags, type Runtime } from './runtime.js';
+import type { ConnectorProperties } from '../initiator/properties.js';
+import type { Connector, ConnectorOptions, DeviceInfo } from '../initiator/connector.js';
+import type { Executor } from '../exec/executor.js';
+import type { GlobalFlags, Runtime } from './runtime.js';
 import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
-import { runQuickstart, type QuickstartStep } from './quickstart.js';
+import type { QuickstartStep } from './quickstart.js';
 import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
 import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
 import type { Volume } from '../library/volume.js';
+import type { SingleBar } from 'cli-progress';
 import { registerCsiCommand } from '../csi/command.js';
 import { registerHostCommand } from './host.js';
+
+// Start-up (issue 18): `brick --help` loads commander and the command table only. The runtime
+// (configuration, store, library, drivers), the connectors, the host context and the progress
+// bars are imported by the commands that use them, below.
+
+/** The connector for `protocol` (every connector registered first). */
+async function connectorFor(protocol: string, options: ConnectorOptions & { lockPath?: string }): Promise<Connector> {
+  await import('../initiator/connectors/index.js');
+  return (await import('../initiator/factory.js')).connectorFor(protocol, options);
+}
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -50,8 +58,9 @@ function flags(): GlobalFlags {
 
 let exitCode = 0;
 
-function progressReporter(json: boolean): ((op: string, done: number, total: number) => void) | undefined {
+async function progressReporter(json: boolean): Promise<((op: string, done: number, total: number) => void) | undefined> {
   if (json || !process.stderr.isTTY) return undefined;
+  const { SingleBar, Presets } = await import('cli-progress');
   const bars = new Map<string, SingleBar>();
   return (op, done, total) => {
     let bar = bars.get(op);
@@ -77,7 +86,8 @@ async function withRuntime(fn: (rt: Runtime, json: boolean) => Promise<void>, be
   let rt: Runtime | undefined;
   try {
     await before?.();
-    rt = await createRuntime(flags(), process.env, progressReporter(json));
+    const { createRuntime } = await import('./runtime.js');
+    rt = await createRuntime(flags(), process.env, await progressReporter(json));
     await fn(rt, json);
   } catch (err) {
     printError(json, err);
@@ -191,6 +201,7 @@ program
       const size = parseSize(o.size, 'size');
       if (!Number.isInteger(size) || size < 1) throw new InvalidInputError('size', `must be a whole number of GiB of at least 1, got ${o.size}`);
       const onStep = json || !process.stderr.isTTY ? undefined : (s: QuickstartStep) => process.stderr.write(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name} (${s.seconds.toFixed(2)} s)${s.detail ? `: ${s.detail}` : ''}\n`);
+      const { runQuickstart } = await import('./quickstart.js');
       const r = await runQuickstart(rt, { sizeGiB: size, uid: process.getuid?.() ?? 0, onStep });
       if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else {
@@ -403,7 +414,9 @@ connector
     plain(async (json) => {
       // As os-brick does, create the NVMe host NQN/id when missing (root only: it writes /etc/nvme).
       const root = (process.getuid?.() ?? 0) === 0;
-      const hostCtx = createHostContext({ rootHelper: connectorOptions({}).rootHelper });
+      const { getConnectorProperties } = await import('../initiator/properties.js');
+      const { createHostContext } = await import('../host/context.js');
+      const hostCtx = createHostContext({ rootHelper: (await connectorOptions({})).rootHelper });
       const p = await getConnectorProperties({ multipath: o.multipath, enforceMultipath: o.enforceMultipath, myIp: o.myIp, host: o.host, ctx: hostCtx, ensureNvmeIdentity: root ? hostCtx : undefined });
       if (json) process.stdout.write(`${JSON.stringify(p, null, 2)}\n`);
       else printObject(false, p);
@@ -415,10 +428,11 @@ connector
  * @throws {@link PrivilegeError}
  */
 async function needHostRoot(protocol: string, rootHelper: string[], task: string): Promise<void> {
-  if (protocol.toUpperCase() !== 'LOCAL') await needRoot(new ProcessExecutor({ rootHelper }), task);
+  if (protocol.toUpperCase() !== 'LOCAL') await needRoot(new (await import('../exec/executor.js')).ProcessExecutor({ rootHelper }), task);
 }
-function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
+async function connectorOptions(o: { multipath?: boolean; rootHelper?: string }) {
   const rh = flags().rootHelper;
+  const { configuredLockPath } = await import('./runtime.js');
   return {
     useMultipath: Boolean(o.multipath),
     rootHelper: rh ? rh.split(/\s+/).filter(Boolean) : (process.getuid?.() ?? 0) === 0 ? [] : ['sudo', '-n'],
@@ -439,9 +453,9 @@ connector
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean; deviceScanAttempts?: number }) =>
     plain(async () => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const options = connectorOptions(o);
+      const options = await connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector connect attaches a device to this host');
-      const conn = connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts });
+      const conn = await connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts });
       const device = await conn.connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
       // Multipath logins to slow portals finish in the background; wait for them (and their
@@ -464,9 +478,9 @@ connector
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
-      const options = connectorOptions(o);
+      const options = await connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector disconnect removes a device from this host');
-      await connectorFor(protocol, options).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
+      await (await connectorFor(protocol, options)).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
       printObject(json, { disconnected: true, path: device.path });
     }),
   );
@@ -480,7 +494,7 @@ connector
   .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; multipath?: boolean }) =>
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const bytes = await connectorFor(protocol, connectorOptions(o)).extendVolume(doc.data);
+      const bytes = await (await connectorFor(protocol, await connectorOptions(o))).extendVolume(doc.data);
       printObject(json, { size_bytes: bytes });
     }),
   );

@@ -9,10 +9,17 @@
  *
  * @module
  */
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import { BrickError } from '../errors.js';
 import { maskText } from '../exec/mask.js';
 import type { Volume, Snapshot, Connection } from '../library/index.js';
+
+/** cli-table3, loaded on the first table (not for `--help` or JSON output: issue 18). */
+function newTable(options: TableType.TableConstructorOptions): InstanceType<typeof TableType> {
+  const Table = createRequire(import.meta.url)('cli-table3') as typeof TableType;
+  return new Table(options);
+}
 
 /** Print `rows` as a table with `columns`, or as JSON. */
 export function printRows(json: boolean, columns: string[], rows: Record<string, unknown>[]): void {
@@ -20,7 +27,7 @@ export function printRows(json: boolean, columns: string[], rows: Record<string,
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
-  const t = new Table({ head: columns.map(escapeForTerminal), style: { head: [], border: [] } });
+  const t = newTable({ head: columns.map(escapeForTerminal), style: { head: [], border: [] } });
   for (const r of rows) t.push(columns.map((c) => fmt(r[c])));
   process.stdout.write(`${t.toString()}\n`);
 }
@@ -31,7 +38,7 @@ export function printObject(json: boolean, obj: Record<string, unknown>): void {
     process.stdout.write(`${JSON.stringify(obj, null, 2)}\n`);
     return;
   }
-  const t = new Table({ style: { head: [], border: [] } });
+  const t = newTable({ style: { head: [], border: [] } });
   for (const [k, v] of Object.entries(obj)) t.push({ [escapeForTerminal(k)]: fmt(v) });
   process.stdout.write(`${t.toString()}\n`);
 }

@@ -12,7 +12,6 @@ import { createLogger, type Logger } from '../log.js';
 import { ensurePrivateDirectory } from '../host/private-dir.js';
 import { loadConfig, loadConfigSync, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
-import '../drivers/index.js';
 import '../initiator/connectors/index.js';
 
 /** Global flags every command accepts. */

@@ -1,6 +1,8 @@
 /**
- * Imports every driver module so that each registers itself with the driver registry.
- * Add one line per driver.
+ * Imports every built-in driver module, so that each registers itself with the driver registry
+ * and `driverFactory` finds them all synchronously. Nothing in `src/` needs this any more (the
+ * registry imports a driver's module when a backend of it is created); tests and tools that
+ * call `driverFactory` directly import it. Add one line per driver.
  *
  * @module
  */

@@ -12,7 +12,7 @@
  */
 import './index.js';
 export type { VolumeDriver, DriverContext, DriverFactory, DriverVolume, DriverSnapshot, ModelUpdate, ConnectionInfo, VolumeStats, PoolStats, TerminateOptions } from './driver.js';
-export { registerDriver, knownDrivers, driverFactory } from './registry.js';
+export { registerDriver, knownDrivers, driverFactory, loadDriverFactory, resolveDriverName } from './registry.js';
 export {
   defineOption,
   readOption,

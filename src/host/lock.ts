@@ -32,7 +32,12 @@ import { ensurePrivateDirectory, ownedFileProblem, privateDirectoryError } from 
 import { delay } from './retry.js';
 
 const require = createRequire(import.meta.url);
-const fsExt = require('fs-ext') as { flockSync(fd: number, flags: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void };
+type FsExt = { flockSync(fd: number, flags: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void };
+let fsExtModule: FsExt | undefined;
+/** fs-ext (a native addon), loaded on the first lock taken rather than with this module (issue 18). */
+function fsExt(): FsExt {
+  return (fsExtModule ??= require('fs-ext') as FsExt);
+}
 
 /** Environment variables {@link defaultLockPath} reads (the caller passes `process.env`). */
 export type LockPathEnv = Readonly<Record<string, string | undefined>>;
@@ -150,7 +155,7 @@ export class LockManager {
         return await fn();
       } finally {
         try {
-          fsExt.flockSync(fd, 'un');
+          fsExt().flockSync(fd, 'un');
         } finally {
           closeSync(fd);
         }
@@ -167,7 +172,7 @@ export class LockManager {
     let interval = 5;
     for (;;) {
       try {
-        fsExt.flockSync(fd, 'exnb');
+        fsExt().flockSync(fd, 'exnb');
         return fd;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;

@@ -9,9 +9,9 @@
  * @module
  */
 import { join } from 'node:path';
-import { InvalidInputError, AlreadyExistsError, NotFoundError, InsufficientCapacityError } from '../errors.js';
-import { driverFactory } from '../drivers/registry.js';
-import type { VolumeDriver, VolumeStats } from '../drivers/driver.js';
+import { InvalidInputError, AlreadyExistsError, NotFoundError, InsufficientCapacityError, InvalidStateError } from '../errors.js';
+import { loadDriverFactory, loadedDriverFactory, resolveDriverName } from '../drivers/registry.js';
+import type { DriverFactory, VolumeDriver, VolumeStats } from '../drivers/driver.js';
 import { getConnectorProperties, type ConnectorProperties } from '../initiator/properties.js';
 import type { VolumeRecord, VolumeStatus } from '../persistence/store.js';
 import { currentContext, type BrickContext } from './context.js';
@@ -65,15 +65,17 @@ function stableJson(v: unknown): string {
  *
  * Construction validates the configuration synchronously (unknown driver, bad name, a name
  * reused with another configuration) and starts the driver's setup; every method waits for it,
- * and `await backend.ready` (or `Backend.create`) surfaces setup errors at once.
+ * and `await backend.ready` (or `Backend.create`) surfaces setup errors at once. A built-in
+ * driver's module is imported when the first backend of it is created, as part of `ready`; the
+ * driver is then constructed there, so its option errors reject `ready` rather than being
+ * thrown by the constructor (a driver already loaded is constructed at once, as before).
  */
 export class Backend {
   /** `volume_backend_name`. */
   readonly id!: string;
   /** The driver's configuration (without the backend name and driver keys). */
   readonly config!: Readonly<BackendConfig>;
-  /** The driver. */
-  readonly driver!: VolumeDriver;
+  private driverInstance: VolumeDriver | undefined;
   /** Resolves when the driver is set up and the backend's volumes are loaded. */
   readonly ready!: Promise<void>;
   /** The library context this backend belongs to. */
@@ -86,7 +88,8 @@ export class Backend {
    * @throws {@link InvalidInputError} (field `volume_backend_name`) for a missing or malformed name
    * @throws {@link ProtocolNotSupportedError} (field `volume_driver`) for an unknown driver
    * @throws {@link AlreadyExistsError} when the name is in use with a different configuration
-   * @throws {@link InvalidConfigError} naming the driver option that is wrong
+   * @throws {@link InvalidConfigError} naming the driver option that is wrong, when the driver's
+   *   module is loaded already (else {@link ready} rejects with it)
    */
   constructor(config: BackendConfig, options: { context?: BrickContext } = {}) {
     const ctx = options.context ?? currentContext();
@@ -102,7 +105,8 @@ export class Backend {
       if (existing.fingerprint !== fingerprint) throw new AlreadyExistsError(`backend ${name} already exists with a different configuration`, { field: 'volume_backend_name' });
       return existing;
     }
-    const { name: driverName, factory } = driverFactory(config.volume_driver);
+    const driverName = resolveDriverName(config.volume_driver);
+    const loaded = loadedDriverFactory(driverName);
     const driverConfig: Record<string, unknown> = { ...config };
     delete driverConfig.volume_backend_name;
     delete driverConfig.volume_driver;
@@ -110,17 +114,19 @@ export class Backend {
     this.context = ctx;
     this.config = { ...config, volume_driver: driverName };
     this.fingerprint = fingerprint;
-    this.driver = factory(driverConfig, {
-      executor: ctx.executor,
-      hostRoot: ctx.hostRoot,
-      logger: ctx.logger,
-      locks: ctx.locks,
-      backendName: name,
-      stateDir: join(ctx.stateDir, 'backends', name),
-      onProgress: ctx.onProgress,
-    });
+    const makeDriver = (factory: DriverFactory): VolumeDriver =>
+      (this.driverInstance = factory(driverConfig, {
+        executor: ctx.executor,
+        hostRoot: ctx.hostRoot,
+        logger: ctx.logger,
+        locks: ctx.locks,
+        backendName: name,
+        stateDir: join(ctx.stateDir, 'backends', name),
+        onProgress: ctx.onProgress,
+      }));
+    if (loaded) makeDriver(loaded.factory);
     ctx.backends.set(name, this);
-    this.ready = this.init();
+    this.ready = this.init(loaded ? undefined : async () => void makeDriver((await loadDriverFactory(driverName)).factory));
     this.ready.catch(() => {
       ctx.backends.delete(name);
     });
@@ -133,7 +139,17 @@ export class Backend {
     return b;
   }
 
-  private async init(): Promise<void> {
+  /**
+   * The driver.
+   * @throws {@link InvalidStateError} while its module is still loading or when it failed to load (await {@link ready} first)
+   */
+  get driver(): VolumeDriver {
+    if (!this.driverInstance) throw new InvalidStateError(`backend ${this.id}: its driver is not loaded (await backend.ready)`, { details: { backend: this.id } });
+    return this.driverInstance;
+  }
+
+  private async init(loadDriver?: () => Promise<void>): Promise<void> {
+    await loadDriver?.();
     await this.driver.doSetup();
     await this.driver.checkForSetupError();
     this.loaded = await this.loadVolumes();
@@ -301,6 +317,7 @@ export class Backend {
 
   /** This host's connector properties, for this backend's attaches (multipath as the driver wants). */
   async connectorProperties(): Promise<ConnectorProperties> {
+    await this.ready;
     return getConnectorProperties({
       multipath: this.driver.useMultipath,
       host: this.context.hostName,
@@ -314,7 +331,7 @@ export class Backend {
   /** Release the driver's resources and forget the backend's objects. */
   async close(): Promise<void> {
     await this.ready.catch(() => undefined);
-    await this.driver.close?.();
+    await this.driverInstance?.close?.();
     for (const v of this.loaded) this.context.objects.delete(objectKey('volume', v.id));
     this.context.backends.delete(this.id);
   }

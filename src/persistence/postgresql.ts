@@ -22,7 +22,7 @@
  *
  * @module
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { BrickError, InvalidInputError, PersistenceError } from '../errors.js';
 import { latestVersion, pendingMigrations } from './migrations/index.js';
 import { POSTGRESQL_MIGRATIONS } from './migrations/postgresql.js';
@@ -162,7 +162,9 @@ export class PostgresStore implements Store {
     const statementTimeout = options.statementTimeoutMs ?? DEFAULT_PG_STATEMENT_TIMEOUT_MS;
     if (!Number.isSafeInteger(statementTimeout) || statementTimeout < 0) throw new InvalidInputError('statementTimeoutMs', 'must be an integer number of ms >= 0');
     const location = redactConnectionUrl(connectionString);
-    const pool = new pg.Pool({
+    // pg is imported here, not with this module: only a PostgreSQL store pays for it (issue 18).
+    const { default: pgModule } = await import('pg');
+    const pool = new pgModule.Pool({
       connectionString,
       max,
       connectionTimeoutMillis: connectTimeout,

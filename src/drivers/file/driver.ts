@@ -477,4 +477,4 @@ export class FileDriver implements VolumeDriver {
   async unmanage(): Promise<void> {}
 }
 
-registerDriver('file', (config, ctx) => new FileDriver(config, ctx), ['brick.drivers.file.FileDriver']);
+registerDriver('file', (config, ctx) => new FileDriver(config, ctx));

@@ -1,18 +1,13 @@
 /**
- * Registers the NetApp E-Series iSCSI driver as `netapp_eseries`, with Cinder's class paths as
- * aliases, and re-exports its public pieces.
+ * Registers the NetApp E-Series iSCSI driver as `netapp_eseries` (Cinder's class paths are its
+ * aliases in the registry's table, `registry.ts`), and re-exports its public pieces.
  *
  * @module
  */
 import { registerDriver } from '../registry.js';
 import { NetAppEseriesIscsiDriver } from './driver.js';
 
-registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesIscsiDriver(config, ctx), [
-  'cinder.volume.drivers.netapp.eseries.iscsi_driver.NetAppEseriesISCSIDriver',
-  'cinder.volume.drivers.netapp.common.NetAppDriver',
-  'netapp-eseries',
-  'eseries',
-]);
+registerDriver('netapp_eseries', (config, ctx) => new NetAppEseriesIscsiDriver(config, ctx));
 
 export { NetAppEseriesIscsiDriver } from './driver.js';
 export type { EseriesVolume, DriverGroup, DriverGroupSnapshot, ObjectUpdate, EseriesDriverOptions } from './types.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { doctorExitCode, doctorFromConfig, printDoctorReport } from '../../../src/cli/host.js';
+import { doctorExitCode, doctorFromConfig, printDoctorReport } from '../../../src/cli/host-doctor.js';
 import type { DoctorReport } from '../../../src/host/doctor.js';
 import { createFixtureTree, fixtureContext, type FixtureTree } from '../../../src/testing/index.js';
 
