@@ -25,6 +25,7 @@ import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
 import type { Volume } from '../library/volume.js';
 import { registerCsiCommand } from '../csi/command.js';
+import { registerConnectionCommands } from './connection-commands.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -506,18 +507,7 @@ kv.command('delete <key>')
   );
 
 // ---- connections ------------------------------------------------------------------------
-program
-  .command('connection')
-  .description('connections: the attachments and exports of volumes')
-  .command('list')
-  .description('list the connections of the selected backend (--backend) or of every backend')
-  .option('--volume <id>', 'only the connections of this volume')
-  .action(async (o: { volume?: string }) =>
-    withRuntime(async (rt, json) => {
-      const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
-      printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
-    }),
-  );
+registerConnectionCommands(program, { withRuntime, selectedBackends });
 
 registerCsiCommand(program, flags, (code) => (exitCode = code));
 

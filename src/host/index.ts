@@ -10,6 +10,7 @@
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
  * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
+ * - volume condition ({@link blockVolumeCondition}, {@link VolumeCondition}): device, paths and read test of an attached volume
  *
  * @module
  */
@@ -32,3 +33,4 @@ export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';
 export * as iscsiadm from './iscsiadm.js';
 export { maskArgv, maskText, maskObject, MASK } from '../exec/mask.js';
+export * from './condition.js';
