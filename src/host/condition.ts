@@ -155,39 +155,41 @@ export function parseMultipathStatus(text: string): DmPathStatus[] {
   for (const line of text.split('\n')) {
     const w = line.trim().split(/\s+/);
     const at = w.indexOf('multipath');
-    if (at < 0) continue;
-    let i = at + 1;
-    const int = (): number => {
-      const n = Number(w[i++]);
-      if (!Number.isInteger(n) || n < 0) throw new Error('bad status');
-      return n;
-    };
-    // `i += int()` would read i before int() moves it: skip through a helper instead.
-    const skipCounted = (): void => {
-      const n = int();
-      i += n;
-    };
-    try {
-      skipCounted(); // features
-      skipCounted(); // hardware handler
-      const groups = int();
-      i++; // the active group
-      for (let g = 0; g < groups; g++) {
-        i++; // group state D / A / E
-        skipCounted(); // selector's group arguments
-        const paths = int();
-        const perPath = int();
-        for (let p = 0; p < paths; p++) {
-          const dev = w[i++] ?? '';
-          const flag = w[i++];
-          const failCount = int();
-          i += perPath;
-          if (!/^\d+:\d+$/.test(dev) || (flag !== 'A' && flag !== 'F')) throw new Error('bad path');
-          out.push({ dev, active: flag === 'A', failCount });
-        }
-      }
-    } catch {
-      continue;
+    if (at >= 0) out.push(...(parseStatusWords(w, at + 1) ?? []));
+  }
+  return out;
+}
+
+/** The paths of the multipath status words `w` from index `start` (after `multipath`), or undefined when they do not parse. */
+function parseStatusWords(w: readonly string[], start: number): DmPathStatus[] | undefined {
+  let i = start;
+  const int = (): number => {
+    const n = Number(w[i++]);
+    return Number.isInteger(n) && n >= 0 ? n : NaN;
+  };
+  const skipCounted = (): boolean => {
+    const n = int();
+    i += n;
+    return Number.isInteger(n);
+  };
+  if (!skipCounted() || !skipCounted()) return undefined; // features, hardware handler
+  const groups = int();
+  i++; // the active group
+  if (Number.isNaN(groups)) return undefined;
+  const out: DmPathStatus[] = [];
+  for (let g = 0; g < groups; g++) {
+    i++; // group state D / A / E
+    if (!skipCounted()) return undefined; // selector's group arguments
+    const paths = int();
+    const perPath = int();
+    if (Number.isNaN(paths) || Number.isNaN(perPath)) return undefined;
+    for (let p = 0; p < paths; p++) {
+      const dev = w[i++] ?? '';
+      const flag = w[i++];
+      const failCount = int();
+      i += perPath;
+      if (!/^\d+:\d+$/.test(dev) || (flag !== 'A' && flag !== 'F') || Number.isNaN(failCount)) return undefined;
+      out.push({ dev, active: flag === 'A', failCount });
     }
   }
   return out;
