@@ -342,9 +342,11 @@ export class FibreChannelConnector implements Connector {
   }
 
   /**
-   * The volume's condition (see `Connector.checkVolumeCondition`): one expected path per online
-   * HBA and target port of the properties (`missing` when the HBA does not see the target port or
-   * the LUN), the map's paths and their SCSI device states, the read test.
+   * The volume's condition (see `Connector.checkVolumeCondition`): the map's paths and their
+   * SCSI device states, the read test, and, when the properties carry an `initiator_target_map`
+   * (which says which HBA should reach which target port), one expected path per pair of it
+   * (`missing` when the HBA does not see the target port or the LUN). Without the map, zoning and
+   * LUN masking are unknown, so an HBA that does not see a target port is no sign of trouble.
    * @throws {@link InvalidInputError} for bad properties
    */
   async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
@@ -356,7 +358,7 @@ export class FibreChannelConnector implements Connector {
       for (const t of this.targetsFor(v, hba)) {
         const p = found.find((f) => f.hba === hba && f.wwpn === t.wwpn && f.lun === t.lun);
         if (p?.device) expected.push({ portal: t.wwpn, device: p.device });
-        else expected.push({ portal: t.wwpn, name: `host${hba.host}`, state: 'missing', detail: p ? `no device for LUN ${t.lun}` : 'target port not seen' });
+        else if (v.initiatorTargets) expected.push({ portal: t.wwpn, name: `host${hba.host}`, state: 'missing', detail: p ? `no device for LUN ${t.lun}` : 'target port not seen' });
       }
     }
     return blockVolumeCondition(this.ctx, deviceInfo.path, { expected, singlePath: !this.options.useMultipath });
