@@ -34,6 +34,7 @@ async function connectorFor(protocol: string, options: ConnectorOptions & { lock
   await import('../initiator/connectors/index.js');
   return (await import('../initiator/factory.js')).connectorFor(protocol, options);
 }
+import { registerConnectionCommands } from './connection-commands.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -522,18 +523,7 @@ kv.command('delete <key>')
   );
 
 // ---- connections ------------------------------------------------------------------------
-program
-  .command('connection')
-  .description('connections: the attachments and exports of volumes')
-  .command('list')
-  .description('list the connections of the selected backend (--backend) or of every backend')
-  .option('--volume <id>', 'only the connections of this volume')
-  .action(async (o: { volume?: string }) =>
-    withRuntime(async (rt, json) => {
-      const vols = (await Promise.all((await selectedBackends(rt)).map((b) => b.getVolumes()))).flat().filter((v) => !o.volume || v.id === o.volume);
-      printRows(json, ['id', 'volume_id', 'protocol', 'status', 'attached_host', 'path'], vols.flatMap((v) => v.connections.map(connectionView)));
-    }),
-  );
+registerConnectionCommands(program, { withRuntime, selectedBackends });
 
 registerCsiCommand(program, flags, (code) => (exitCode = code));
 registerHostCommand(program, flags, (code) => (exitCode = code));

@@ -17,7 +17,6 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Connection } from '../library/connection.js';
 import type { ConnectorProperties } from '../initiator/properties.js';
 import type { Volume } from '../library/volume.js';
-import { checkReadable } from '../host/blockdev.js';
 import { CONNECTION_ID_KEY } from './controller.js';
 import * as fs from './node-fs.js';
 import { findVolume, findVolumeOrNone, withOperationLock, type Plugin } from './plugin.js';
@@ -166,13 +165,22 @@ export async function nodeUnpublish(plugin: Plugin, req: CsiRequest): Promise<Re
   });
 }
 
-/** The node's view of a volume's health: its path is served and its device reads. */
+/**
+ * The node's view of a volume's health: it is attached here, a mount-access path is mounted, and
+ * the protocol connector's condition check (`connection.checkCondition()`: device present, every
+ * path of the map and session or controller up, the first block reads) finds nothing wrong. The
+ * connector's message names the failed paths (`sdc (10.0.0.2:3260) failed [dm F]`).
+ */
 async function nodeCondition(plugin: Plugin, vol: Volume, path: string, blockDevice: boolean): Promise<VolumeCondition> {
   const conn = attachedHere(plugin, vol);
   if (!conn) return { abnormal: true, message: `volume ${vol.id} is not attached on node ${plugin.nodeId}` };
   if (!blockDevice && !(await fs.mountAt(plugin.rt.context, path))) return { abnormal: true, message: `${path} is not mounted` };
-  if (!(await checkReadable(plugin.rt.context, conn.path!))) return { abnormal: true, message: `device ${conn.path} does not read` };
-  return { abnormal: false, message: `volume is attached at ${conn.path}` };
+  try {
+    const c = await conn.checkCondition();
+    return { abnormal: c.abnormal, message: c.abnormal ? c.message : `volume is attached at ${conn.path}: ${c.message}` };
+  } catch (err) {
+    return { abnormal: true, message: `the condition of ${conn.path} could not be checked: ${(err as Error).message}` };
+  }
 }
 
 /**

@@ -11,6 +11,7 @@
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
  * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
  * - the host doctor ({@link runHostDoctor}): is this host ready for its first attach, and how to fix what is not
+ * - volume condition ({@link blockVolumeCondition}, {@link VolumeCondition}): device, paths and read test of an attached volume
  *
  * @module
  */
@@ -34,3 +35,4 @@ export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';
 export * as iscsiadm from './iscsiadm.js';
 export { maskArgv, maskText, maskObject, MASK } from '../exec/mask.js';
+export * from './condition.js';

@@ -4,13 +4,17 @@
  * It is os-brick's `InitiatorConnector` (`os_brick/initiator/initiator_connector.py`) in
  * TypeScript: `connectVolume(connection_properties)` attaches and returns the device info,
  * `disconnectVolume(connection_properties, device_info, force, ignore_errors)` detaches,
- * `extendVolume` rescans a grown volume, `getVolumePaths`, `getSearchPath`, `checkValidDevice`.
+ * `extendVolume` rescans a grown volume, `getVolumePaths`, `getSearchPath`, `checkValidDevice`;
+ * beyond os-brick, `checkVolumeCondition` says whether an attached volume is healthy (issue #16).
  * Connection properties are the `data` member of Cinder's connection info, with os-brick's
  * snake_case keys, and are validated by each connector before anything runs.
  *
  * @module
  */
 import type { HostContext } from '../host/context.js';
+import type { VolumeCondition } from '../host/condition.js';
+
+export type { VolumeCondition, VolumePath, VolumePathState } from '../host/condition.js';
 
 /**
  * The device info a connect returns (os-brick's `device_info`):
@@ -80,4 +84,17 @@ export interface Connector {
   checkValidDevice(path: string): Promise<boolean>;
   /** The directory where this protocol's devices appear (`/dev/disk/by-path`), or null. */
   getSearchPath(): string | null;
+  /**
+   * The condition of the volume attached on this host with `deviceInfo` (what `connectVolume`
+   * returned): `{ abnormal, message, paths: [{ name, state, portal?, detail? }] }`, see
+   * {@link VolumeCondition} for the shape and the meaning of each path state (`active`,
+   * `connecting`, `blocked`, `failed`, `missing`). Abnormal when the device is gone, a
+   * multipath map misses paths (fewer than the portals of the properties) or has failed ones,
+   * an iSCSI session is down, an NVMe-oF controller is not live, or the read test of the first
+   * block fails. The message names each problem (`sdc (10.0.0.2:3260) failed [dm F]`); healthy
+   * gives `ok: 2 of 2 paths active` (or `ok`). Changes nothing on the host; the CSI plugin's
+   * NodeGetVolumeStats and `brick connection show` report it.
+   * @throws {@link InvalidInputError} naming the field for bad properties, before anything is read
+   */
+  checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition>;
 }

@@ -12,7 +12,7 @@
 import { InvalidInputError, InvalidStateError } from '../errors.js';
 import type { ConnectionInfo } from '../drivers/driver.js';
 import { connectorFor } from '../initiator/factory.js';
-import type { Connector, DeviceInfo, DisconnectOptions } from '../initiator/connector.js';
+import type { Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../initiator/connector.js';
 import type { ConnectorProperties } from '../initiator/properties.js';
 import { maskObject } from '../exec/mask.js';
 import type { ConnectionRecord } from '../persistence/store.js';
@@ -225,6 +225,21 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     if (this.status === 'attached') this.status = 'attaching';
     this.setOwnerMark(false);
     await this.save();
+  }
+
+  /**
+   * The condition of the volume on the host where this connection is attached (the protocol
+   * connector's `checkVolumeCondition` with the stored connection properties and device info):
+   * `{ abnormal, message, paths: [{ name, state, portal?, detail? }] }`, see {@link VolumeCondition}.
+   * Run it on the attaching host (`attachedHost`); it reads that host's sysfs and changes nothing.
+   * Takes no lock: it only reads.
+   * @throws {@link InvalidStateError} when the connection is not attached (no device info)
+   * @throws {@link InvalidInputError} (field `conn_info.data` or a property) when the stored connection info is unusable
+   */
+  async checkCondition(): Promise<VolumeCondition> {
+    if (!this.device) throw new InvalidStateError(`connection ${this.id} is not attached on a host`, { details: { connection_id: this.id } });
+    const { connector, data } = this.connector();
+    return connector.checkVolumeCondition(data, this.device);
   }
 
   /** Make the host see the volume's new size; returns it in bytes. */

@@ -65,6 +65,10 @@ export abstract class FakeScsiKernel {
   reuseNames = false;
   /** Leave the `/dev/disk/by-id` links of removed disks behind (udev has not caught up): Brick must unlink them (os-brick `_remove_scsi_symlinks`). */
   lingeringByIdLinks = false;
+  /** Disks dm-multipath has failed: `dmsetup status` marks them `F` (with a fail count of 1). */
+  readonly failedPaths = new Set<string>();
+  /** Device paths (`/dev/dm-0`) whose read fails: `dd` exits 1, as on an I/O error. */
+  readonly unreadable = new Set<string>();
   /** Called after a disk has been removed (the kernel's reaction to a `delete` write). */
   onDiskRemoved?: (disk: string) => void;
   /** Every scan seen: `hostH C T L`. */
@@ -312,6 +316,7 @@ export abstract class FakeScsiKernel {
     ex.on(['blockdev', '--flushbufs'], {});
     ex.on(['dd'], (argv) => {
       const dev = argv.find((a) => a.startsWith('if='))!.slice(3);
+      if (this.unreadable.has(dev)) return { exitCode: 1, stderr: `dd: error reading '${dev}': Input/output error\n` };
       return fs.existsSync(this.p(dev)) ? { stdout: '' } : { exitCode: 1, stderr: 'No such device' };
     });
   }
@@ -354,6 +359,17 @@ export abstract class FakeScsiKernel {
       return { stdout: 'ok\n' };
     });
     ex.on(['dmsetup', 'create'], (argv) => this.dmsetupCreate(argv));
+    ex.on(['dmsetup', 'status'], (argv) => this.dmsetupStatus(argv[2]!));
+  }
+
+  /** `dmsetup status NAME` of a map: one path group (service-time, two selector values per path), each slave `A`, or `F` when in {@link failedPaths}. */
+  dmsetupStatus(name: string): { exitCode?: number; stdout?: string; stderr?: string } {
+    const dm = this.mapOf(name);
+    if (!dm) return { exitCode: 1, stderr: `Device ${name} not found\nCommand failed.\n` };
+    const slaves = fs.readdirSync(this.p(`/sys/block/${dm}/slaves`)).sort();
+    const size = fs.readFileSync(this.p(`/sys/block/${dm}/size`), 'utf8').trim();
+    const paths = slaves.map((s) => `${fs.readFileSync(this.p(`/sys/block/${s}/dev`), 'utf8').trim()} ${this.failedPaths.has(s) ? 'F 1' : 'A 0'} 0 1`);
+    return { stdout: `0 ${size} multipath 2 0 0 0 1 1 A 0 ${slaves.length} 2 ${paths.join(' ')} \n` };
   }
 
   /** `dmsetup create --noudevsync (--uuid mpath-WWID NAME --table TABLE | --concise 'NAME,UUID,,,TABLE;...')`: maps over the tables' devices; like dmsetup, a concise list stops at the first failure. */

@@ -56,6 +56,28 @@ test('volume create/list/show/snapshot/delete through the CLI, persisted between
   assert.equal(brick(['volume', 'show', String(v.id), '--json']).code, 3);
 });
 
+test('connection show: the connection and, attached on this host, its condition; unknown id is exit 3', () => {
+  const v = brick(['volume', 'create', '--size', '1', '--name', 'cond-vol', '--json']).json();
+  try {
+    const a = brick(['volume', 'attach', String(v.id), '--json']);
+    assert.equal(a.code, 0, a.out + a.err);
+    const id = String(a.json().id);
+    const shown = brick(['connection', 'show', id, '--json']).json() as { id: string; path: string; condition: { abnormal: boolean; message: string; paths: unknown[] } };
+    assert.equal(shown.id, id);
+    assert.deepEqual(shown.condition, { abnormal: false, message: 'ok', paths: [] });
+    const table = brick(['connection', 'show', id]);
+    assert.equal(table.code, 0, table.err);
+    assert.match(table.out, /condition\s*│\s*normal/);
+    assert.equal(brick(['volume', 'detach', String(v.id), '--json']).code, 0);
+    const detached = brick(['connection', 'list', '--volume', String(v.id), '--json']).json() as unknown as { id: string }[];
+    for (const c of detached) assert.equal((brick(['connection', 'show', c.id, '--json']).json() as { condition: unknown }).condition, null);
+    assert.equal(brick(['connection', 'show', 'no-such-connection', '--json']).code, 3);
+  } finally {
+    brick(['volume', 'detach', String(v.id), '--json']);
+    brick(['volume', 'delete', String(v.id), '--json']);
+  }
+});
+
 test('bad input: exit 2 and the field named, nothing created', () => {
   for (const size of ['0', '-1', '1.5', 'abc']) {
     const r = brick(['volume', 'create', '--size', size, '--json']);

@@ -17,7 +17,8 @@ import type { HostContext } from '../../host/context.js';
 import { pathExists, readAttr } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { presentAndReadable } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector } from '../factory.js';
 
 /** Validated AoE connection properties. */
@@ -157,6 +158,15 @@ export class AoeConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the device is there and its first block reads.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    parseAoeProperties(properties);
+    return presentAndReadable(this.ctx, deviceInfo.path, 'device');
   }
 
   getSearchPath(): string | null {

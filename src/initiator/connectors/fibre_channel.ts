@@ -39,7 +39,8 @@ import { mapForDevice, mapForPath, resizeMap, waitForMap, type MultipathMap } fr
 import { ErrorChain } from '../../host/error-chain.js';
 import { finishDisconnect, removeConnection } from '../../host/scsi-teardown.js';
 import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba } from '../../host/fc.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { blockVolumeCondition, type ExpectedPath } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
 /** One target port and LUN (the LUN as the array numbers it). */
@@ -338,6 +339,29 @@ export class FibreChannelConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the map's paths and their
+   * SCSI device states, the read test, and, when the properties carry an `initiator_target_map`
+   * (which says which HBA should reach which target port), one expected path per pair of it
+   * (`missing` when the HBA does not see the target port or the LUN). Without the map, zoning and
+   * LUN masking are unknown, so an HBA that does not see a target port is no sign of trouble.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    const v = parseFcProperties(properties);
+    const hbas = await onlineFcHbas(this.ctx);
+    const found = await this.findPaths(v, hbas);
+    const expected: ExpectedPath[] = [];
+    for (const hba of this.allowedHbas(v, hbas)) {
+      for (const t of this.targetsFor(v, hba)) {
+        const p = found.find((f) => f.hba === hba && f.wwpn === t.wwpn && f.lun === t.lun);
+        if (p?.device) expected.push({ portal: t.wwpn, device: p.device });
+        else if (v.initiatorTargets) expected.push({ portal: t.wwpn, name: `host${hba.host}`, state: 'missing', detail: p ? `no device for LUN ${t.lun}` : 'target port not seen' });
+      }
+    }
+    return blockVolumeCondition(this.ctx, deviceInfo.path, { expected, singlePath: !this.options.useMultipath });
   }
 
   getSearchPath(): string | null {

@@ -22,7 +22,8 @@ import { programExists } from '../../host/files.js';
 import { pathExists } from '../../host/sysfs.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { presentAndReadable } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector } from '../factory.js';
 
 /** The CLI's default location (os-brick's default). */
@@ -177,6 +178,15 @@ export class HuaweiSdsHypervisorConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the device is there and its first block reads.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    parseSdsProperties(properties);
+    return presentAndReadable(this.ctx, deviceInfo.path, 'device');
   }
 
   /** os-brick has none for this protocol. */

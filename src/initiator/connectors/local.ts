@@ -14,7 +14,8 @@ import { InvalidInputError, VolumeDeviceNotFoundError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
 import { statHostPath, type HostPathStat } from '../../host/files.js';
 import { checkReadable, deviceSizeBytes } from '../../host/blockdev.js';
-import type { ConnectionProperties, Connector, DeviceInfo } from '../connector.js';
+import { presentAndReadable } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, VolumeCondition } from '../connector.js';
 import { registerConnector } from '../factory.js';
 
 function devicePath(props: ConnectionProperties): string {
@@ -103,6 +104,15 @@ export class LocalConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the device is there and its first block reads.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    devicePath(properties);
+    return presentAndReadable(this.ctx, deviceInfo.path, 'device');
   }
 
   getSearchPath(): string | null {

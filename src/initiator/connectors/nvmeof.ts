@@ -59,7 +59,8 @@ import {
   type NvmeNamespace,
   type NvmePortal,
 } from '../../host/nvme.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
+import { nvmeofVolumeCondition } from './nvmeof-condition.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
 /** Validated NVMe-oF connection properties. */
@@ -530,6 +531,16 @@ export class NvmeofConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): each portal's controller
+   * state, the namespace's paths (native or dm-multipath), the read test ({@link nvmeofVolumeCondition}).
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    const t = parseNvmeofProperties(properties);
+    return nvmeofVolumeCondition(this.ctx, t.nqn, t.portals, deviceInfo, this.options.useMultipath);
   }
 
   getSearchPath(): string | null {

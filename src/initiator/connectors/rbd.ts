@@ -24,7 +24,8 @@ import { withPrivateTempDir } from '../../host/files.js';
 import { listDir, pathExists, readAttr } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { presentAndReadable } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector } from '../factory.js';
 
 /** Validated RBD connection properties. */
@@ -227,6 +228,15 @@ export class RbdConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the device is there and its first block reads.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    parseRbdProperties(properties);
+    return presentAndReadable(this.ctx, deviceInfo.path, 'device');
   }
 
   /** os-brick has none for RBD. */

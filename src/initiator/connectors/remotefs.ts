@@ -24,7 +24,8 @@ import { makeHostDir, removeHostDir, removeHostFile, statHostPath, writeHostFile
 import { listDir, pathExists } from '../../host/sysfs.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { findMount, mountFs, mountPointFor, nfsMountAttempts, shareHash, unmountFs } from '../../host/mount.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../connector.js';
+import { presentAndReadable } from '../../host/condition.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
 /** Default mount point base when none is configured. */
@@ -243,6 +244,17 @@ export class RemoteFsConnector implements Connector {
 
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): the share is mounted, the file is there and its first block reads.
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    const v = parseRemoteFsProperties(properties, this.fstype);
+    const mp = this.getMountPoint(v.export);
+    if (!(await findMount(this.ctx, mp))) return { abnormal: true, message: `share ${v.export} is not mounted at ${mp}`, paths: [] };
+    return presentAndReadable(this.ctx, deviceInfo.path, 'file');
   }
 
   /** The mount point base. */

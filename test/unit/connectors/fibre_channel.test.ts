@@ -235,3 +235,28 @@ test('extend rescans every path and returns the new size', async () => {
     k.dispose();
   }
 });
+
+test('condition: the map\'s paths by target port; a failed one named; an HBA of the initiator_target_map without the LUN is missing', async () => {
+  const k = kernel([{ lun: 2, wwpns: [A1, A2] }], true);
+  try {
+    const c = fc(k, true);
+    const props = { target_wwns: [A1, A2], target_lun: 2 };
+    const info = await c.connectVolume(props);
+    let cond = await c.checkVolumeCondition(props, info);
+    assert.equal(cond.abnormal, false, cond.message);
+    assert.equal(cond.paths.length, 3);
+    assert.deepEqual(cond.paths.map((p) => p.portal).sort(), [A1, A1, A2]);
+    const bad = cond.paths.find((p) => p.portal === A2)!.name;
+    k.failedPaths.add(bad);
+    cond = await c.checkVolumeCondition(props, info);
+    assert.equal(cond.abnormal, true);
+    assert.equal(cond.message, `${bad} (${A2}) failed [dm F]`);
+    k.failedPaths.clear();
+    // host6 is mapped to A2 as well, but does not see it.
+    cond = await c.checkVolumeCondition({ ...props, initiator_target_map: { '21000024ff3a4c10': [A1, A2], '21000024ff3a4c11': [A1, A2] } }, info);
+    assert.equal(cond.abnormal, true);
+    assert.match(cond.message, new RegExp(`^host6 \\(${A2}\\) missing \\[target port not seen\\]$`));
+  } finally {
+    k.dispose();
+  }
+});

@@ -6,13 +6,13 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { fakeBackend, consumer } from '../library/fake-driver.js';
+import { fakeBackend, fakeConnector, consumer } from '../library/fake-driver.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import { startCsiServer } from '../../../src/csi/server.js';
 import { csiClientConstructor } from '../../../src/csi/proto.js';
@@ -202,4 +202,27 @@ test('secrets never reach the log, even at debug level', async (t) => {
   await rejectsWith(controller('DeleteVolume', { secrets: { token: secret } }), grpc.status.INVALID_ARGUMENT);
   assert.ok(log.text().includes('CreateVolume'), 'calls are logged');
   assert.ok(!log.text().includes(secret));
+});
+
+test('NodeGetVolumeStats: volume_condition is the connector\'s condition check of the attached volume', async (t) => {
+  const { controller, node, ctx, backend } = await startPlugin(t);
+  const created = (await controller('CreateVolume', { name: 'cond', volume_capabilities: [mountCap] })).volume as { volume_id: string };
+  const vol = await backend.getVolume(created.volume_id);
+  const conn = await vol.connect(consumer('node-a'), { attachedHost: 'node-a' });
+  await conn.attach();
+  // The volume's file system "mounted" at /pub/cond under the host root.
+  await mkdir(join(ctx.hostRoot, 'pub', 'cond'), { recursive: true });
+  await mkdir(join(ctx.hostRoot, 'proc'), { recursive: true });
+  await writeFile(join(ctx.hostRoot, 'proc', 'mounts'), `${conn.path} /pub/cond ext4 rw,relatime 0 0\n`);
+  const stats = async () => (await node('NodeGetVolumeStats', { volume_id: created.volume_id, volume_path: '/pub/cond' })).volume_condition as { abnormal: boolean; message: string };
+  assert.deepEqual(await stats(), { abnormal: false, message: `volume is attached at ${conn.path}: ok` });
+  fakeConnector.condition = { abnormal: true, message: 'sdc (10.0.0.2:3260) failed [dm F]', paths: [{ name: 'sdc', state: 'failed', portal: '10.0.0.2:3260' }] };
+  try {
+    assert.deepEqual(await stats(), { abnormal: true, message: 'sdc (10.0.0.2:3260) failed [dm F]' });
+  } finally {
+    fakeConnector.condition = { abnormal: false, message: 'ok', paths: [] };
+  }
+  await writeFile(join(ctx.hostRoot, 'proc', 'mounts'), '');
+  assert.deepEqual(await stats(), { abnormal: true, message: '/pub/cond is not mounted' });
+  await vol.detach();
 });

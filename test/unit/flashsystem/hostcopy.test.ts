@@ -53,6 +53,9 @@ describe('ibm_flashsystem host-side copy (no FlashCopy)', () => {
     async checkValidDevice() {
       return true;
     },
+    async checkVolumeCondition() {
+      return { abnormal: false, message: 'ok', paths: [] };
+    },
     getSearchPath() {
       return null;
     },

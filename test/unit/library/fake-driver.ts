@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionInfo, DriverContext, DriverSnapshot, DriverVolume, ModelUpdate, VolumeDriver, VolumeStats } from '../../../src/drivers/driver.js';
 import { registerDriver } from '../../../src/drivers/registry.js';
-import type { Connector, DeviceInfo } from '../../../src/initiator/connector.js';
+import type { Connector, DeviceInfo, VolumeCondition } from '../../../src/initiator/connector.js';
 import { registerConnector } from '../../../src/initiator/factory.js';
 import type { ConnectorProperties } from '../../../src/initiator/properties.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
@@ -201,6 +201,12 @@ export class FakeConnector implements Connector {
   }
   async checkValidDevice(): Promise<boolean> {
     return true;
+  }
+  /** The condition the next checks report (default healthy); every check is recorded in {@link calls} as `condition <device path>`. */
+  condition: VolumeCondition = { abnormal: false, message: 'ok', paths: [] };
+  async checkVolumeCondition(_properties: Record<string, unknown>, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    this.calls.push(`condition ${deviceInfo.path}`);
+    return this.condition;
   }
   getSearchPath(): string | null {
     return null;

@@ -165,3 +165,19 @@ test('attach and detach on this host through the fake connector: two levels of d
   assert.deepEqual(fakeConnector.calls.filter((c) => c.endsWith(vol.id)), [`connect ${vol.id}`, `disconnect ${vol.id}`, `connect ${vol.id}`, `disconnect ${vol.id}`]);
   await vol.detach(); // not attached here: a no-op
 });
+
+test('checkCondition runs the connector\'s check with the stored properties and device info; not attached is refused', async (t) => {
+  const { backend } = await fakeBackend(t);
+  const vol = await backend.createVolume({ size: 1 });
+  const conn = await vol.attach();
+  fakeConnector.condition = { abnormal: true, message: 'sdc (10.0.0.2:3260) failed [dm F]', paths: [{ name: 'sdc', state: 'failed', portal: '10.0.0.2:3260' }] };
+  try {
+    assert.deepEqual(await conn.checkCondition(), fakeConnector.condition);
+    assert.ok(fakeConnector.calls.includes(`condition /dev/fake/${vol.id}`));
+  } finally {
+    fakeConnector.condition = { abnormal: false, message: 'ok', paths: [] };
+  }
+  await conn.detach();
+  await assert.rejects(conn.checkCondition(), (e: unknown) => (e as { code?: string }).code === 'INVALID_STATE');
+  await vol.detach();
+});

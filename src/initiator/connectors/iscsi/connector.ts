@@ -15,7 +15,8 @@ import { deleteNode, listSessions, logout, nodeRecordFile, sessionsFor } from '.
 import { deletePinnedDevice, formatHctl, type Hctl, deviceWwid, rescanDevice, scsiDevicesUnder, sysfsSizeBytes, waitForRemoval } from '../../../host/scsi.js';
 import { flushMap, mapForDevice, mapForPath, mapForWwid, removeMap, resizeMap, type MultipathMap } from '../../../host/multipath.js';
 import { finishDisconnect, removeConnection } from '../../../host/scsi-teardown.js';
-import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../../connector.js';
+import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../../connector.js';
+import { iscsiVolumeCondition } from './condition.js';
 import type { ResolvedConnectorOptions } from '../../factory.js';
 import { portalLockName, validateIscsiProperties, volumeLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
 import { newPath, PortalLoginQueue, scanLun, type PathState } from './portal-queue.js';
@@ -126,6 +127,16 @@ export class IscsiConnector implements Connector {
   /** Read test of the first 4 KiB (os-brick `check_valid_device`). */
   async checkValidDevice(path: string): Promise<boolean> {
     return checkReadable(this.ctx, path);
+  }
+
+  /**
+   * The volume's condition (see `Connector.checkVolumeCondition`): each portal's session and
+   * disk, the map's paths, the read test ({@link iscsiVolumeCondition}).
+   * @throws {@link InvalidInputError} for bad properties
+   */
+  async checkVolumeCondition(properties: ConnectionProperties, deviceInfo: DeviceInfo): Promise<VolumeCondition> {
+    const p = validateIscsiProperties(properties);
+    return iscsiVolumeCondition(this.ctx, deviceInfo, await this.knownTargets(p), this.useMultipath);
   }
 
   /**
