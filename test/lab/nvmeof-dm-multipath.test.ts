@@ -60,8 +60,11 @@ test('two portals, dm-multipath: one map over both paths, data through it, one p
     assert.ok(typeof info.multipath_id === 'string' && info.multipath_id.length > 0, 'multipath_id names the map');
     const ctrls = (await listNvmeControllers(host)).filter((x) => x.subsysnqn === t!.nqn);
     assert.deepEqual(ctrls.map((x) => x.traddr).sort(), ['127.0.0.1', '127.0.0.2']);
-    const slaves = fs.readdirSync(`/sys/block/${info.path.slice(5)}/slaves`).sort();
-    assert.equal(slaves.length, 2, `the map holds both namespaces' paths (${slaves.join(', ')})`);
+    // The connector returns once the map exists over a path; multipathd adds the other path as it
+    // comes (as with iSCSI, where paths still joining join after connectVolume returns).
+    const slavesDir = `/sys/block/${info.path.slice(5)}/slaves`;
+    await waitFor(() => fs.readdirSync(slavesDir).length === 2, { timeoutMs: 60_000, intervalMs: 250, description: 'both NVMe paths in the map' });
+    const slaves = fs.readdirSync(slavesDir).sort();
     assert.ok(slaves.every((s) => /^nvme\d+n\d+$/.test(s)), `paths are NVMe namespaces: ${slaves.join(', ')}`);
     verifyData(info.path, backing.file, 1 << 20);
     const paths = await mapPaths(info.multipath_id as string);
