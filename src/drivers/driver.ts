@@ -96,6 +96,11 @@ export interface DriverContext extends HostContext {
   backendName: string;
   /** A directory the driver may keep private state in (e.g. generated CHAP secrets). */
   stateDir: string;
+  /**
+   * The storage host's name (the library's `hostName`), for drivers whose exports are only
+   * usable on the storage host itself (LOCAL paths such as the file backend's loop devices).
+   */
+  hostName?: string;
   /** Report copy progress (bytes done, bytes total) for long copies; the CLI shows a bar. */
   onProgress?: (operation: string, done: number, total: number) => void;
 }

@@ -122,6 +122,7 @@ export class Backend {
         locks: ctx.locks,
         backendName: name,
         stateDir: join(ctx.stateDir, 'backends', name),
+        hostName: ctx.hostName,
         onProgress: ctx.onProgress,
       }));
     if (loaded) makeDriver(loaded.factory);

@@ -74,7 +74,7 @@ test('JSON walk-through: connector properties -> volume connect -> connector con
   await writeFile(join(dir, 'host.json'), hostJson);
   const host = JSON.parse(hostJson) as Record<string, unknown>;
   assert.equal(typeof host.host, 'string');
-  assert.equal(host.os_type, 'linux2');
+  assert.equal(host.os_type, 'linux');
   assert.equal(typeof host.multipath, 'boolean');
 
   // controller: a volume, exported and mapped for that host

@@ -39,7 +39,7 @@ import { InvalidConfigError, InvalidInputError, InvalidStateError, InsufficientC
 import { attachLoop, detachLoop, loopsForFile, refreshLoopCapacity } from '../../host/loop.js';
 import { copyVolumeData } from '../../host/copy.js';
 import { checkDirectoryLocation, ensurePrivateDirectory, ownedFileProblem } from '../../host/private-dir.js';
-import type { ConnectorProperties } from '../../initiator/properties.js';
+import { getConnectorProperties, type ConnectorProperties } from '../../initiator/properties.js';
 import type { ConnectionInfo, DriverContext, DriverSnapshot, DriverVolume, ModelUpdate, VolumeDriver, VolumeStats } from '../driver.js';
 import { configError, defineOption, readOption, requireConfigObject, type DriverOption } from '../../options.js';
 import { registerDriver } from '../registry.js';
@@ -121,7 +121,12 @@ export class FileDriver implements VolumeDriver {
    */
   async doSetup(): Promise<void> {
     ensurePrivateDirectory(this.config.pool_path, this.uid, 'pool_path');
+    const own = await getConnectorProperties({ hostRoot: this.ctx.hostRoot });
+    this.hostIdentity = { ...(own.initiator ? { initiator: own.initiator } : {}), ...(own.nqn ? { nqn: own.nqn } : {}), ...(own.nvme_hostid ? { nvme_hostid: own.nvme_hostid } : {}) };
   }
+
+  /** This machine's initiator IQN, host NQN and NVMe host id, read at setup: what says a connector is of this machine. */
+  private hostIdentity: Partial<Record<'initiator' | 'nqn' | 'nvme_hostid', string>> = {};
 
   /**
    * Check the pool again (it may have changed since {@link FileDriver.doSetup}) and probe that a
@@ -389,11 +394,26 @@ export class FileDriver implements VolumeDriver {
   async terminateConnection(): Promise<void> {}
 
   /**
-   * Local volumes can only be used on this host; any connector object is accepted.
-   * @throws {@link InvalidInputError} (field `connector`) when `connector` is not an object
+   * Local volumes can only be used on this machine: a connector of another machine is refused,
+   * since a LOCAL path such as `/dev/loop3` names some other device there. Another machine is one
+   * whose NVMe host id, host NQN or initiator IQN differs from this one's (read at setup), or,
+   * when neither side has those, whose `host` is not the library's `hostName`. A connector with
+   * neither is accepted.
+   * @throws {@link InvalidInputError} (field `connector`) when `connector` is not an object, (field
+   *   `connector.host`) when it names another host
    */
   validateConnector(connector: ConnectorProperties): void {
     if (connector === null || typeof connector !== 'object') throw new InvalidInputError('connector', 'must be an object');
+    // The export is a loop device of this machine, handed out as a LOCAL path: on any other
+    // machine the same /dev/loopN is some other device (or none). Refuse rather than hand back a
+    // wrong device. The machine is judged by the identities both sides have (NVMe host id, host
+    // NQN, initiator IQN), and by the host name only when there is none to compare.
+    const keys = (['nvme_hostid', 'nqn', 'initiator'] as const).filter((k) => typeof connector[k] === 'string' && this.hostIdentity[k]);
+    const here = this.ctx.hostName;
+    const other = keys.length > 0 ? keys.some((k) => connector[k] !== this.hostIdentity[k]) : Boolean(here && typeof connector.host === 'string' && connector.host !== here);
+    if (other) {
+      throw new InvalidInputError('connector.host', `the file backend's volumes are loop devices of ${here ?? 'the storage host'} and can only be attached on that machine, not on ${String(connector.host ?? 'another host')}: use a backend with a network export (LVM with an iSCSI or NVMe-oF target) for other hosts`);
+    }
   }
 
   /** Capacity from statfs of the pool, provisioned from the volume files' sizes, allocated from their blocks (regular files only; links are not followed). GiB. */
