@@ -2,7 +2,8 @@
 /**
  * The `brick` command (commander). Every command takes `--json`; errors exit non-zero with a
  * status derived from the error code (see `exitCodeFor`): 2 bad input, usage or config, 3 not
- * found, 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend. Usage
+ * found, 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend; 10 is
+ * `host cleanup`'s "owned leftovers remain" (see `host-cleanup.ts`). Usage
  * errors (a missing option, an unknown command) are bad input too: exit 2 and, under `--json`,
  * the same error document as every other error (see `usage.ts`).
  *
@@ -25,6 +26,7 @@ import { requireRootHelper } from './privilege.js';
 import { validateConnectorProperties } from './connector-document.js';
 import type { Volume } from '../library/volume.js';
 import { registerCsiCommand } from '../csi/command.js';
+import { registerHostCleanupCommand } from './host-cleanup.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -520,6 +522,9 @@ program
   );
 
 registerCsiCommand(program, flags, (code) => (exitCode = code));
+
+// ---- host -------------------------------------------------------------------------------
+registerHostCleanupCommand(program.command('host').description('this host: what attaches and detaches left behind'), flags, (code) => (exitCode = code));
 
 // ---- simulators --------------------------------------------------------------------------
 /** Serve until SIGINT/SIGTERM, then close. */
