@@ -94,13 +94,15 @@ export interface CleanupPlan {
 const ISCSI_KINDS = new Set<JournalResourceKind>(['iscsi-node', 'iscsi-session']);
 const SURVEYED = new Set<JournalResourceKind>(['iscsi-node', 'iscsi-session', 'scsi-device', 'multipath-map', 'nvme-controller', 'mount', 'loop-device']);
 
-/** A name as compared: iSCSI `<iqn>,<portal>` with the portal canonical, lower case; a mount point normalised. Pure. */
+/** A name as compared: iSCSI `<iqn>,<portal>` with the portal canonical (a trailing `,<lun>` dropped), lower case; an NVMe controller lower case; a mount point normalised. Pure. */
 export function canonicalName(kind: JournalResourceKind | 'target', name: string): string {
   if (ISCSI_KINDS.has(kind as JournalResourceKind) || kind === 'target') {
     const i = name.indexOf(',');
-    if (i > 0) {
+    const rest = name.slice(i + 1);
+    // `<iqn>,<portal>`, or `<iqn>,<portal>,<lun>` in an identity whose targets name different LUNs.
+    for (const portal of i > 0 ? [rest, rest.slice(0, Math.max(rest.lastIndexOf(','), 0))] : []) {
       try {
-        return `${name.slice(0, i)},${parsePortal(name.slice(i + 1)).text}`.toLowerCase();
+        return `${name.slice(0, i)},${parsePortal(portal).text}`.toLowerCase();
       } catch {
         /* not a portal: compare as written */
       }
@@ -140,7 +142,11 @@ function attachmentState(view: JournalView, a: AttachmentEntry): 'in-use' | 'in-
 async function protection(ctx: HostContext, view: JournalView, claims: CleanupClaims): Promise<{ p: Protection; finished: string[]; inProgress: Map<string, string> }> {
   const p: Protection = { records: new Set(), targets: new Set(), wwids: new Set(claims.wwids ?? []), blocks: new Set(), files: [], exported: new Set(claims.exportedFiles ?? []) };
   const paths = [...(claims.devicePaths ?? [])];
-  for (const t of claims.targets ?? []) p.targets.add(canonicalName('target', t));
+  const addTarget = (t: string) => {
+    p.targets.add(canonicalName('target', t));
+    p.targets.add(t.toLowerCase());
+  };
+  for (const t of claims.targets ?? []) addTarget(t);
   const keep = new Set<string>();
   const finished: string[] = [];
   const inProgress = new Map<string, string>();
@@ -152,7 +158,7 @@ async function protection(ctx: HostContext, view: JournalView, claims: CleanupCl
     }
     if (state === 'in-progress') inProgress.set(a.key, `${a.process.pid}:${a.process.start}`);
     keep.add(a.key);
-    for (const t of a.identity.targets) p.targets.add(canonicalName('target', t));
+    for (const t of a.identity.targets) addTarget(t);
     const d = deviceInfoStrings(a);
     paths.push(...d.paths);
     for (const w of d.wwids) p.wwids.add(w);

@@ -360,3 +360,46 @@ test('mountinfo parsing: mount point, source, type and device number, escapes de
     { name: '/var/lib/nfs', source: 'srv:/export', fstype: 'nfs4', dev: '0:53' },
   ]);
 });
+
+test('NVMe-oF: an interrupted connect loses its controller; a completed one, a PCIe drive and a busy namespace are kept', async () => {
+  const { createFixtureTree, fixtureContext } = await import('../../../src/testing/fixture-tree.js');
+  const nqn = (n: number) => `nqn.2026-12.lab.brick:sub${n}`;
+  const entries: Record<string, string | { dir: true }> = {};
+  const controller = (i: number, sub: string, transport: string, addr: string) => {
+    entries[`/sys/class/nvme/nvme${i}/subsysnqn`] = `${sub}\n`;
+    entries[`/sys/class/nvme/nvme${i}/transport`] = `${transport}\n`;
+    entries[`/sys/class/nvme/nvme${i}/address`] = addr ? `traddr=${addr},trsvcid=4420\n` : '0000:00:04.0\n';
+    entries[`/sys/class/nvme/nvme${i}/state`] = 'live\n';
+    entries[`/sys/class/nvme/nvme${i}/nvme${i}n1/nsid`] = '1\n';
+    entries[`/sys/block/nvme${i}n1/dev`] = `259:${i}\n`;
+    entries[`/sys/block/nvme${i}n1/holders`] = { dir: true };
+  };
+  controller(0, 'nqn.2014.08.org.nvmexpress:local-drive', 'pcie', '');
+  controller(1, nqn(1), 'tcp', '127.0.0.1');
+  controller(2, nqn(2), 'tcp', '127.0.0.1');
+  controller(3, nqn(3), 'tcp', '127.0.0.1');
+  controller(4, nqn(4), 'tcp', '127.0.0.1');
+  entries['/proc/self/mountinfo'] = '30 1 259:4 / /srv/busy rw - xfs /dev/nvme4n1 rw\n';
+  const tree = createFixtureTree(entries);
+  const dir = mkdtempSync(join(tmpdir(), 'brick-cleanup-nvme-'));
+  try {
+    const { ctx, executor } = fixtureContext(tree.root);
+    executor.on(['iscsiadm', '-m', 'node'], { exitCode: 21 });
+    executor.on(['nvme', 'disconnect'], {});
+    const j = new AttachJournal(join(dir, 'journal'), { privateDirectory: false, readProc: (p) => (p === 'sys/kernel/random/boot_id' ? BOOT : undefined) });
+    const name = (n: number) => `${nqn(n)},tcp,127.0.0.1,4420`;
+    for (const n of [1, 2, 4]) {
+      const id = { targets: [name(n)], lun: 1 };
+      await j.begin('attach', 'NVMEOF', {}, id);
+      await j.intent(attachmentKey('NVMEOF', id), 'nvme-controller', name(n));
+    }
+    await j.attached(attachmentKey('NVMEOF', { targets: [name(2)], lun: 1 }), { type: 'block', path: '/dev/nvme2n1' });
+    const r = await cleanupHost(ctx, j);
+    assert.deepEqual(byKind(r), { 'nvme-controller': [`${name(1)} owned removed`, `${name(3)} unowned none`, `${name(4)} owned skip`] });
+    assert.match(r.leftovers[2]!.reason, /\/dev\/nvme4n1 is mounted at \/srv\/busy/);
+    assert.deepEqual(mutating(executor.commands()), ['nvme disconnect -d /dev/nvme1']);
+  } finally {
+    tree.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
