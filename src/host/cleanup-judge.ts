@@ -302,7 +302,12 @@ function candidates(s: HostSurvey, view: JournalView, claims: CleanupClaims, pro
     const why = r ? ownedReason(view, r) : via?.owned ? `carried by leftover iSCSI session ${via.name}` : `carried by iSCSI session ${via!.name}: ${UNOWNED}`;
     return item('scsi-device', d.name, r, isOwned, `${d.device ? `/dev/${d.device}: ` : ''}${why}`, { scsi: d });
   });
-  const byBlock = new Map(devices.filter((d) => d.scsi!.device).map((d) => [d.scsi!.device!, d]));
+  const nvme = s.nvmeControllers.filter((c) => free('nvme-controller', c.name)).map((c) => {
+    const r = rec('nvme-controller', c.name);
+    return item('nvme-controller', c.name, r, r !== undefined, `/dev/${c.controller}: ${r ? ownedReason(view, r) : `NVMe-oF controller: ${UNOWNED}`}`, { nvme: c });
+  });
+  // The block devices of the candidates: a map made over them alone (multipathd does so on its own) goes with them.
+  const byBlock = new Map<string, PlanItem>([...devices.filter((d) => d.scsi!.device).map((d) => [d.scsi!.device!, d] as const), ...nvme.flatMap((c) => c.nvme!.namespaces.map((ns) => [ns, c] as const))]);
   const maps = s.maps.filter((m) => free('multipath-map', m.name)).map((m) => {
     const r = rec('multipath-map', m.name) ?? rec('multipath-map', m.wwid);
     const under = m.slaves.map((x) => byBlock.get(x));
@@ -313,10 +318,6 @@ function candidates(s: HostSurvey, view: JournalView, claims: CleanupClaims, pro
   const nodes = s.nodes.filter((n) => free('iscsi-node', n.name) && rec('iscsi-node', n.name)).map((n) => {
     const r = rec('iscsi-node', n.name)!;
     return item('iscsi-node', n.name, r, true, `node record: ${ownedReason(view, r)}`, { node: n });
-  });
-  const nvme = s.nvmeControllers.filter((c) => free('nvme-controller', c.name)).map((c) => {
-    const r = rec('nvme-controller', c.name);
-    return item('nvme-controller', c.name, r, r !== undefined, `/dev/${c.controller}: ${r ? ownedReason(view, r) : `NVMe-oF controller: ${UNOWNED}`}`, { nvme: c });
   });
   const pools = (claims.poolPaths ?? []).map((x) => posix.normalize(x).replace(/(.)\/$/, '$1'));
   const loops = s.loops.filter((l) => free('loop-device', l.name)).flatMap((l) => {
