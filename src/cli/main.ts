@@ -18,7 +18,7 @@ import { connectorFor } from '../initiator/factory.js';
 import { createHostContext } from '../host/context.js';
 import type { DeviceInfo } from '../initiator/connector.js';
 import { ProcessExecutor, type Executor } from '../exec/executor.js';
-import { createRuntime, configuredLockPath, type GlobalFlags, type Runtime } from './runtime.js';
+import { createRuntime, configuredJournal, configuredLockPath, type GlobalFlags, type Runtime } from './runtime.js';
 import { printError, printObject, printRows, snapshotView, volumeView, connectionView } from './output.js';
 import { runQuickstart, type QuickstartStep } from './quickstart.js';
 import { BrickCommand, exitStatusHelp, jsonRequested, usageError } from './usage.js';
@@ -441,7 +441,7 @@ connector
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const options = connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector connect attaches a device to this host');
-      const conn = connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts });
+      const conn = connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts, ctx: { journal: configuredJournal(flags(), process.env) } });
       const device = await conn.connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
       // Multipath logins to slow portals finish in the background; wait for them (and their
@@ -456,18 +456,18 @@ connector
   .option('--connection <file>', 'a `{ driver_volume_type, data }` document')
   .argument('[protocol]', 'the connector protocol, e.g. ISCSI (not needed with --connection)')
   .argument('[file]', 'the connection properties (JSON), or - for stdin')
-  .requiredOption('--device <file>', 'the device info JSON `connector connect` printed')
+  .option('--device <file>', 'the device info JSON `connector connect` printed (default: what the host attach journal recorded for these properties)')
   .option('--multipath', 'the device was attached with multipath')
   .option('--force', 'accept data loss to leave a clean host')
   .option('--ignore-errors', 'do not fail on cleanup errors')
-  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
+  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device?: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
+      const device = o.device === undefined ? null : ((await readJsonInput(o.device, 'device')) as DeviceInfo);
       const options = connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector disconnect removes a device from this host');
-      await connectorFor(protocol, options).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
-      printObject(json, { disconnected: true, path: device.path });
+      await connectorFor(protocol, { ...options, ctx: { journal: configuredJournal(flags(), process.env) } }).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
+      printObject(json, { disconnected: true, path: device?.path ?? null });
     }),
   );
 connector
