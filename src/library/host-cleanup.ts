@@ -31,7 +31,7 @@ export interface HostCleanupRequest {
   includeUnowned?: boolean;
   /** The backends whose exports count (default: every backend created in this context). */
   backends?: readonly Backend[];
-  /** The journal to judge (default: `<stateDir>/journal`, where the connectors write it). */
+  /** The journal to judge (default: the context's, else `<stateDir>/journal`, where the connectors write it). */
   journal?: AttachJournal;
 }
 
@@ -104,6 +104,6 @@ export async function hostCleanup(context: BrickContext, request: HostCleanupReq
   const backends = request.backends ?? ([...context.backends.values()] as Backend[]);
   await Promise.all(backends.map((b) => b.ready));
   const claims = await gatherClaims(context, backends);
-  const journal = request.journal ?? new AttachJournal(join(context.stateDir, 'journal'));
+  const journal = request.journal ?? context.journal ?? new AttachJournal(join(context.stateDir, 'journal'));
   return cleanupHost(context, journal, { dryRun: request.dryRun, includeUnowned: request.includeUnowned, claims });
 }
