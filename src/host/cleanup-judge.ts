@@ -189,7 +189,7 @@ function protectedKeys(s: HostSurvey, p: Protection): Set<string> {
     }
   }
   for (const d of s.scsiDevices) {
-    if (isP('scsi-device', d.name) || (d.wwid && p.wwids.has(d.wwid)) || (d.device && p.blocks.has(d.device))) {
+    if (isP('scsi-device', d.name) || (d.ids ?? []).some((id) => p.wwids.has(id)) || (d.wwid && p.wwids.has(d.wwid)) || (d.device && p.blocks.has(d.device))) {
       out.add(key('scsi-device', d.name));
       for (const m of s.maps) if (d.device && m.slaves.includes(d.device)) out.add(key('multipath-map', m.name));
     }
@@ -223,7 +223,7 @@ function recordValid(view: JournalView, s: HostSurvey, r: ResourceEntry): boolea
       return s.sessions.some((x) => canonicalName('iscsi-session', x.name) === c);
     case 'scsi-device': {
       const d = s.scsiDevices.find((x) => x.name === r.name);
-      return d !== undefined && (!r.attrs.wwid || !d.wwid || d.wwid === r.attrs.wwid);
+      return d !== undefined && (!r.attrs.wwid || !d.ids?.length || d.ids.includes(r.attrs.wwid));
     }
     case 'multipath-map':
       return s.maps.some((m) => m.name === r.name || m.wwid === r.name);

@@ -21,8 +21,8 @@ import { ISCSI_ERR_NO_OBJS_FOUND, listSessions, parseDiscovery, type Portal } fr
 import { listLoops } from './loop.js';
 import { mapByDm } from './multipath.js';
 import { listNvmeControllers, namespacesOf } from './nvme.js';
-import { deviceWwid, parseHctl, scsiDevicesUnder, type Hctl } from './scsi.js';
-import { listDir, readAttr, readLink, resolvePath } from './sysfs.js';
+import { deviceWwid, parseHctl, scsiDevicesUnder, wwidFromSysfs, type Hctl } from './scsi.js';
+import { listDir, readAttr, readBinaryAttr, readLink, resolvePath } from './sysfs.js';
 
 /** An iSCSI session. */
 export interface SurveySession {
@@ -54,6 +54,8 @@ export interface SurveyScsiDevice {
   device?: string;
   /** The udev-form WWID of its block device, when readable. */
   wwid?: string;
+  /** Every identifier of the LUN in udev form (see {@link deviceIdentifiers}): records may name any. */
+  ids?: string[];
   /** The iSCSI session carrying it (`SurveySession.name`), if any. */
   session?: string;
 }
@@ -180,10 +182,49 @@ async function surveyScsiDevices(ctx: HostContext, sessions: readonly SurveySess
     if (!hctl) continue;
     const device = (await listDir(ctx, `/sys/bus/scsi/devices/${name}/block`))[0];
     const wwid = device ? await deviceWwid(ctx, device) : undefined;
+    const ids = device ? await deviceIdentifiers(ctx, device) : [];
     const session = bySession.get(name);
-    out.push({ name, hctl, ...(device ? { device } : {}), ...(wwid ? { wwid } : {}), ...(session ? { session } : {}) });
+    out.push({ name, hctl, ...(device ? { device } : {}), ...(wwid ? { wwid } : {}), ...(ids.length > 0 ? { ids } : {}), ...(session ? { session } : {}) });
   }
   return out;
+}
+
+/** Every logical-unit designator of a VPD page 0x83 in udev form (NAA `3…`, EUI-64 `2…`, T10 `1…`, SCSI name `8…`). Pure. */
+export function vpdPg83Identifiers(page: Buffer): string[] {
+  const out: string[] = [];
+  if (page.length < 4 || page[1] !== 0x83) return out;
+  const end = Math.min(page.length, 4 + page.readUInt16BE(2));
+  for (let off = 4; off + 4 <= end; off += 4 + page[off + 3]!) {
+    const codeSet = page[off]! & 0x0f;
+    const type = page[off + 1]! & 0x0f;
+    const body = page.subarray(off + 4, Math.min(end, off + 4 + page[off + 3]!));
+    if (((page[off + 1]! >> 4) & 0x03) !== 0) continue;
+    if (type === 3 || type === 2) out.push(`${type}${body.toString('hex')}`);
+    else if (type === 1 && codeSet === 2) out.push(`1${body.toString('latin1').trim().replace(/\s+/g, '_')}`);
+    else if (type === 8 && codeSet === 3) out.push(`8${body.toString('utf8').replace(/\0+$/, '').trim()}`);
+  }
+  return out;
+}
+
+/**
+ * Every identifier block device `name` answers to, in udev form: what {@link deviceWwid} says
+ * now, the sysfs `device/wwid` attribute, each designator of `device/vpd_pg83`, and the names of
+ * the `/dev/disk/by-id/scsi-*` links to it. One LUN shows several (LIO reports an NAA and a T10
+ * designator), and which one `deviceWwid` picks can change while udev is still making links, so
+ * a WWID recorded at one moment is compared with all of them.
+ */
+export async function deviceIdentifiers(ctx: HostContext, name: string): Promise<string[]> {
+  const ids = new Set<string>();
+  const w = await deviceWwid(ctx, name);
+  if (w) ids.add(w);
+  const raw = await readAttr(ctx, `/sys/block/${name}/device/wwid`);
+  if (raw) ids.add(wwidFromSysfs(raw));
+  const page = await readBinaryAttr(ctx, `/sys/block/${name}/device/vpd_pg83`);
+  for (const id of page ? vpdPg83Identifiers(page) : []) ids.add(id);
+  for (const l of await listDir(ctx, '/dev/disk/by-id')) {
+    if (l.startsWith('scsi-') && (await resolvePath(ctx, `/dev/disk/by-id/${l}`)) === `/dev/${name}`) ids.add(l.slice(5));
+  }
+  return [...ids];
 }
 
 async function surveyMaps(ctx: HostContext): Promise<SurveyMap[]> {

@@ -11,7 +11,8 @@
  * 1. unmount (`umount`, never lazy: a busy mount is refused by the kernel and stays);
  * 2. flush and remove multipath maps (`multipath.flushMap`, which refuses an open map);
  * 3. delete SCSI devices pinned to their H:C:T:L (`scsi.deletePinnedDevice`), after checking that
- *    the address still holds the device with the WWID judged, and wait for them to go;
+ *    the address still holds the device and that the recorded WWID is one of its identifiers
+ *    (`cleanup-survey.deviceIdentifiers`), and wait for them to go;
  * 4. log out of iSCSI sessions (`iscsiadm -m session -r N --logout`), under the connector's
  *    portal lock, only when the session carries no SCSI device any more;
  * 5. delete node records (`iscsiadm -m node -o delete`) that have no session;
@@ -31,14 +32,14 @@
  */
 import type { HostContext } from './context.js';
 import { canonicalName, judge, type CleanupAction, type CleanupClaims, type CleanupPlan, type JournalView, type PlanItem } from './cleanup-judge.js';
-import { blockDeviceBusy, surveyHost, type HostSurvey } from './cleanup-survey.js';
+import { blockDeviceBusy, deviceIdentifiers, surveyHost, type HostSurvey } from './cleanup-survey.js';
 import { ISCSI_ERR_NO_OBJS_FOUND, deleteNode, listSessions, readSession, sessionsFor } from './iscsiadm.js';
 import type { AttachJournal, JournalResourceKind } from './journal.js';
 import { detachLoop, listLoops } from './loop.js';
 import { unmountFs } from './mount.js';
 import { flushMap, mapForPath } from './multipath.js';
 import { listNvmeControllers, nvmeDisconnectController } from './nvme.js';
-import { deletePinnedDevice, deleteScsiAddress, deviceWwid, flushDevice, formatHctl, hctlOfDevice, scsiDevicesUnder, waitForRemoval } from './scsi.js';
+import { deletePinnedDevice, deleteScsiAddress, flushDevice, formatHctl, hctlOfDevice, scsiDevicesUnder, waitForRemoval } from './scsi.js';
 import { pathExists } from './sysfs.js';
 import { waitFor } from './retry.js';
 
@@ -194,8 +195,8 @@ async function removeScsiDevice(ctx: HostContext, i: PlanItem, busy: (name: stri
   if (!at) return; // gone already
   if (formatHctl(at) !== addr) throw new Declined(`/dev/${d.device} now sits at ${formatHctl(at)}, not ${addr}`);
   const expected = i.record?.attrs.wwid ?? d.wwid;
-  const wwid = await deviceWwid(ctx, d.device);
-  if (expected && wwid && wwid !== expected) throw new Declined(`${addr} now holds WWID ${wwid}, not ${expected}`);
+  const ids = await deviceIdentifiers(ctx, d.device);
+  if (expected && ids.length > 0 && !ids.includes(expected)) throw new Declined(`${addr} now holds WWID ${ids[0]}, not ${expected}`);
   await busy(d.device);
   const pinned = { name: d.device, hctl: d.hctl };
   await flushDevice(ctx, `/dev/${d.device}`, { attempts: 1, timeoutMs: 60_000 });

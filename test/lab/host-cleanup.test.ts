@@ -149,6 +149,21 @@ after(async () => {
   await assertNoLeftovers(initial, { timeoutMs: 20_000 });
 });
 
+/**
+ * Wait until the probe shows the same thing for 2 s (at most 30 s): what the killed process
+ * started goes on without it (an iscsiadm login it ran, multipathd making a map from the new
+ * paths), and the dry run must be compared with the host at rest.
+ */
+async function settled(): Promise<void> {
+  let last = JSON.stringify(probeLeftovers());
+  let since = Date.now();
+  for (const end = Date.now() + 30_000; Date.now() < end && Date.now() - since < 2_000; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = JSON.stringify(probeLeftovers());
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+}
+
 /** Start `dd` writing to the busy volume; resolves with its exit status. */
 function busyIo(): Promise<number | null> {
   const dd = spawn('dd', ['if=/dev/zero', `of=${String(busyDevice.path)}`, 'bs=1M', 'count=96', 'oflag=direct', 'conv=fsync'], { stdio: 'ignore' });
@@ -162,6 +177,7 @@ function busyIo(): Promise<number | null> {
  * session are still there.
  */
 async function dryRunThenCleanup(what: string): Promise<void> {
+  await settled();
   const seen = probeAsLeftovers(baseline);
   assert.ok(Object.keys(seen).length > 0, `${what}: the killed connect left something for the probe`);
   const before = probeLeftovers();

@@ -403,3 +403,21 @@ test('NVMe-oF: an interrupted connect loses its controller; a completed one, a P
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a device recorded under another of its designators (T10 while udev was still making links) is still the one recorded', async () => {
+  const e = env();
+  try {
+    e.k.multipathd = false;
+    const j = e.journal();
+    const key = attachmentKey('ISCSI', identity(1));
+    await j.begin('attach', 'ISCSI', {}, identity(1));
+    const s = e.k.addSession(IQN, P1); // a session Brick did not record: only the device's own record makes it Brick's
+    const disk = e.k.addDisk(s, 1)!;
+    fs.symlinkSync(`../../${disk}`, e.k.p('/dev/disk/by-id/scsi-1LIO-ORG_FILEIO:aaaa-1'));
+    await j.intent(key, 'scsi-device', `${s.host}:0:0:1`, { wwid: '1LIO-ORG_FILEIO:aaaa-1' });
+    const r = await cleanupHost(e.ctx, e.journal());
+    assert.deepEqual(byKind(r), { 'scsi-device': [`${s.host}:0:0:1 owned removed`], 'iscsi-session': [`${IQN},${P1} unowned none`] });
+  } finally {
+    e.done();
+  }
+});
