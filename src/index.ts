@@ -2,7 +2,8 @@
  * Brick's public API: what a user of cinderlib and os-brick reaches for.
  *
  * - The object API (cinderlib): {@link setup}, {@link Backend}, {@link Volume}, {@link Snapshot},
- *   {@link Connection}, and serialization ({@link dump}, {@link load}, ...).
+ *   {@link Connection}, and serialization ({@link dump}, {@link load}, ...); {@link hostCleanup}, what
+ *   attaches and detaches left on this host, listed and removed (`brick host cleanup`).
  * - Persistence: {@link openStore} and the three stores.
  * - Attaching (os-brick): {@link connectorFor}, {@link getConnectorProperties}, and the three
  *   wire documents' types (connector properties, connection info, device info).
@@ -59,6 +60,8 @@ export { Backend, type BackendConfig, type CreateVolumeOptions } from './library
 export { Volume } from './library/volume.js';
 export { Snapshot } from './library/snapshot.js';
 export { Connection } from './library/connection.js';
+export { hostCleanup, type HostCleanupRequest } from './library/host-cleanup.js';
+export type { HostCleanupResult, CleanupLeftover, CleanupAction } from './host/cleanup.js';
 export {
   SERIALIZATION_FORMAT,
   json,

@@ -2,7 +2,8 @@
 /**
  * The `brick` command (commander). Every command takes `--json`; errors exit non-zero with a
  * status derived from the error code (see `exitCodeFor`): 2 bad input, usage or config, 3 not
- * found, 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend. Usage
+ * found, 4 invalid state, 5 capacity, 6 privilege, 7 timeout, 8 device/login, 9 backend; 10 is
+ * `host cleanup`'s "owned leftovers remain" (see `host-cleanup.ts`). Usage
  * errors (a missing option, an unknown command) are bad input too: exit 2 and, under `--json`,
  * the same error document as every other error (see `usage.ts`).
  *
@@ -35,6 +36,7 @@ async function connectorFor(protocol: string, options: ConnectorOptions & { lock
   return (await import('../initiator/factory.js')).connectorFor(protocol, options);
 }
 import { registerConnectionCommands } from './connection-commands.js';
+import { registerHostCleanupCommand } from './host-cleanup.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -456,7 +458,8 @@ connector
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
       const options = await connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector connect attaches a device to this host');
-      const conn = await connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts });
+      const journal = (await import('./runtime.js')).configuredJournal(flags(), process.env);
+      const conn = await connectorFor(protocol, { ...options, deviceScanAttempts: o.deviceScanAttempts, ctx: { journal } });
       const device = await conn.connectVolume(doc.data);
       process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
       // Multipath logins to slow portals finish in the background; wait for them (and their
@@ -471,18 +474,19 @@ connector
   .option('--connection <file>', 'a `{ driver_volume_type, data }` document')
   .argument('[protocol]', 'the connector protocol, e.g. ISCSI (not needed with --connection)')
   .argument('[file]', 'the connection properties (JSON), or - for stdin')
-  .requiredOption('--device <file>', 'the device info JSON `connector connect` printed')
+  .option('--device <file>', 'the device info JSON `connector connect` printed (default: what the host attach journal recorded for these properties)')
   .option('--multipath', 'the device was attached with multipath')
   .option('--force', 'accept data loss to leave a clean host')
   .option('--ignore-errors', 'do not fail on cleanup errors')
-  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
+  .action(async (protocolArg: string | undefined, file: string | undefined, o: { connection?: string; device?: string; multipath?: boolean; force?: boolean; ignoreErrors?: boolean }) =>
     plain(async (json) => {
       const { protocol, doc } = await connectionTarget(protocolArg, file, o.connection);
-      const device = (await readJsonInput(o.device, 'device')) as DeviceInfo;
+      const device = o.device === undefined ? null : ((await readJsonInput(o.device, 'device')) as DeviceInfo);
       const options = await connectorOptions(o);
       await needHostRoot(protocol, options.rootHelper, 'brick connector disconnect removes a device from this host');
-      await (await connectorFor(protocol, options)).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
-      printObject(json, { disconnected: true, path: device.path });
+      const journal = (await import('./runtime.js')).configuredJournal(flags(), process.env);
+      await (await connectorFor(protocol, { ...options, ctx: { journal } })).disconnectVolume(doc.data, device, { force: o.force, ignoreErrors: o.ignoreErrors });
+      printObject(json, { disconnected: true, path: device?.path ?? null });
     }),
   );
 connector
@@ -526,7 +530,10 @@ kv.command('delete <key>')
 registerConnectionCommands(program, { withRuntime, selectedBackends });
 
 registerCsiCommand(program, flags, (code) => (exitCode = code));
-registerHostCommand(program, flags, (code) => (exitCode = code));
+const hostCommand = registerHostCommand(program, flags, (code) => (exitCode = code));
+
+// ---- host -------------------------------------------------------------------------------
+registerHostCleanupCommand(hostCommand, flags, (code) => (exitCode = code));
 
 // ---- simulators --------------------------------------------------------------------------
 /** Serve until SIGINT/SIGTERM, then close. */

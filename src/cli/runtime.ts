@@ -5,11 +5,13 @@
  *
  * @module
  */
+import { join } from 'node:path';
 import { openStore } from '../persistence/factory.js';
 import { setup, type BrickContext } from '../library/context.js';
 import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
 import { ensurePrivateDirectory } from '../host/private-dir.js';
+import { AttachJournal } from '../host/journal.js';
 import { loadConfig, loadConfigSync, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
 import '../initiator/connectors/index.js';
@@ -59,6 +61,32 @@ export function configuredLockPath(flags: GlobalFlags, env: NodeJS.ProcessEnv): 
 }
 
 /**
+ * The crash-test hook of the attach journal: when `BRICK_TEST_KILL_AT` in `env` names a journal
+ * event (`intent:<kind>`, `attached`, `detach`; see `AttachJournalOptions.onEvent`), this
+ * process kills itself with SIGKILL the moment the journal reaches it, as a `kill -9` at that
+ * point would. For crash tests only; unset, it does nothing.
+ */
+export function journalKillHook(env: NodeJS.ProcessEnv): (event: string) => void {
+  const at = env.BRICK_TEST_KILL_AT;
+  return (event) => {
+    if (at && event === at) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+/**
+ * The host attach journal (`<data_dir>/journal`) of the configuration named by `--config` or
+ * `BRICK_CONFIG`, for host-side commands that need no store (`brick connector connect` and
+ * `disconnect`): they record into the same journal as the library. Makes the data directory
+ * (private, as {@link createRuntime} does); the journal directories are made on first write.
+ * @throws {@link InvalidConfigError} as {@link loadConfig}; field `data_dir` as {@link createRuntime}
+ */
+export function configuredJournal(flags: GlobalFlags, env: NodeJS.ProcessEnv): AttachJournal {
+  const config = loadConfigSync(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0);
+  ensurePrivateDirectory(config.dataDir, process.geteuid?.() ?? 0, 'data_dir');
+  return new AttachJournal(join(config.dataDir, 'journal'), { onEvent: journalKillHook(env) });
+}
+
+/**
  * Build the runtime for one command: load and check the configuration (drivers known,
  * `--backend` configured) before the data directory is made or the store opened, so that a bad
  * configuration leaves nothing behind. The data directory must be (or is made, 0700) a private
@@ -81,6 +109,7 @@ export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, 
     rootHelper,
     lockPath: config.lockPath,
     stateDir: config.dataDir,
+    journal: new AttachJournal(join(config.dataDir, 'journal'), { onEvent: journalKillHook(env) }),
     logger,
     myIp: config.myIp,
     hostName: config.host,

@@ -109,7 +109,7 @@ export function usageError(err: unknown): unknown {
   return new InvalidInputError('command', err.message.replace(/^error: /, ''));
 }
 
-/** The exit statuses of `brick`, as `exitCodeFor` (src/errors.ts) assigns them. Listed in the top-level help. */
+/** The exit statuses of `brick`, as `exitCodeFor` (src/errors.ts) assigns them, and `host cleanup`'s own 10 (no error: a result). Listed in the top-level help. */
 export const EXIT_STATUSES: readonly { status: number; meaning: string; codes: readonly BrickErrorCode[] }[] = [
   { status: 0, meaning: 'success', codes: [] },
   { status: 1, meaning: 'unexpected error', codes: ['BRICK_ERROR', 'PROCESS_EXECUTION'] },
@@ -121,6 +121,7 @@ export const EXIT_STATUSES: readonly { status: number; meaning: string; codes: r
   { status: 7, meaning: 'timeout: a command, a lock or a retry ran out of time', codes: ['PROCESS_TIMEOUT', 'LOCK_TIMEOUT', 'RETRY_EXHAUSTED'] },
   { status: 8, meaning: 'device or login failure', codes: ['VOLUME_DEVICE_NOT_FOUND', 'VOLUME_PATH_NOT_REMOVED', 'TARGET_PORTAL_LOGIN_FAILED', 'AUTHENTICATION_FAILED', 'EXTEND_FAILED'] },
   { status: 9, meaning: 'backend or store error', codes: ['BACKEND_ERROR', 'BACKEND_UNREACHABLE', 'PERSISTENCE_ERROR'] },
+  { status: 10, meaning: 'brick host cleanup: owned leftovers remain, skipped as open, mounted or held, failed, or only listed by --dry-run', codes: [] },
 ];
 
 /** The "Exit status" section of the top-level help, from {@link EXIT_STATUSES}. */

@@ -9,7 +9,8 @@
  * - SCSI: `scsi` (scan, flush, pinned delete, removal wait) and `teardown` (the one disconnect teardown, {@link ErrorChain})
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
- * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
+ * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists;
+ *   {@link cleanupHost}: what attaches and detaches left behind, listed and (Brick's part) removed
  * - the host doctor ({@link runHostDoctor}): is this host ready for its first attach, and how to fix what is not
  * - volume condition ({@link blockVolumeCondition}, {@link VolumeCondition}): device, paths and read test of an attached volume
  *
@@ -30,6 +31,8 @@ export * from './fc.js';
 export * from './error-chain.js';
 export * from './journal.js';
 export * from './doctor.js';
+export * from './cleanup.js';
+export { surveyHost, blockDeviceBusy, parseMountInfo, type HostSurvey, type BusyOptions } from './cleanup-survey.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';

@@ -98,6 +98,11 @@ export interface IscsiSession {
   host: number;
   /** Host path of the session's sysfs device directory (`/sys/devices/platform/host2/session1`), parent of `targetH:C:T`. */
   deviceDir: string;
+  /**
+   * The SCSI target id the session's LUNs get (`target_id`; the channel is always 0): the kernel
+   * scans `H:0:<target_id>:L` for it (`iscsi_user_scan`). Undefined when sysfs does not show it.
+   */
+  targetId?: number;
 }
 
 /**
@@ -140,6 +145,7 @@ export async function readSession(ctx: HostContext, id: number): Promise<IscsiSe
     return undefined;
   }
   const tpgtText = await readAttr(ctx, `${base}/tpgt`);
+  const targetIdText = await readAttr(ctx, `${base}/target_id`);
   return {
     id,
     targetIqn,
@@ -149,6 +155,7 @@ export async function readSession(ctx: HostContext, id: number): Promise<IscsiSe
     state: await readAttr(ctx, `${base}/state`),
     host: Number(hm[1]),
     deviceDir,
+    ...(targetIdText !== undefined && /^\d+$/.test(targetIdText) ? { targetId: Number(targetIdText) } : {}),
   };
 }
 
@@ -253,6 +260,12 @@ export interface NodeOptions {
   timeoutMs?: number;
 }
 
+/** Options of {@link ensureNode}. */
+export interface EnsureNodeOptions extends NodeOptions {
+  /** Runs when no record exists, before iscsiadm creates one (the attach journal's intent). Its error aborts the call. */
+  beforeCreate?: () => Promise<void>;
+}
+
 /**
  * Make sure a node record exists for (`iqn`, `portal`, iface) and holds `settings`; returns
  * whether this call created the record. Creation is `iscsiadm -m node -T IQN -p PORTAL -I IFACE
@@ -260,12 +273,14 @@ export interface NodeOptions {
  * no secret is ever an argument (see the module notes).
  * @throws {@link TargetPortalLoginError} when iscsiadm cannot create the record
  * @throws {@link TargetPortalLoginError} when iscsiadm made no record; {@link HostIoError} when it cannot be read or written
+ * @throws whatever `beforeCreate` throws (nothing is created then)
  */
-export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, settings: NodeSettings, options: NodeOptions = {}): Promise<{ created: boolean; file: string }> {
+export async function ensureNode(ctx: HostContext, iqn: string, portal: Portal, settings: NodeSettings, options: EnsureNodeOptions = {}): Promise<{ created: boolean; file: string }> {
   const iface = options.iface ?? 'default';
   let file = await nodeRecordFile(ctx, iqn, portal, iface);
   let created = false;
   if (!file) {
+    await options.beforeCreate?.();
     try {
       await withNodeDb(ctx, iqn, () => ctx.executor.run(['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal.text, '-I', iface, '-o', 'new'], { timeoutMs: options.timeoutMs ?? 30_000 }));
     } catch (err) {

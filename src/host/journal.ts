@@ -38,6 +38,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { maskObject } from '../exec/mask.js';
 import type { DeviceInfo } from '../initiator/connector.js';
+import type { Logger } from '../log.js';
 import { ensurePrivateDirectory } from './private-dir.js';
 
 /** What a resource record is about. */
@@ -480,4 +481,24 @@ export async function openJournalScope(journal: AttachJournal | undefined, opera
     },
     failed: (err) => journal.failed(key, err instanceof Error ? err.message : String(err)),
   };
+}
+
+/**
+ * Run one connector operation inside `scope`: `succeeded` with the device info `info` picks from
+ * the result (an attach) once `fn` resolves, `failed` when it throws (call it after the
+ * operation's own cleanup, which `fn` does before it throws). A journal write that fails after
+ * the operation is logged, not thrown: the host is in the state the operation says, and the
+ * record left behind (phase `running`) tells `host cleanup` to look.
+ * @throws what `fn` throws
+ */
+export async function runJournaled<T>(scope: JournalScope, logger: Logger, fn: () => Promise<T>, info?: (result: T) => DeviceInfo | undefined): Promise<T> {
+  let result: T;
+  try {
+    result = await fn();
+  } catch (err) {
+    await scope.failed(err).catch((e: unknown) => logger.warn({ attachment: scope.key, err: (e as Error).message }, 'journal: could not record the failure'));
+    throw err;
+  }
+  await scope.succeeded(info?.(result)).catch((e: unknown) => logger.warn({ attachment: scope.key, err: (e as Error).message }, 'journal: could not record the outcome'));
+  return result;
 }

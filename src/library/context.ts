@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Executor } from '../exec/executor.js';
 import { createHostContext, type HostContext } from '../host/context.js';
+import { AttachJournal } from '../host/journal.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Store } from '../persistence/store.js';
 import { MemoryStore } from '../persistence/memory.js';
@@ -41,6 +42,11 @@ export interface SetupOptions {
   onProgress?: (operation: string, done: number, total: number) => void;
   /** Default bound on lock waits in ms. */
   lockTimeoutMs?: number;
+  /**
+   * The host attach journal connectors and drivers record into (`host/journal.ts`). Default one
+   * at `<stateDir>/journal`; the CLI passes its own (with its crash-test hook).
+   */
+  journal?: AttachJournal;
 }
 
 /**
@@ -76,6 +82,7 @@ export function setup(options: SetupOptions = {}): BrickContext {
       hostRoot: options.hostRoot ?? '/',
       logger,
       lockPath: options.lockPath ?? join(options.stateDir, 'locks'),
+      journal: options.journal ?? new AttachJournal(join(options.stateDir, 'journal')),
     }),
     store: options.persistence ?? new MemoryStore(),
     stateDir: options.stateDir,

@@ -1,6 +1,7 @@
 /**
  * The cinderlib-shaped object API: `setup()`, {@link Backend}, {@link Volume}, {@link Snapshot},
- * {@link Connection} (one file each, over the shared record base in `record.ts`) and serialization.
+ * {@link Connection} (one file each, over the shared record base in `record.ts`), serialization,
+ * and {@link hostCleanup} (`brick host cleanup`).
  *
  * @module
  */
@@ -10,3 +11,4 @@ export * from './volume.js';
 export * from './snapshot.js';
 export * from './connection.js';
 export * from './serialization.js';
+export * from './host-cleanup.js';

@@ -59,6 +59,8 @@ import {
   type NvmeNamespace,
   type NvmePortal,
 } from '../../host/nvme.js';
+import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
+import { mapByDm, mapForWwid } from '../../host/multipath.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { nvmeofVolumeCondition } from './nvmeof-condition.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -169,6 +171,23 @@ export function parseNvmeofProperties(props: ConnectionProperties): NvmeofTarget
   return out;
 }
 
+/** The journal name of a controller (`<subsysnqn>,<transport>,<traddr>,<trsvcid>`, see `ResourceEntry.name` in `host/journal.ts`). */
+function controllerName(nqn: string, transport: string, traddr: string, trsvcid: string | number): string {
+  return `${nqn},${transport},${traddr},${trsvcid}`;
+}
+
+/**
+ * The attach journal identity of the volume (`host/journal.ts`): one controller name per portal,
+ * the namespace id as `lun`, the UUID (else NGUID) as `wwid`.
+ */
+export function nvmeofIdentity(t: NvmeofTarget): AttachmentIdentity {
+  return {
+    targets: t.portals.map((p) => controllerName(t.nqn, p.transport, p.address, p.port)),
+    ...(t.nsId !== undefined ? { lun: t.nsId } : {}),
+    ...(t.volUuid ?? t.volumeNguid ? { wwid: t.volUuid ?? t.volumeNguid } : {}),
+  };
+}
+
 /** Tunables of the NVMe-oF connector (ms). */
 export interface NvmeofTimings {
   /** How long one scan attempt waits for the namespace before rescanning. Default 4 000. */
@@ -225,10 +244,13 @@ export class NvmeofConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const t = parseNvmeofProperties(properties);
-    return this.ctx.locks.withLock(this.lockName(t), () => this.connectLocked(t));
+    return this.ctx.locks.withLock(this.lockName(t), async () => {
+      const journal = await openJournalScope(this.ctx.journal, 'attach', this.protocol, properties, nvmeofIdentity(t));
+      return runJournaled(journal, this.ctx.logger, () => this.connectLocked(t, journal), (info) => info);
+    });
   }
 
-  private async connectLocked(t: NvmeofTarget): Promise<DeviceInfo> {
+  private async connectLocked(t: NvmeofTarget, journal: JournalScope): Promise<DeviceInfo> {
     const log = this.ctx.logger;
     const native = await nativeNvmeMultipathEnabled(this.ctx);
     const connectAll = this.options.useMultipath;
@@ -246,6 +268,7 @@ export class NvmeofConnector implements Connector {
         return false; // connecting / resetting: the kernel is already reconnecting it
       }
       try {
+        await journal.intent('nvme-controller', controllerName(t.nqn, p.transport, p.address, p.port));
         await nvmeConnect(this.ctx, t.nqn, p, hostnqn ? { hostnqn } : {});
         return true;
       } catch (e) {
@@ -271,7 +294,9 @@ export class NvmeofConnector implements Connector {
       for (const name of await created()) {
         await nvmeDisconnectController(this.ctx, name).catch((e: unknown) => log.warn({ controller: name, err: (e as Error).message }, 'cleanup: nvme disconnect failed'));
       }
+      await this.recordGoneControllers(t, journal);
     };
+    if (portalErrors.length > 0) await this.recordGoneControllers(t, journal); // failed connects made nothing
     try {
       if (!anyUp) {
         // Only reconnecting controllers (os-brick bug 2035695): give one of them time to come back.
@@ -290,15 +315,7 @@ export class NvmeofConnector implements Connector {
       if (ns.nsid !== undefined) info.nsid = ns.nsid;
       if (ns.uuid) info.uuid = ns.uuid;
       if (ns.nguid) info.nguid = ns.nguid;
-      if (this.options.useMultipath && !native) {
-        const dm = await this.waitForDm(t, ns);
-        if (dm) {
-          info.path = `/dev/${dm.dm}`;
-          info.multipath_id = dm.name;
-        } else {
-          log.warn({ nqn: t.nqn, device: ns.name }, 'no dm-multipath map appeared over the NVMe paths; using a single path');
-        }
-      }
+      if (this.options.useMultipath && !native) await this.useDmMap(t, ns, info, journal);
       if (ns.nsid !== undefined) await this.setRef(t, ns.nsid, true);
       log.info({ nqn: t.nqn, path: info.path, native_multipath: native }, 'NVMe-oF volume connected');
       return info;
@@ -306,6 +323,26 @@ export class NvmeofConnector implements Connector {
       await cleanup();
       throw e;
     }
+  }
+
+  /** With native multipath off: point `info` at the map multipathd built over the namespace's paths (recorded in the journal as soon as it is seen: Brick does not build NVMe maps), or warn. */
+  private async useDmMap(t: NvmeofTarget, ns: NvmeNamespace, info: DeviceInfo, journal: JournalScope): Promise<void> {
+    const dm = await this.waitForDm(t, ns);
+    if (!dm) {
+      this.ctx.logger.warn({ nqn: t.nqn, device: ns.name }, 'no dm-multipath map appeared over the NVMe paths; using a single path');
+      return;
+    }
+    const map = await mapByDm(this.ctx, dm.dm);
+    if (map) await journal.intent('multipath-map', map.wwid);
+    info.path = `/dev/${dm.dm}`;
+    info.multipath_id = dm.name;
+  }
+
+  /** Record as removed every controller recorded for this attachment on `t`'s portals that does not exist now. */
+  private async recordGoneControllers(t: NvmeofTarget, journal: JournalScope): Promise<void> {
+    if (journal.key === '') return;
+    const live = new Set((await this.ourControllers(t)).map((c) => controllerName(c.subsysnqn, c.transport, c.traddr, c.trsvcid)));
+    for (const r of await journal.resources()) if (r.kind === 'nvme-controller' && !live.has(r.name)) await journal.removed('nvme-controller', r.name);
   }
 
   private selector(t: NvmeofTarget) {
@@ -375,14 +412,18 @@ export class NvmeofConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const t = parseNvmeofProperties(properties);
-    await this.ctx.locks.withLock(this.lockName(t), () => this.disconnectLocked(t, deviceInfo, properties, options));
+    await this.ctx.locks.withLock(this.lockName(t), async () => {
+      const journal = await openJournalScope(this.ctx.journal, 'detach', this.protocol, properties, nvmeofIdentity(t));
+      // Without device info from the caller, the one a completed attach recorded.
+      await runJournaled(journal, this.ctx.logger, () => this.disconnectLocked(t, deviceInfo ?? journal.before?.deviceInfo ?? null, properties, options, journal));
+    });
   }
 
   private slavesOf(dm: string): Promise<string[]> {
     return listDir(this.ctx, `/sys/block/${dm}/slaves`);
   }
 
-  private async disconnectLocked(t: NvmeofTarget, deviceInfo: DeviceInfo | null, props: ConnectionProperties, options: DisconnectOptions): Promise<void> {
+  private async disconnectLocked(t: NvmeofTarget, deviceInfo: DeviceInfo | null, props: ConnectionProperties, options: DisconnectOptions, journal: JournalScope): Promise<void> {
     const log = this.ctx.logger;
     const errors: string[] = [];
     const { ns, all, controllers } = await this.findNamespace(t);
@@ -406,10 +447,18 @@ export class NvmeofConnector implements Connector {
         dm ??= await dmHolderOf(this.ctx, n.name);
       }
     }
+    // A map the journal recorded for this attachment (an interrupted attach whose device info nobody kept).
+    for (const r of await journal.resources()) {
+      if (r.kind !== 'multipath-map' || dm) continue;
+      dm = (await mapForWwid(this.ctx, r.name))?.dm;
+      if (dm) for (const s of await this.slavesOf(dm)) ours.add(s);
+    }
     if (dm) {
       const name = (typeof deviceInfo?.multipath_id === 'string' ? deviceInfo.multipath_id : undefined) ?? (await dmNameOf(this.ctx, dm)) ?? dm;
+      const wwid = (await mapByDm(this.ctx, dm))?.wwid;
       try {
         await this.ctx.executor.run(['multipath', '-f', name], { timeoutMs: 300_000 });
+        if (wwid) await journal.removed('multipath-map', wwid);
       } catch (e) {
         errors.push(`multipath -f ${name}: ${(e as Error).message}`);
         if (!options.force) return this.finish(errors, options, t);
@@ -445,6 +494,7 @@ export class NvmeofConnector implements Connector {
         errors.push(`nvme disconnect ${c.name}: ${(e as Error).message}`);
       }
     }
+    await this.recordGoneControllers(t, journal);
     return this.finish(errors, options, t);
   }
 

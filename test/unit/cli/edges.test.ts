@@ -23,8 +23,8 @@ const everyCode: Record<BrickErrorCode, true> = {
   EXTEND_FAILED: true, PERSISTENCE_ERROR: true,
 };
 
-test('the help lists every exit status 0-9, each error code under the status exitCodeFor gives it', () => {
-  assert.deepEqual(EXIT_STATUSES.map((e) => e.status), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+test('the help lists every exit status 0-10, each error code under the status exitCodeFor gives it', () => {
+  assert.deepEqual(EXIT_STATUSES.map((e) => e.status), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   const listed = EXIT_STATUSES.flatMap((e) => e.codes.map((code) => [code, e.status] as const));
   assert.deepEqual(listed.map(([c]) => c).sort(), (Object.keys(everyCode) as BrickErrorCode[]).sort(), 'every code listed once');
   for (const [code, status] of listed) assert.equal(exitCodeFor(new BrickError('', code)), status, code);

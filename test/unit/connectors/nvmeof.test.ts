@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, rmSync, readFileSync, writeFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
+import { AttachJournal } from '../../../src/host/journal.js';
+import type { HostContext } from '../../../src/host/context.js';
 import { NvmeofConnector, parseNvmeofProperties } from '../../../src/initiator/connectors/nvmeof.js';
 import {
   ensureNvmeHostIdentity,
@@ -400,4 +403,95 @@ test('the fixture trees use the attribute names and formats a real 6.1 kernel sh
   assert.equal(fx('sys/block/nvme0n1/wwid'), `uuid.${fx('sys/block/nvme0n1/uuid')}`);
   assert.ok(existsSync(join(FIXTURES, 'nvme/native-2portals/sys/class/nvme/nvme0/nvme0c0n1')));
   assert.equal(fx('sys/class/nvme/nvme0/ctrl_loss_tmo'), cap['/sys/class/nvme/nvme0/ctrl_loss_tmo'], 'connected with -l -1: ctrl_loss_tmo off');
+});
+
+/** A journal in a scratch directory, and the fake kernel's context with it. */
+function journaled(k: ReturnType<typeof nvmeKernel>): { journal: AttachJournal; ctx: HostContext; kinds: () => Promise<string[]>; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'brick-nvme-journal-'));
+  const journal = new AttachJournal(join(dir, 'journal'));
+  return {
+    journal,
+    ctx: { ...k.ctx, journal },
+    kinds: async () => (await journal.resources()).map((r) => `${r.kind} ${r.name}`).sort(),
+    done: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+test('journal: each controller is recorded before its nvme connect; the disconnect removes the records and the attachment', async () => {
+  const k = nvmeKernel('native-2portals');
+  const j = journaled(k);
+  try {
+    const missing: Promise<string | undefined>[] = [];
+    const spy = { rootHelper: k.ex.rootHelper, run: (argv: readonly string[], o?: Parameters<typeof k.ex.run>[1]) => {
+      if (argv[0] === 'nvme' && argv[1] === 'connect') {
+        const name = `${NQN},tcp,${argv[argv.indexOf('-a') + 1]},4420`;
+        missing.push(j.journal.resource('nvme-controller', name).then((r) => (r ? undefined : name)));
+      }
+      return k.ex.run(argv, o);
+    } };
+    const ctx = { ...j.ctx, executor: spy };
+    const info = await new NvmeofConnector(ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST }).connectVolume(props());
+    assert.equal(info.path, '/dev/nvme0n1');
+    assert.equal(missing.length, 2);
+    assert.deepEqual((await Promise.all(missing)).filter(Boolean), [], 'recorded before nvme connect ran');
+    assert.deepEqual(await j.kinds(), [`nvme-controller ${NQN},tcp,127.0.0.1,4420`, `nvme-controller ${NQN},tcp,127.0.0.2,4420`]);
+    const [entry] = await j.journal.attachments();
+    assert.deepEqual([entry?.phase, entry?.deviceInfo?.path, entry?.identity.wwid], ['done', '/dev/nvme0n1', UUID1]);
+
+    await new NvmeofConnector(ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST }).disconnectVolume(props(), info);
+    assert.deepEqual(await listNvmeControllers(k.ctx), []);
+    assert.deepEqual(await j.kinds(), []);
+    assert.deepEqual(await j.journal.attachments(), []);
+  } finally {
+    j.done();
+    k.cleanup();
+  }
+});
+
+test('journal: a connect that fails leaves no attachment and no controller record', async () => {
+  const k = nvmeKernel('native-2portals', { down: ['127.0.0.1', '127.0.0.2'] });
+  const j = journaled(k);
+  try {
+    await assert.rejects(new NvmeofConnector(j.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST }).connectVolume(props()), TargetPortalLoginError);
+    assert.deepEqual(await j.kinds(), []);
+    assert.deepEqual(await j.journal.attachments(), []);
+  } finally {
+    j.done();
+    k.cleanup();
+  }
+});
+
+test('journal: one portal down leaves only the live controller recorded', async () => {
+  const k = nvmeKernel('native-2portals', { down: ['127.0.0.1'] });
+  const j = journaled(k);
+  try {
+    await new NvmeofConnector(j.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST }).connectVolume(props());
+    assert.deepEqual(await j.kinds(), [`nvme-controller ${NQN},tcp,127.0.0.2,4420`]);
+  } finally {
+    j.done();
+    k.cleanup();
+  }
+});
+
+test('journal: with dm-multipath the map is recorded; a disconnect in a new process with no device info removes map and controllers', async () => {
+  const k = nvmeKernel('dm-2portals');
+  const j = journaled(k);
+  try {
+    const info = await new NvmeofConnector(j.ctx, { useMultipath: true, deviceScanAttempts: 1, timings: FAST }).connectVolume(props());
+    assert.equal(info.path, '/dev/dm-0');
+    assert.ok((await j.kinds()).includes(`multipath-map uuid.${UUID1}`));
+    // As a kill -9 before the attach finished would leave it: no device info in the record.
+    const entry = (await j.journal.attachments())[0]!;
+    const { deviceInfo: _dropped, ...rest } = entry;
+    writeFileSync(join(j.journal.dir, 'attachments', `${entry.key}.json`), JSON.stringify({ ...rest, phase: 'running' }));
+    // A connector without multipath (the caller does not say): only the journal leads to the map.
+    await new NvmeofConnector(j.ctx, { useMultipath: false, deviceScanAttempts: 1, timings: FAST }).disconnectVolume(props(), null);
+    assert.ok(k.ex.commands().includes(`multipath -f uuid.${UUID1}`), 'the map the journal named was flushed');
+    assert.deepEqual(await listNvmeControllers(k.ctx), []);
+    assert.deepEqual(await j.kinds(), []);
+    assert.deepEqual(await j.journal.attachments(), []);
+  } finally {
+    j.done();
+    k.cleanup();
+  }
 });

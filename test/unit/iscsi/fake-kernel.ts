@@ -118,6 +118,7 @@ export class FakeKernel extends FakeScsiKernel {
     this.write(`${sdir}/tpgt`, '1\n');
     this.write(`${sdir}/state`, 'LOGGED_IN\n');
     this.write(`${sdir}/ifacename`, 'default\n');
+    this.write(`${sdir}/target_id`, '0\n'); // iscsi_tcp: one SCSI host per session, target id 0
     this.link(`${sdir}/device`, dir);
     this.link(`/sys/class/iscsi_session/session${id}`, sdir);
     const cdir = `${dir}/connection${id}:0/iscsi_connection/connection${id}:0`;

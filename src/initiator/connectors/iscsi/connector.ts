@@ -15,10 +15,12 @@ import { deleteNode, listSessions, logout, nodeRecordFile, sessionsFor } from '.
 import { deletePinnedDevice, formatHctl, type Hctl, deviceWwid, rescanDevice, scsiDevicesUnder, sysfsSizeBytes, waitForRemoval } from '../../../host/scsi.js';
 import { flushMap, mapForDevice, mapForPath, mapForWwid, removeMap, resizeMap, type MultipathMap } from '../../../host/multipath.js';
 import { finishDisconnect, removeConnection } from '../../../host/scsi-teardown.js';
+import { openJournalScope, runJournaled, type JournalScope } from '../../../host/journal.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../../connector.js';
 import { iscsiVolumeCondition } from './condition.js';
 import type { ResolvedConnectorOptions } from '../../factory.js';
-import { portalLockName, validateIscsiProperties, volumeLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
+import { iscsiIdentity, portalLockName, targetName, validateIscsiProperties, volumeLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
+import { journalMaps, journalTargets, recordScsiRemovals } from './journal.js';
 import { newPath, PortalLoginQueue, scanLun, type PathState } from './portal-queue.js';
 import { assembleMap, multipathTargets, newAssembly, type MapAssembly, type MapTimings } from './multipath.js';
 
@@ -174,7 +176,10 @@ export class IscsiConnector implements Connector {
     const started = Date.now();
     const result = await this.ctx.locks.withLock(volumeLockName(p), async () => {
       await this.settleBackground(this.backgroundKey(p));
-      return this.useMultipath ? this.connectMultipath(p) : this.connectSingle(p);
+      // Under the volume lock, before anything is made: from here on every node record,
+      // session, scanned device and map is written down before it exists.
+      const journal = await openJournalScope(this.ctx.journal, 'attach', this.protocol, properties, iscsiIdentity(p));
+      return runJournaled(journal, log, () => (this.useMultipath ? this.connectMultipath(p, journal) : this.connectSingle(p, journal)), (info) => info);
     });
     log.info({ device: result, ms: Date.now() - started }, 'iscsi: connect_volume done');
     return result;
@@ -201,6 +206,11 @@ export class IscsiConnector implements Connector {
         );
         st.device = found.device;
         st.hctl = found.hctl;
+        if (st.journal && !st.preexisting) {
+          // The address is now certain (it may not have been before the scan), and the WWID pins it.
+          const wwid = await deviceWwid(this.ctx, found.device!);
+          await st.journal.intent('scsi-device', formatHctl(found.hctl), { target: targetName(t), ...(wwid ? { wwid } : {}) });
+        }
         return;
       } catch (err) {
         if (signal.aborted || attempt >= this.scanAttempts) {
@@ -215,10 +225,10 @@ export class IscsiConnector implements Connector {
     }
   }
 
-  private async connectSingle(p: IscsiProperties): Promise<DeviceInfo> {
+  private async connectSingle(p: IscsiProperties, journal: JournalScope): Promise<DeviceInfo> {
     const errors: unknown[] = [];
     for (const t of p.targets) {
-      const st = newPath(t);
+      const st = newPath(t, journal);
       const ac = new AbortController();
       try {
         await this.attachPath(p, st, ac.signal);
@@ -229,7 +239,7 @@ export class IscsiConnector implements Connector {
       } catch (err) {
         errors.push(err);
         this.ctx.logger.warn({ target_iqn: t.iqn, target_portal: t.portal.text, err: (err as Error).message }, 'iscsi: path failed; cleaning up');
-        await this.cleanupPaths([st], undefined);
+        await this.cleanupPaths([st], undefined, journal);
       }
     }
     throw this.connectError(errors);
@@ -262,11 +272,11 @@ export class IscsiConnector implements Connector {
    * Returns the map once it is readable; a single path (with a warning) when no map formed; on
    * failure removes what the connect made and raises.
    */
-  private async connectMultipath(p: IscsiProperties): Promise<DeviceInfo> {
+  private async connectMultipath(p: IscsiProperties, journal: JournalScope): Promise<DeviceInfo> {
     const ctx = this.ctx;
     const targets = await multipathTargets(ctx, p, this.iface);
     const ac = new AbortController();
-    const asm = newAssembly(targets.map((t) => newPath(t)));
+    const asm = newAssembly(targets.map((t) => newPath(t, journal)), journal);
     const paths = asm.paths;
     const tasks = paths.map((st) =>
       this.attachPath(p, st, ac.signal, paths).then(
@@ -294,7 +304,7 @@ export class IscsiConnector implements Connector {
     } catch (err) {
       ac.abort();
       await Promise.all(tasks);
-      await this.cleanupPaths(paths, asm.wwid);
+      await this.cleanupPaths(paths, asm.wwid, journal);
       throw err;
     }
     return this.mapResult(p, asm, tasks, ac);
@@ -348,7 +358,7 @@ export class IscsiConnector implements Connector {
       if (st.done && !st.error) return;
       let abandoned = false;
       const done = tasks[i]!.then(async () => {
-        if (st.error && !abandoned) await this.cleanupPaths([st], undefined);
+        if (st.error && !abandoned) await this.cleanupPaths([st], undefined, st.journal);
       });
       const job: BackgroundJob = {
         done,
@@ -398,14 +408,16 @@ export class IscsiConnector implements Connector {
    * devices, and (under each portal lock) sessions it logged in that carry no other LUN and
    * node records it created. Never throws; failures are logged.
    */
-  private async cleanupPaths(paths: PathState[], wwid: string | undefined): Promise<void> {
+  private async cleanupPaths(paths: PathState[], wwid: string | undefined, journal: JournalScope | undefined): Promise<void> {
     const ctx = this.ctx;
     // waitForPathDevice sets a path's device and its H:C:T:L together.
     const pinned = paths.filter((s) => s.device && !s.preexisting).map((s) => ({ name: s.device!, hctl: s.hctl! }));
     const ours = pinned.map((d) => d.name);
+    const flushed: string[] = [];
     try {
       const map = wwid ? await mapForWwid(ctx, wwid) : ours[0] ? await mapForDevice(ctx, ours[0]) : undefined;
       if (map && map.paths.every((d) => ours.includes(d))) {
+        flushed.push(map.wwid);
         await flushMap(ctx, map.name, { attempts: 1, timeoutMs: 30_000 }).catch(() => removeMap(ctx, map.name));
       }
       for (const d of pinned) await deletePinnedDevice(ctx, d, { force: true }).catch((e: unknown) => ctx.logger.warn({ device: d.name, err: (e as Error).message }, 'iscsi: cleanup could not delete device'));
@@ -414,15 +426,24 @@ export class IscsiConnector implements Connector {
       ctx.logger.warn({ err: (err as Error).message }, 'iscsi: cleanup of devices failed');
     }
     for (const st of paths) {
-      if (!st.loggedIn && !st.createdNode) continue;
+      // With a journal, a path that made nothing is still looked at: its login may have failed after its session was recorded.
+      if (!st.loggedIn && !st.createdNode && !journal) continue;
       await ctx.locks
-        .withLock(portalLockName(st.target), () => this.releaseTarget(st.target, st.loggedIn, st.createdNode))
+        .withLock(portalLockName(st.target), () => this.releaseTarget(st.target, st.loggedIn, st.createdNode, journal))
         .catch((e: unknown) => ctx.logger.warn({ target_iqn: st.target.iqn, target_portal: st.target.portal.text, err: (e as Error).message }, 'iscsi: cleanup of session failed'));
+    }
+    if (journal) {
+      const hctls = [...pinned.map((d) => formatHctl(d.hctl)), ...paths.map((s) => s.recordedHctl).filter((h): h is string => h !== undefined)];
+      await recordScsiRemovals(ctx, journal, hctls, flushed).catch((e: unknown) => ctx.logger.warn({ err: (e as Error).message }, 'iscsi: cleanup: journal not updated'));
     }
   }
 
-  /** Under the portal lock: log out the target's sessions when they carry no LUN, then delete the node record. Returns whether it logged out. */
-  private async releaseTarget(t: IscsiTarget, mayLogout: boolean, mayDeleteNode: boolean): Promise<boolean> {
+  /**
+   * Under the portal lock: log out the target's sessions when they carry no LUN, then delete the
+   * node record, recording each removal in `journal` (a session that does not exist counts as
+   * removed). Returns whether it logged out.
+   */
+  private async releaseTarget(t: IscsiTarget, mayLogout: boolean, mayDeleteNode: boolean, journal?: JournalScope): Promise<boolean> {
     const ctx = this.ctx;
     const sessions = sessionsFor(await listSessions(ctx), t.iqn, t.portal);
     for (const s of sessions) {
@@ -432,7 +453,11 @@ export class IscsiConnector implements Connector {
       if (!mayLogout) return false;
       await logout(ctx, t.iqn, t.portal, { iface: sessions[0]!.iface ?? this.iface });
     }
-    if (mayDeleteNode) await deleteNode(ctx, t.iqn, t.portal, { iface: this.iface });
+    await journal?.removed('iscsi-session', targetName(t));
+    if (mayDeleteNode) {
+      await deleteNode(ctx, t.iqn, t.portal, { iface: this.iface });
+      await journal?.removed('iscsi-node', targetName(t));
+    }
     return sessions.length > 0;
   }
 
@@ -483,23 +508,34 @@ export class IscsiConnector implements Connector {
   async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const p = validateIscsiProperties(properties);
     const ctx = this.ctx;
-    const force = options.force === true;
-    ctx.logger.info({ protocol: this.protocol, device_info: deviceInfo, force, ignore_errors: options.ignoreErrors === true, connection_properties: maskObject(properties) }, 'iscsi: disconnect_volume');
+    ctx.logger.info({ protocol: this.protocol, device_info: deviceInfo, force: options.force === true, ignore_errors: options.ignoreErrors === true, connection_properties: maskObject(properties) }, 'iscsi: disconnect_volume');
     await ctx.locks.withLock(volumeLockName(p), async () => {
       await this.settleBackground(this.backgroundKey(p), true);
-      const targets = await this.knownTargets(p);
-      const scsi = await this.lunScsiDevices(targets);
-      // Pinned to their H:C:T:L: once one is deleted the kernel may give its name to another
-      // volume's new path at once, and that disk must neither be deleted nor waited for.
-      const pinned = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
-      const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
-      const map = await this.volumeMap(deviceInfo, pinned.map((d) => d.name));
-      const chain = new ErrorChain();
-      // Portals are independent (one lock each): their logouts run in parallel.
-      const logouts = (): Promise<void> => this.releaseTargets(targets, chain);
-      await removeConnection(ctx, { maps: map ? [map] : [], devices: pinned, blockless }, { force, label: 'iscsi', alongside: logouts }, chain);
-      finishDisconnect(ctx, chain, { label: 'iscsi', what: 'iSCSI disconnect', ignoreErrors: options.ignoreErrors === true });
+      const journal = await openJournalScope(ctx.journal, 'detach', this.protocol, properties, iscsiIdentity(p));
+      // Without device info from the caller, the one a completed attach recorded.
+      await runJournaled(journal, ctx.logger, () => this.disconnectLocked(p, deviceInfo ?? journal.before?.deviceInfo ?? null, journal, options));
     });
+  }
+
+  /** The disconnect under the volume lock (see {@link IscsiConnector.disconnectVolume}), also undoing what the journal says an interrupted attach made. */
+  private async disconnectLocked(p: IscsiProperties, deviceInfo: DeviceInfo | null, journal: JournalScope, options: DisconnectOptions): Promise<void> {
+    const ctx = this.ctx;
+    const known = await this.knownTargets(p);
+    const targets = [...known, ...(await journalTargets(journal, p.targets[0]!, known))];
+    const scsi = await this.lunScsiDevices(targets);
+    // Pinned to their H:C:T:L: once one is deleted the kernel may give its name to another
+    // volume's new path at once, and that disk must neither be deleted nor waited for.
+    const pinned = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
+    const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
+    const found = await this.volumeMap(deviceInfo, pinned.map((d) => d.name));
+    const maps = found ? [found] : [];
+    for (const m of await journalMaps(ctx, journal)) if (!maps.some((x) => x.dm === m.dm)) maps.push(m);
+    const chain = new ErrorChain();
+    // Portals are independent (one lock each): their logouts run in parallel.
+    const logouts = (): Promise<void> => this.releaseTargets(targets, chain, journal);
+    await removeConnection(ctx, { maps, devices: pinned, blockless }, { force: options.force === true, label: 'iscsi', alongside: logouts }, chain);
+    await recordScsiRemovals(ctx, journal, scsi.map((f) => formatHctl(f.hctl)), maps.map((m) => m.wwid));
+    finishDisconnect(ctx, chain, { label: 'iscsi', what: 'iSCSI disconnect', ignoreErrors: options.ignoreErrors === true });
   }
 
   /** The volume's multipath map: from the returned device (`/dev/dm-N`, `multipath_id`), else a holder of one of its devices. */
@@ -516,13 +552,13 @@ export class IscsiConnector implements Connector {
   }
 
   /** Under each portal lock, in parallel: log out of sessions that carry no LUN and delete the node record. Failures go to `chain`. */
-  private async releaseTargets(targets: IscsiTarget[], chain: ErrorChain): Promise<void> {
+  private async releaseTargets(targets: IscsiTarget[], chain: ErrorChain, journal: JournalScope): Promise<void> {
     const ctx = this.ctx;
     await Promise.all(
       targets.map((t) =>
         chain.run(true, `release ${t.iqn} at ${t.portal.text}`, () =>
           ctx.locks.withLock(portalLockName(t), async () => {
-            await this.releaseTarget(t, true, (await nodeRecordFile(ctx, t.iqn, t.portal, this.iface)) !== undefined);
+            await this.releaseTarget(t, true, (await nodeRecordFile(ctx, t.iqn, t.portal, this.iface)) !== undefined, journal);
           }),
         ),
       ),

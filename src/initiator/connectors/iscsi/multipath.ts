@@ -14,6 +14,7 @@
  * @module
  */
 import type { HostContext } from '../../../host/context.js';
+import type { JournalScope } from '../../../host/journal.js';
 import { delay } from '../../../host/retry.js';
 import { deviceWwid } from '../../../host/scsi.js';
 import { addPath, addWwid, createMap, isMultipathdRunning, mapForWwid, type MultipathMap } from '../../../host/multipath.js';
@@ -54,14 +55,16 @@ export interface MapAssembly {
   waitMs: number;
   /** Ends the current wait early: called when a path attach settles. */
   wake: () => void;
+  /** The connect's attach journal scope: the map (named by its WWID) is recorded there as soon as the WWID is known, before Brick builds or forces it. */
+  journal?: JournalScope;
 }
 
 /** What one poll found. */
 export type MapPoll = 'map' | 'single' | 'none' | 'wait';
 
-/** A fresh assembly over `paths`. */
-export function newAssembly(paths: PathState[]): MapAssembly {
-  return { paths, forced: false, direct: false, handedOver: new Set(), adds: [], waitMs: 0, wake: () => undefined };
+/** A fresh assembly over `paths`, recording into `journal`. */
+export function newAssembly(paths: PathState[], journal?: JournalScope): MapAssembly {
+  return { paths, forced: false, direct: false, handedOver: new Set(), adds: [], waitMs: 0, wake: () => undefined, ...(journal ? { journal } : {}) };
 }
 
 function wait(s: MapAssembly, ms: number): MapPoll {
@@ -94,7 +97,11 @@ export async function pollMap(ctx: HostContext, s: MapAssembly, t: MapTimings): 
       s.adds.push(addPath(ctx, `/dev/${d}`));
     }
   }
-  s.wwid ??= await deviceWwid(ctx, devices[0]!);
+  if (!s.wwid) {
+    s.wwid = await deviceWwid(ctx, devices[0]!);
+    // One journal write per connect: multipathd may make the map from here on, and Brick may build or force it.
+    if (s.wwid) await s.journal?.intent('multipath-map', s.wwid);
+  }
   if (s.wwid) {
     const step = await mapStep(ctx, s, t, devices, allDone);
     if (step) return step;

@@ -14,8 +14,9 @@ import { ConnectAbandonedError } from '../../../errors.js';
 import type { HostContext } from '../../../host/context.js';
 import { waitFor } from '../../../host/retry.js';
 import { chapSettings, ensureNode, listSessions, login, sessionsFor, type IscsiSession, type NodeSettings } from '../../../host/iscsiadm.js';
-import { scanHost, scsiTargetsUnder, scsiDevicesUnder, type Hctl } from '../../../host/scsi.js';
-import { portalLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
+import type { JournalScope } from '../../../host/journal.js';
+import { formatHctl, scanHost, scsiTargetsUnder, scsiDevicesUnder, type Hctl } from '../../../host/scsi.js';
+import { portalLockName, targetName, type IscsiProperties, type IscsiTarget } from './properties.js';
 
 /** What one path's attach produced. */
 export interface PathState {
@@ -32,11 +33,27 @@ export interface PathState {
   done: boolean;
   /** A portal's lock holder has picked this path for its scan. */
   claimed?: boolean;
+  /** The attach journal scope of the connect this path belongs to: intents go there before each thing is made. */
+  journal?: JournalScope;
+  /** The H:C:T:L recorded in the journal before the scan (when the address was known then). */
+  recordedHctl?: string;
 }
 
-/** A fresh {@link PathState} for target `t`: nothing made yet. */
-export function newPath(t: IscsiTarget): PathState {
-  return { target: t, createdNode: false, loggedIn: false, preexisting: false, done: false };
+/** A fresh {@link PathState} for target `t`: nothing made yet; `journal` receives its intents. */
+export function newPath(t: IscsiTarget, journal?: JournalScope): PathState {
+  return { target: t, createdNode: false, loggedIn: false, preexisting: false, done: false, ...(journal ? { journal } : {}) };
+}
+
+/**
+ * The H:C:T:L a targeted scan of `t`'s LUN on `session` makes: channel and target from the
+ * session's target directory when it exists, else channel 0 and the session's `target_id` (what
+ * the kernel scans for an iSCSI session); undefined when neither is known.
+ */
+export async function scanAddress(ctx: HostContext, session: IscsiSession, t: IscsiTarget): Promise<string | undefined> {
+  const tg = (await scsiTargetsUnder(ctx, session.deviceDir))[0];
+  if (tg) return formatHctl({ host: session.host, channel: tg.channel, target: tg.target, lun: t.scsiLun });
+  if (session.targetId !== undefined) return formatHctl({ host: session.host, channel: 0, target: session.targetId, lun: t.scsiLun });
+  return undefined;
 }
 
 /** A path waiting for its portal's session phase (see {@link PortalLoginQueue.sessionPhase}). */
@@ -173,10 +190,12 @@ export class PortalLoginQueue {
         session = known;
       } else {
         try {
-          const { created } = await ensureNode(ctx, t.iqn, t.portal, settings, { iface: this.settings.iface });
+          const iface = this.settings.iface;
+          const { created } = await ensureNode(ctx, t.iqn, t.portal, settings, { iface, beforeCreate: async () => st.journal?.intent('iscsi-node', targetName(t), { iface }) });
           st.createdNode = created;
           session = sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0];
           if (!session) {
+            await st.journal?.intent('iscsi-session', targetName(t), { iface });
             await login(ctx, t.iqn, t.portal, { iface: this.settings.iface, secrets: secretsOf(p) });
             st.loggedIn = true;
             session = await waitFor(async () => sessionsFor(await listSessions(ctx), t.iqn, t.portal)[0], {
@@ -194,6 +213,13 @@ export class PortalLoginQueue {
       if (signal.aborted) throw new ConnectAbandonedError();
       const existing = (await scsiDevicesUnder(ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun);
       st.preexisting = existing !== undefined;
+      if (!st.preexisting && st.journal) {
+        const hctl = await scanAddress(ctx, session, t);
+        if (hctl) {
+          await st.journal.intent('scsi-device', hctl, { target: targetName(t) });
+          st.recordedHctl = hctl;
+        }
+      }
       await scanLun(ctx, session, t);
       r.resolve();
     } catch (err) {

@@ -7,6 +7,7 @@
 import { InvalidInputError } from '../../../errors.js';
 import { parsePortal, type Portal } from '../../../host/iscsiadm.js';
 import { lunForAddressing } from '../../../host/scsi.js';
+import type { AttachmentIdentity } from '../../../host/journal.js';
 import type { ConnectionProperties } from '../../connector.js';
 
 /** One (portal, IQN, LUN) a volume is reachable through. */
@@ -128,4 +129,22 @@ export function portalLockName(t: IscsiTarget): string {
 export function volumeLockName(p: IscsiProperties): string {
   const t = p.targets[0]!;
   return `iscsi-${t.iqn}-lun-${t.lun}`;
+}
+
+/** The journal name of `t`'s node record and session (`<iqn>,<portal>`, see `ResourceEntry.name` in `host/journal.ts`). */
+export function targetName(t: Pick<IscsiTarget, 'iqn' | 'portal'>): string {
+  return `${t.iqn},${t.portal.text}`;
+}
+
+/**
+ * The attach journal identity of the volume (`host/journal.ts`): one `<iqn>,<portal>` per given
+ * target and the LUN. When the targets name different LUNs (plural keys with per-portal LUNs),
+ * each target string carries its own (`<iqn>,<portal>,<lun>`) and the identity has no `lun`.
+ * Derived from the properties alone (no discovery), so a detach with the same properties finds
+ * the entry its attach left.
+ */
+export function iscsiIdentity(p: IscsiProperties): AttachmentIdentity {
+  const lun = p.targets[0]!.lun;
+  if (p.targets.every((t) => t.lun === lun)) return { targets: p.targets.map(targetName), lun };
+  return { targets: p.targets.map((t) => `${targetName(t)},${t.lun}`) };
 }
