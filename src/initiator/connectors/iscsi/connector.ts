@@ -19,7 +19,8 @@ import { openJournalScope, runJournaled, type JournalScope } from '../../../host
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions } from '../../connector.js';
 import type { ResolvedConnectorOptions } from '../../factory.js';
 import { iscsiIdentity, portalLockName, targetName, validateIscsiProperties, volumeLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
-import { journalMaps, journalTargets, recordScsiRemovals } from './journal.js';
+import { journalTargets } from './journal.js';
+import { journalMaps, recordScsiRemovals } from '../../../host/scsi-journal.js';
 import { newPath, PortalLoginQueue, scanLun, type PathState } from './portal-queue.js';
 import { assembleMap, multipathTargets, newAssembly, type MapAssembly, type MapTimings } from './multipath.js';
 
