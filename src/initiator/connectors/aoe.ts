@@ -19,6 +19,7 @@ import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import { presentAndReadable } from '../../host/condition.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
+import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
 import { registerConnector } from '../factory.js';
 
 /** Validated AoE connection properties. */
@@ -51,6 +52,11 @@ export function parseAoeProperties(props: ConnectionProperties): AoeTarget {
   const lun = intField(props, 'target_lun', 254);
   const device = `e${shelf}.${lun}`;
   return { shelf, lun, device, path: `/dev/etherd/${device}` };
+}
+
+/** The attach journal identity of the volume (`host/journal.ts`): the AoE address `<shelf>.<slot>`. */
+export function aoeIdentity(t: AoeTarget): AttachmentIdentity {
+  return { targets: [`${t.shelf}.${t.lun}`] };
 }
 
 /** Tunables of the AoE connector (ms). */
@@ -93,26 +99,35 @@ export class AoeConnector implements Connector {
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const t = parseAoeProperties(properties);
     return this.ctx.locks.withLock(`aoe-${t.device}`, async () => {
-      if (await this.exists(t.path)) await this.run(['aoe-revalidate', t.device]);
-      else await this.run(['aoe-discover']);
-      const attempts = Math.max(1, this.options.deviceScanAttempts);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await waitFor(() => this.exists(t.path), { timeoutMs: this.timings.discoveryWaitMs, description: t.path });
-          break;
-        } catch {
-          if (attempt >= attempts) {
-            throw new VolumeDeviceNotFoundError(`AoE device ${t.path} did not appear after ${attempts} discoveries`, {
-              field: 'target_shelf',
-              details: { shelf: t.shelf, lun: t.lun },
-            });
-          }
-          this.ctx.logger.info({ device: t.device, attempt }, 'AoE device not yet found; discovering again');
-          await this.run(['aoe-discover']);
-        }
-      }
-      return { type: 'block', path: t.path, device: t.device };
+      const journal = await openJournalScope(this.ctx.journal, 'attach', this.protocol, properties, aoeIdentity(t));
+      return runJournaled(journal, this.ctx.logger, () => this.connectLocked(t, journal), (info) => info);
     });
+  }
+
+  private async connectLocked(t: AoeTarget, journal: JournalScope): Promise<DeviceInfo> {
+    if (await this.exists(t.path)) await this.run(['aoe-revalidate', t.device]);
+    else {
+      await journal.intent('aoe-device', t.path);
+      await this.run(['aoe-discover']);
+    }
+    const attempts = Math.max(1, this.options.deviceScanAttempts);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await waitFor(() => this.exists(t.path), { timeoutMs: this.timings.discoveryWaitMs, description: t.path });
+        break;
+      } catch {
+        if (attempt >= attempts) {
+          if (!(await this.exists(t.path))) await journal.removed('aoe-device', t.path);
+          throw new VolumeDeviceNotFoundError(`AoE device ${t.path} did not appear after ${attempts} discoveries`, {
+            field: 'target_shelf',
+            details: { shelf: t.shelf, lun: t.lun },
+          });
+        }
+        this.ctx.logger.info({ device: t.device, attempt }, 'AoE device not yet found; discovering again');
+        await this.run(['aoe-discover']);
+      }
+    }
+    return { type: 'block', path: t.path, device: t.device };
   }
 
   /**
@@ -123,15 +138,21 @@ export class AoeConnector implements Connector {
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const t = parseAoeProperties(properties);
     await this.ctx.locks.withLock(`aoe-${t.device}`, async () => {
-      if (!(await this.exists(t.path))) return;
-      try {
-        await this.run(['aoe-flush', t.device]);
-        await waitFor(async () => !(await this.exists(t.path)), { timeoutMs: this.timings.removalWaitMs, description: `${t.path} to be removed` });
-      } catch (e) {
-        const err = new VolumePathNotRemovedError(`AoE device ${t.path} was not removed: ${(e as Error).message}`, { cause: e, details: { device: t.device } });
-        if (options.ignoreErrors) this.ctx.logger.warn({ device: t.device, err: err.message }, 'AoE disconnect error ignored');
-        else throw err;
-      }
+      const journal = await openJournalScope(this.ctx.journal, 'detach', this.protocol, properties, aoeIdentity(t));
+      await runJournaled(journal, this.ctx.logger, async () => {
+        if (await this.exists(t.path)) {
+          try {
+            await this.run(['aoe-flush', t.device]);
+            await waitFor(async () => !(await this.exists(t.path)), { timeoutMs: this.timings.removalWaitMs, description: `${t.path} to be removed` });
+          } catch (e) {
+            const err = new VolumePathNotRemovedError(`AoE device ${t.path} was not removed: ${(e as Error).message}`, { cause: e, details: { device: t.device } });
+            if (options.ignoreErrors) this.ctx.logger.warn({ device: t.device, err: err.message }, 'AoE disconnect error ignored');
+            else throw err;
+            return;
+          }
+        }
+        await journal.removed('aoe-device', t.path);
+      });
     });
   }
 

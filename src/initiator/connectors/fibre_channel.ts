@@ -33,12 +33,14 @@ import { InvalidInputError, NotFoundError, VolumeDeviceNotFoundError, ExtendErro
 import type { HostContext } from '../../host/context.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
-import { pathExists, resolvePath } from '../../host/sysfs.js';
-import { deletePinnedDevice, deviceWwid, lunForAddressing, pinDevice, type RemovableDevice, rescanDevice, sysfsSizeBytes } from '../../host/scsi.js';
+import { listDir, pathExists, resolvePath } from '../../host/sysfs.js';
+import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
+import { journalMaps, recordScsiRemovals } from '../../host/scsi-journal.js';
+import { deletePinnedDevice, deviceWwid, formatHctl, lunForAddressing, pinDevice, type RemovableDevice, rescanDevice, sysfsSizeBytes } from '../../host/scsi.js';
 import { mapForDevice, mapForPath, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
 import { ErrorChain } from '../../host/error-chain.js';
 import { finishDisconnect, removeConnection } from '../../host/scsi-teardown.js';
-import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba } from '../../host/fc.js';
+import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba, type FcScan } from '../../host/fc.js';
 import { blockVolumeCondition, type ExpectedPath } from '../../host/condition.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
@@ -112,6 +114,16 @@ export function parseFcProperties(props: ConnectionProperties): FcVolume {
     out.addressingMode = mode;
   }
   return out;
+}
+
+/**
+ * The attach journal identity of the volume (`host/journal.ts`): the target WWPNs and the LUN;
+ * when the targets name different LUNs, each target is `<wwpn>,<lun>` and there is no `lun`.
+ */
+export function fcIdentity(v: FcVolume): AttachmentIdentity {
+  const lun = v.targets[0]!.lun;
+  if (v.targets.every((t) => t.lun === lun)) return { targets: v.targets.map((t) => t.wwpn), lun };
+  return { targets: v.targets.map((t) => `${t.wwpn},${t.lun}`) };
 }
 
 /** One path of the volume: an HBA, the target port, the SCSI address and its block device. */
@@ -188,10 +200,23 @@ export class FibreChannelConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const v = parseFcProperties(properties);
-    return this.ctx.locks.withLock(this.lockName(v), () => this.connectLocked(v));
+    return this.ctx.locks.withLock(this.lockName(v), async () => {
+      const journal = await openJournalScope(this.ctx.journal, 'attach', 'FIBRE_CHANNEL', properties, fcIdentity(v));
+      return runJournaled(journal, this.ctx.logger, () => this.connectLocked(v, journal), (info) => info);
+    });
   }
 
-  private async connectLocked(v: FcVolume): Promise<DeviceInfo> {
+  /** Record each targeted scan's address (`H:C:T:L`) that holds no device yet, before the scan; wildcard scans cannot be named before (their devices are recorded once found). */
+  private async recordScans(scans: readonly FcScan[], journal: JournalScope): Promise<void> {
+    for (const s of scans) {
+      const a = s.address;
+      if (a.channel === undefined || a.target === undefined || a.lun === undefined) continue;
+      const hctl = formatHctl({ host: s.hba.host, channel: a.channel, target: a.target, lun: a.lun });
+      if (!(await pathExists(this.ctx, `/sys/bus/scsi/devices/${hctl}`))) await journal.intent('scsi-device', hctl);
+    }
+  }
+
+  private async connectLocked(v: FcVolume, journal: JournalScope): Promise<DeviceInfo> {
     const log = this.ctx.logger;
     const hbas = await onlineFcHbas(this.ctx);
     if (hbas.length === 0) throw new NotFoundError('Fibre Channel HBA', 'with an online port (/sys/class/fc_host/*/port_state)');
@@ -205,6 +230,7 @@ export class FibreChannelConnector implements Connector {
         wildcard: v.wildcardScan,
       });
       if (scans.length === 0) log.info({ attempt }, 'fc: no HBA sees the target and wildcard scans are disabled');
+      await this.recordScans(scans, journal);
       await runFcScans(this.ctx, scans);
       paths = await waitFor(async () => {
         const p = await withDevice();
@@ -217,8 +243,10 @@ export class FibreChannelConnector implements Connector {
           await deletePinnedDevice(this.ctx, { name: p.device, hctl: { host: p.hba.host, channel: p.channel, target: p.target, lun: p.lun } }, { force: true }).catch(() => undefined);
         }
       }
+      await recordScsiRemovals(this.ctx, journal, [], []).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'fc: cleanup: journal not updated'));
     };
     if (paths.length === 0) {
+      await cleanup([]);
       throw new VolumeDeviceNotFoundError(`no Fibre Channel path to ${v.targets.map((t) => `${t.wwpn} LUN ${t.lun}`).join(', ')} appeared after ${attempts} scans`, {
         field: 'target_wwn',
         details: { targets: v.targets, hbas: hbas.map((h) => h.hostDevice) },
@@ -240,10 +268,12 @@ export class FibreChannelConnector implements Connector {
       const wwid = await waitFor(() => deviceWwid(this.ctx, first.device!), { timeoutMs: this.timings.wwidWaitMs, description: `WWID of ${first.device}` }).catch(() => {
         throw new VolumeDeviceNotFoundError(`the WWID of /dev/${first.device} did not appear in sysfs`, { field: 'target_wwn' });
       });
+      for (const p of paths) if (!before.has(p.device!)) await journal.intent('scsi-device', formatHctl({ host: p.hba.host, channel: p.channel, target: p.target, lun: p.lun }), { wwid });
       const byPath = fcByPathName(first.hba, first.wwpn, first.lun);
       const single = byPath && (await pathExists(this.ctx, byPath)) ? byPath : `/dev/${first.device}`;
       const info: DeviceInfo = { type: 'block', path: single, scsi_wwn: wwid };
       if (this.options.useMultipath) {
+        await journal.intent('multipath-map', wwid); // multipathd makes it from the paths Brick scanned in
         const map = await waitForMap(this.ctx, wwid, { timeoutMs: this.timings.mapWaitMs, paths: paths.map((p) => p.device!) }).catch(() => undefined);
         if (map) {
           info.path = `/dev/${map.dm}`;
@@ -273,29 +303,44 @@ export class FibreChannelConnector implements Connector {
   async disconnectVolume(properties: ConnectionProperties, deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const v = parseFcProperties(properties);
     await this.ctx.locks.withLock(this.lockName(v), async () => {
-      // Offline ports too: their devices must go as well.
-      const devices = new Set((await this.findPaths(v, await listFcHbas(this.ctx))).map((p) => p.device).filter((d): d is string => !!d));
-      const maps = new Map<string, MultipathMap>();
-      if (typeof deviceInfo?.path === 'string') {
-        const real = await resolvePath(this.ctx, deviceInfo.path);
-        const name = real ? basename(real) : undefined;
-        if (name?.startsWith('dm-')) {
-          const m = await mapForPath(this.ctx, name);
-          if (m) maps.set(m.name, m);
-        }
-      }
-      for (const d of devices) {
-        const m = await mapForDevice(this.ctx, d);
+      const journal = await openJournalScope(this.ctx.journal, 'detach', 'FIBRE_CHANNEL', properties, fcIdentity(v));
+      // Without device info from the caller, the one a completed attach recorded.
+      await runJournaled(journal, this.ctx.logger, () => this.disconnectLocked(v, deviceInfo ?? journal.before?.deviceInfo ?? null, journal, options));
+    });
+  }
+
+  /** The disconnect under the volume lock (see {@link FibreChannelConnector.disconnectVolume}), also removing the maps and devices the journal names. */
+  private async disconnectLocked(v: FcVolume, deviceInfo: DeviceInfo | null, journal: JournalScope, options: DisconnectOptions): Promise<void> {
+    // Offline ports too: their devices must go as well.
+    const devices = new Set((await this.findPaths(v, await listFcHbas(this.ctx))).map((p) => p.device).filter((d): d is string => !!d));
+    for (const r of await journal.resources()) {
+      if (r.kind !== 'scsi-device') continue;
+      const [name] = await listDir(this.ctx, `/sys/bus/scsi/devices/${r.name}/block`);
+      if (name) devices.add(name);
+    }
+    const maps = new Map<string, MultipathMap>();
+    for (const m of await journalMaps(this.ctx, journal)) maps.set(m.name, m);
+    if (typeof deviceInfo?.path === 'string') {
+      const real = await resolvePath(this.ctx, deviceInfo.path);
+      const name = real ? basename(real) : undefined;
+      if (name?.startsWith('dm-')) {
+        const m = await mapForPath(this.ctx, name);
         if (m) maps.set(m.name, m);
       }
-      for (const m of maps.values()) for (const p of m.paths) if (/^sd[a-z]+$/.test(p)) devices.add(p);
-      // Pinned to their H:C:T:L before anything is removed: a freed name can go to another disk at once.
-      const pinned: RemovableDevice[] = [];
-      for (const d of devices) pinned.push(await pinDevice(this.ctx, d));
-      const chain = new ErrorChain();
-      await removeConnection(this.ctx, { maps: [...maps.values()], devices: pinned }, { force: options.force === true, label: 'fc', removalWaitMs: this.timings.removalWaitMs }, chain);
-      finishDisconnect(this.ctx, chain, { label: 'fc', what: 'Fibre Channel disconnect', ignoreErrors: options.ignoreErrors === true });
-    });
+    }
+    for (const d of devices) {
+      const m = await mapForDevice(this.ctx, d);
+      if (m) maps.set(m.name, m);
+    }
+    for (const m of maps.values()) for (const p of m.paths) if (/^sd[a-z]+$/.test(p)) devices.add(p);
+    // Pinned to their H:C:T:L before anything is removed: a freed name can go to another disk at once.
+    const pinned: RemovableDevice[] = [];
+    for (const d of devices) pinned.push(await pinDevice(this.ctx, d));
+    const chain = new ErrorChain();
+    await removeConnection(this.ctx, { maps: [...maps.values()], devices: pinned }, { force: options.force === true, label: 'fc', removalWaitMs: this.timings.removalWaitMs }, chain);
+    const hctls = pinned.flatMap((d) => (typeof d === 'string' ? [] : [formatHctl(d.hctl)]));
+    await recordScsiRemovals(this.ctx, journal, hctls, [...maps.values()].map((m) => m.wwid));
+    finishDisconnect(this.ctx, chain, { label: 'fc', what: 'Fibre Channel disconnect', ignoreErrors: options.ignoreErrors === true });
   }
 
   /**

@@ -176,10 +176,7 @@ function controllerName(nqn: string, transport: string, traddr: string, trsvcid:
   return `${nqn},${transport},${traddr},${trsvcid}`;
 }
 
-/**
- * The attach journal identity of the volume (`host/journal.ts`): one controller name per portal,
- * the namespace id as `lun`, the UUID (else NGUID) as `wwid`.
- */
+/** The attach journal identity (`host/journal.ts`): a controller name per portal, the namespace id as `lun`, the UUID (else NGUID) as `wwid`. */
 export function nvmeofIdentity(t: NvmeofTarget): AttachmentIdentity {
   return {
     targets: t.portals.map((p) => controllerName(t.nqn, p.transport, p.address, p.port)),

@@ -26,6 +26,7 @@ import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import { presentAndReadable } from '../../host/condition.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
+import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
 import { registerConnector } from '../factory.js';
 
 /** Validated RBD connection properties. */
@@ -121,6 +122,11 @@ export async function listRbdMappings(ctx: Pick<HostContext, 'hostRoot'>): Promi
 export class RbdConnector implements Connector {
   readonly protocol = 'RBD';
 
+  /** The attach journal identity (`pool/image`) and resource name (the udev link `/dev/rbd/<pool>/<image>`: the `/dev/rbdN` name is known only after the map). */
+  private journalNames(v: RbdVolume): { identity: AttachmentIdentity; device: string } {
+    return { identity: { targets: [`${v.pool}/${v.image}`] }, device: `/dev/rbd/${v.pool}/${v.image}` };
+  }
+
   /** @param ctx the host seams (`rbd` runs through its executor; sysfs is read under its host root) */
   constructor(private readonly ctx: HostContext) {}
 
@@ -173,17 +179,30 @@ export class RbdConnector implements Connector {
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {
     const v = parseRbdProperties(properties);
+    const names = this.journalNames(v);
     return this.ctx.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
-      let m = await this.mapping(v);
-      if (!m) {
-        await this.map(v);
-        m = await waitFor(() => this.mapping(v), { timeoutMs: 10_000, description: `krbd mapping of ${v.pool}/${v.image}` }).catch(() => undefined);
-        if (!m) throw new VolumeDeviceNotFoundError(`rbd map of ${v.pool}/${v.image} succeeded but no mapping shows in /sys/bus/rbd/devices`, { field: 'name' });
-      }
-      const path = await this.pathFor(v, m);
-      this.ctx.logger.info({ image: `${v.pool}/${v.image}`, device: m.device }, 'RBD image mapped');
-      return { type: 'block', path, rbd_device: m.device };
+      const journal = await openJournalScope(this.ctx.journal, 'attach', this.protocol, properties, names.identity);
+      return runJournaled(journal, this.ctx.logger, () => this.connectLocked(v, journal, names.device), (info) => info);
     });
+  }
+
+  private async connectLocked(v: RbdVolume, journal: JournalScope, record: string): Promise<DeviceInfo> {
+    let m = await this.mapping(v);
+    if (!m) {
+      await journal.intent('rbd-device', record, { pool: v.pool, image: v.image });
+      try {
+        await this.map(v);
+      } catch (e) {
+        if (!(await this.mapping(v))) await journal.removed('rbd-device', record);
+        throw e;
+      }
+      m = await waitFor(() => this.mapping(v), { timeoutMs: 10_000, description: `krbd mapping of ${v.pool}/${v.image}` }).catch(() => undefined);
+      if (!m) throw new VolumeDeviceNotFoundError(`rbd map of ${v.pool}/${v.image} succeeded but no mapping shows in /sys/bus/rbd/devices`, { field: 'name' });
+      await journal.intent('rbd-device', record, { device: m.device });
+    }
+    const path = await this.pathFor(v, m);
+    this.ctx.logger.info({ image: `${v.pool}/${v.image}`, device: m.device }, 'RBD image mapped');
+    return { type: 'block', path, rbd_device: m.device };
   }
 
   /**
@@ -192,17 +211,24 @@ export class RbdConnector implements Connector {
    */
   async disconnectVolume(properties: ConnectionProperties, _deviceInfo: DeviceInfo | null, options: DisconnectOptions = {}): Promise<void> {
     const v = parseRbdProperties(properties);
+    const names = this.journalNames(v);
     await this.ctx.locks.withLock(`rbd-${v.pool}-${v.image}`, async () => {
-      const m = await this.mapping(v);
-      if (!m) return;
-      const argv = ['rbd', 'unmap', ...(options.force ? ['-o', 'force'] : []), m.device];
-      try {
-        await this.ctx.executor.run(argv, { timeoutMs: 120_000 });
-      } catch (e) {
-        const err = new VolumePathNotRemovedError(`rbd unmap ${m.device} (${v.pool}/${v.image}) failed: ${(e as Error).message}`, { cause: e, details: { device: m.device } });
-        if (options.ignoreErrors) this.ctx.logger.warn({ device: m.device, err: err.message }, 'RBD unmap error ignored');
-        else throw err;
-      }
+      const journal = await openJournalScope(this.ctx.journal, 'detach', this.protocol, properties, names.identity);
+      await runJournaled(journal, this.ctx.logger, async () => {
+        const m = await this.mapping(v);
+        if (m) {
+          const argv = ['rbd', 'unmap', ...(options.force ? ['-o', 'force'] : []), m.device];
+          try {
+            await this.ctx.executor.run(argv, { timeoutMs: 120_000 });
+          } catch (e) {
+            const err = new VolumePathNotRemovedError(`rbd unmap ${m.device} (${v.pool}/${v.image}) failed: ${(e as Error).message}`, { cause: e, details: { device: m.device } });
+            if (options.ignoreErrors) this.ctx.logger.warn({ device: m.device, err: err.message }, 'RBD unmap error ignored');
+            else throw err;
+            return;
+          }
+        }
+        await journal.removed('rbd-device', names.device);
+      });
     });
   }
 

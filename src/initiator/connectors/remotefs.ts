@@ -26,6 +26,7 @@ import { checkReadable } from '../../host/blockdev.js';
 import { findMount, mountFs, mountPointFor, nfsMountAttempts, shareHash, unmountFs } from '../../host/mount.js';
 import { presentAndReadable } from '../../host/condition.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../connector.js';
+import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
 import { registerConnector, type ResolvedConnectorOptions } from '../factory.js';
 
 /** Default mount point base when none is configured. */
@@ -69,6 +70,11 @@ export function parseMountFlags(options: unknown): string[] {
     }
   }
   return out;
+}
+
+/** The attach journal identity of the volume (`host/journal.ts`): the export, and the volume file's name as `lun`. */
+export function remoteFsIdentity(v: RemoteFsVolume): AttachmentIdentity {
+  return { targets: [v.export], lun: v.name };
 }
 
 /**
@@ -168,23 +174,35 @@ export class RemoteFsConnector implements Connector {
     const v = parseRemoteFsProperties(properties, this.fstype);
     const mp = this.getMountPoint(v.export);
     return this.ctx.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
-      let mountedHere = false;
-      if (!(await findMount(this.ctx, mp))) {
-        await this.mountShare(v, mp);
-        mountedHere = true;
-      }
-      const path = posix.join(mp, v.name);
-      if (!(await this.exists(path))) {
-        if (mountedHere && (await this.refs(v.export)).length === 0) {
-          await unmountFs(this.ctx, mp).catch(() => undefined);
-          await removeHostDir(this.ctx, mp);
-        }
-        throw new VolumeDeviceNotFoundError(`volume file ${v.name} not found on ${v.export}`, { field: 'name', details: { share: v.export, name: v.name } });
-      }
-      await makeHostDir(this.ctx, this.refDir(v.export));
-      await writeHostFile(this.ctx, this.refFile(v.export, v.name), `${new Date().toISOString()}\n`);
-      return { type: 'file', path };
+      const journal = await openJournalScope(this.ctx.journal, 'attach', this.protocol, properties, remoteFsIdentity(v));
+      return runJournaled(journal, this.ctx.logger, () => this.connectLocked(v, mp, journal), (info) => info);
     });
+  }
+
+  private async connectLocked(v: RemoteFsVolume, mp: string, journal: JournalScope): Promise<DeviceInfo> {
+    let mountedHere = false;
+    if (!(await findMount(this.ctx, mp))) {
+      await journal.intent('mount', mp, { export: v.export, fstype: this.fstype });
+      try {
+        await this.mountShare(v, mp);
+      } catch (e) {
+        if (!(await findMount(this.ctx, mp))) await journal.removed('mount', mp);
+        throw e;
+      }
+      mountedHere = true;
+    }
+    const path = posix.join(mp, v.name);
+    if (!(await this.exists(path))) {
+      if (mountedHere && (await this.refs(v.export)).length === 0) {
+        await unmountFs(this.ctx, mp).catch(() => undefined);
+        await removeHostDir(this.ctx, mp);
+        if (!(await findMount(this.ctx, mp))) await journal.removed('mount', mp);
+      }
+      throw new VolumeDeviceNotFoundError(`volume file ${v.name} not found on ${v.export}`, { field: 'name', details: { share: v.export, name: v.name } });
+    }
+    await makeHostDir(this.ctx, this.refDir(v.export));
+    await writeHostFile(this.ctx, this.refFile(v.export, v.name), `${new Date().toISOString()}\n`);
+    return { type: 'file', path };
   }
 
   /**
@@ -196,32 +214,40 @@ export class RemoteFsConnector implements Connector {
     const v = parseRemoteFsProperties(properties, this.fstype);
     const mp = this.getMountPoint(v.export);
     await this.ctx.locks.withLock(`remotefs-${shareHash(v.export)}`, async () => {
-      await removeHostFile(this.ctx, this.refFile(v.export, v.name)).catch(() => undefined);
-      const left = await this.refs(v.export);
-      if (left.length > 0) {
-        this.ctx.logger.debug({ share: v.export, left: left.length }, 'share still used by other volumes; left mounted');
-        return;
-      }
-      await removeHostDir(this.ctx, this.refDir(v.export));
-      if (await findMount(this.ctx, mp)) {
-        try {
-          await unmountFs(this.ctx, mp);
-        } catch (e) {
-          if (options.force) {
-            await unmountFs(this.ctx, mp, { lazy: true }).catch(() => undefined);
+      const journal = await openJournalScope(this.ctx.journal, 'detach', this.protocol, properties, remoteFsIdentity(v));
+      await runJournaled(journal, this.ctx.logger, async () => {
+        await this.disconnectLocked(v, mp, options);
+        if (!(await findMount(this.ctx, mp))) await journal.removed('mount', mp);
+      });
+    });
+  }
+
+  private async disconnectLocked(v: RemoteFsVolume, mp: string, options: DisconnectOptions): Promise<void> {
+    await removeHostFile(this.ctx, this.refFile(v.export, v.name)).catch(() => undefined);
+    const left = await this.refs(v.export);
+    if (left.length > 0) {
+      this.ctx.logger.debug({ share: v.export, left: left.length }, 'share still used by other volumes; left mounted');
+      return;
+    }
+    await removeHostDir(this.ctx, this.refDir(v.export));
+    if (await findMount(this.ctx, mp)) {
+      try {
+        await unmountFs(this.ctx, mp);
+      } catch (e) {
+        if (options.force) {
+          await unmountFs(this.ctx, mp, { lazy: true }).catch(() => undefined);
+        }
+        if (await findMount(this.ctx, mp)) {
+          const err = new VolumePathNotRemovedError(`could not unmount ${v.export} from ${mp}: ${(e as Error).message}`, { cause: e, details: { share: v.export, mount_point: mp } });
+          if (options.ignoreErrors) {
+            this.ctx.logger.warn({ share: v.export, err: err.message }, 'unmount error ignored');
+            return;
           }
-          if (await findMount(this.ctx, mp)) {
-            const err = new VolumePathNotRemovedError(`could not unmount ${v.export} from ${mp}: ${(e as Error).message}`, { cause: e, details: { share: v.export, mount_point: mp } });
-            if (options.ignoreErrors) {
-              this.ctx.logger.warn({ share: v.export, err: err.message }, 'unmount error ignored');
-              return;
-            }
-            throw err;
-          }
+          throw err;
         }
       }
-      await removeHostDir(this.ctx, mp);
-    });
+    }
+    await removeHostDir(this.ctx, mp);
   }
 
   /**

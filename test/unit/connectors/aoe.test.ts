@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { AoeConnector, parseAoeProperties } from '../../../src/initiator/connectors/aoe.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
+import { AttachJournal } from '../../../src/host/journal.js';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../../src/errors.js';
 
 const FAST = { discoveryWaitMs: 100, removalWaitMs: 100 };
@@ -111,5 +113,37 @@ test('extend revalidates and reads the new size from sysfs', async () => {
     assert.equal(c.getSearchPath(), '/dev/etherd');
   } finally {
     k.cleanup();
+  }
+});
+
+test('journal: the device is recorded before aoe-discover and removed after aoe-flush; a device that never appears leaves nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'brick-aoe-journal-'));
+  const journal = new AttachJournal(join(dir, 'journal'));
+  const k = aoeKernel();
+  try {
+    let recorded: Promise<boolean> | undefined;
+    k.ex.on(['aoe-discover'], () => {
+      recorded ??= journal.resource('aoe-device', '/dev/etherd/e1.1').then((r) => r !== undefined);
+      reveal(k.root, k.stash, DEV);
+      reveal(k.root, k.stash, BLK);
+      return {};
+    });
+    const c = new AoeConnector({ ...k.ctx, journal }, { deviceScanAttempts: 2, timings: FAST });
+    await c.connectVolume({ target_shelf: 1, target_lun: 1 });
+    assert.equal(await recorded, true);
+    await c.disconnectVolume({ target_shelf: 1, target_lun: 1 }, null);
+    assert.deepEqual(await journal.resources(), []);
+    assert.deepEqual(await journal.attachments(), []);
+  } finally {
+    k.cleanup();
+  }
+  const never = aoeKernel({ discoverAfter: 99 });
+  try {
+    await assert.rejects(new AoeConnector({ ...never.ctx, journal }, { deviceScanAttempts: 1, timings: FAST }).connectVolume({ target_shelf: 1, target_lun: 1 }));
+    assert.deepEqual(await journal.resources(), []);
+    assert.deepEqual(await journal.attachments(), []);
+  } finally {
+    never.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,6 +7,9 @@ import { fcByPathName, findFcTarget, formatFcLun, listFcHbas, onlineFcHbas, pciO
 import { getConnectorProperties } from '../../../src/initiator/properties.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
+import { AttachJournal } from '../../../src/host/journal.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InvalidInputError, NotFoundError, ProcessExecutionError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../../src/errors.js';
 
 const A1 = '500507680b21ac11'; // host6 target 0, host7 target 1
@@ -233,6 +236,42 @@ test('extend rescans every path and returns the new size', async () => {
     assert.equal(k.executor.commands().filter((x) => x.endsWith('/device/rescan')).length, 2);
   } finally {
     k.dispose();
+  }
+});
+
+test('journal: scanned paths and the map are recorded; a disconnect in a new process with no device info removes them and empties the journal', async () => {
+  const k = kernel([{ lun: 2, wwpns: [A1, A2] }], true);
+  const dir = fs.mkdtempSync(join(tmpdir(), 'brick-fc-journal-'));
+  try {
+    const journal = new AttachJournal(join(dir, 'journal'));
+    const ctx = { ...k.ctx, journal };
+    const props = { target_wwns: [A1, A2], target_lun: 2 };
+    const info = await new FibreChannelConnector(ctx, { useMultipath: true, deviceScanAttempts: 2, timings: FAST }).connectVolume(props);
+    assert.equal(info.path, '/dev/dm-0');
+    const kinds = async () => (await journal.resources()).map((r) => `${r.kind} ${r.name}`).sort();
+    assert.deepEqual(await kinds(), [`multipath-map 3${NAA}`, 'scsi-device 6:0:0:2', 'scsi-device 7:0:0:2', 'scsi-device 7:0:1:2']);
+    assert.equal((await journal.resource('scsi-device', '6:0:0:2'))?.attrs.wwid, `3${NAA}`);
+    await new FibreChannelConnector(ctx, { useMultipath: true, deviceScanAttempts: 2, timings: FAST }).disconnectVolume(props, null);
+    assert.deepEqual(k.disks(), []);
+    assert.deepEqual(await kinds(), []);
+    assert.deepEqual(await journal.attachments(), []);
+  } finally {
+    k.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('journal: a connect that finds no path leaves nothing recorded', async () => {
+  const k = kernel([{ lun: 2, wwpns: [A1] }]);
+  const dir = fs.mkdtempSync(join(tmpdir(), 'brick-fc-journal-'));
+  try {
+    const journal = new AttachJournal(join(dir, 'journal'));
+    await assert.rejects(new FibreChannelConnector({ ...k.ctx, journal }, { useMultipath: false, deviceScanAttempts: 1, timings: FAST }).connectVolume({ target_wwn: A1, target_lun: 5 }), VolumeDeviceNotFoundError);
+    assert.deepEqual(await journal.resources(), []);
+    assert.deepEqual(await journal.attachments(), []);
+  } finally {
+    k.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

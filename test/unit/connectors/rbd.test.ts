@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fixtureCopy, fixtureContext, hide, reveal } from './helpers.js';
 import { RecordingExecutor } from '../../../src/exec/recording.js';
 import { RbdConnector, listRbdMappings, parseRbdProperties } from '../../../src/initiator/connectors/rbd.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import '../../../src/initiator/connectors/index.js';
+import { AttachJournal } from '../../../src/host/journal.js';
 import { InvalidInputError, VolumePathNotRemovedError, ProcessExecutionError } from '../../../src/errors.js';
 
 const IMAGE = 'volume-0c2f8e5a-6b1d-4f3e-9a7c-2d4e6f8a1b3c';
@@ -140,5 +143,29 @@ test('disconnect unmaps the device found in sysfs; nothing mapped is success; fa
     assert.equal(k.ex.commands().at(-1), 'rbd unmap -o force /dev/rbd0');
   } finally {
     k.cleanup();
+  }
+});
+
+test('journal: the mapping is recorded (pool, image, then /dev/rbdN) before rbd map and removed after rbd unmap', async () => {
+  const k = rbdHost();
+  const dir = mkdtempSync(join(tmpdir(), 'brick-rbd-journal-'));
+  try {
+    const journal = new AttachJournal(join(dir, 'journal'));
+    const name = `/dev/rbd/volumes/${IMAGE}`;
+    let before: Promise<boolean> | undefined;
+    const spy = { rootHelper: k.ex.rootHelper, run: (argv: readonly string[], o?: Parameters<typeof k.ex.run>[1]) => {
+      if (argv[0] === 'rbd' && argv[1] === 'map') before = journal.resource('rbd-device', name).then((r) => r !== undefined);
+      return k.ex.run(argv, o);
+    } };
+    const c = new RbdConnector({ ...k.ctx, executor: spy, journal });
+    await c.connectVolume(PROPS);
+    assert.equal(await before, true);
+    assert.deepEqual((await journal.resource('rbd-device', name))?.attrs, { pool: 'volumes', image: IMAGE, device: '/dev/rbd0' });
+    await c.disconnectVolume(PROPS, null);
+    assert.deepEqual(await journal.resources(), []);
+    assert.deepEqual(await journal.attachments(), []);
+  } finally {
+    k.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

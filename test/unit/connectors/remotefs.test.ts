@@ -8,6 +8,9 @@ import { RemoteFsConnector, parseMountFlags, parseRemoteFsProperties } from '../
 import { mountPointFor, nfsMountAttempts, parseProcMounts, shareHash } from '../../../src/host/mount.js';
 import { connectorFor } from '../../../src/initiator/factory.js';
 import '../../../src/initiator/connectors/index.js';
+import { AttachJournal } from '../../../src/host/journal.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError } from '../../../src/errors.js';
 
 const SHARE = '192.0.2.10:/srv/cinder';
@@ -172,5 +175,39 @@ test('GLUSTERFS uses mount -t glusterfs with no NFS version ladder', async () =>
     assert.deepEqual(k.ex.commands(), [`mount -t glusterfs gl1:/vol0 /mnt/gluster/${shareHash('gl1:/vol0')}`]);
   } finally {
     k.cleanup();
+  }
+});
+
+test('journal: the mount is recorded before mount(8) runs and removed after the last volume leaves; a refused mount leaves nothing', async () => {
+  const k = nfsHost();
+  const dir = mkdtempSync(join(tmpdir(), 'brick-nfs-journal-'));
+  try {
+    const journal = new AttachJournal(join(dir, 'journal'));
+    const seen: Promise<boolean>[] = [];
+    const mp = mountPointFor(BASE, SHARE);
+    const spy = { rootHelper: k.ex.rootHelper, run: (argv: readonly string[], o?: Parameters<typeof k.ex.run>[1]) => {
+      if (argv[0] === 'mount') seen.push(journal.resource('mount', mp).then((r) => r !== undefined));
+      return k.ex.run(argv, o);
+    } };
+    const c = new RemoteFsConnector({ ...k.ctx, executor: spy, journal }, { fstype: 'nfs', protocol: 'NFS', mountPointBase: BASE });
+    const props = { export: SHARE, name: VOL };
+    await c.connectVolume(props);
+    assert.deepEqual(await Promise.all(seen), [true], 'recorded before the mount');
+    assert.deepEqual((await journal.resources()).map((r) => [r.kind, r.name, r.attrs.export]), [['mount', mp, SHARE]]);
+    await c.disconnectVolume(props, null);
+    assert.deepEqual(await journal.resources(), []);
+    assert.deepEqual(await journal.attachments(), []);
+
+    const refused = nfsHost({ refuse: /./ });
+    try {
+      await assert.rejects(new RemoteFsConnector({ ...refused.ctx, journal }, { fstype: 'nfs', protocol: 'NFS', mountPointBase: BASE }).connectVolume(props), VolumeDeviceNotFoundError);
+      assert.deepEqual(await journal.resources(), []);
+      assert.deepEqual(await journal.attachments(), []);
+    } finally {
+      refused.cleanup();
+    }
+  } finally {
+    k.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -13,14 +13,16 @@ import { delay, waitFor } from '../../../host/retry.js';
 import { pathExists } from '../../../host/sysfs.js';
 import { deleteNode, listSessions, logout, nodeRecordFile, sessionsFor } from '../../../host/iscsiadm.js';
 import { deletePinnedDevice, formatHctl, type Hctl, deviceWwid, rescanDevice, scsiDevicesUnder, sysfsSizeBytes, waitForRemoval } from '../../../host/scsi.js';
-import { flushMap, mapForDevice, mapForPath, mapForWwid, removeMap, resizeMap, type MultipathMap } from '../../../host/multipath.js';
+import { flushMap, mapForDevice, mapForWwid, removeMap, resizeMap } from '../../../host/multipath.js';
 import { finishDisconnect, removeConnection } from '../../../host/scsi-teardown.js';
 import { openJournalScope, runJournaled, type JournalScope } from '../../../host/journal.js';
 import type { ConnectionProperties, Connector, DeviceInfo, DisconnectOptions, VolumeCondition } from '../../connector.js';
 import { iscsiVolumeCondition } from './condition.js';
 import type { ResolvedConnectorOptions } from '../../factory.js';
+import { lunScsiDevices, volumeMap } from './lookup.js';
 import { iscsiIdentity, portalLockName, targetName, validateIscsiProperties, volumeLockName, type IscsiProperties, type IscsiTarget } from './properties.js';
-import { journalMaps, journalTargets, recordScsiRemovals } from './journal.js';
+import { journalTargets } from './journal.js';
+import { journalMaps, recordScsiRemovals } from '../../../host/scsi-journal.js';
 import { newPath, PortalLoginQueue, scanLun, type PathState } from './portal-queue.js';
 import { assembleMap, multipathTargets, newAssembly, type MapAssembly, type MapTimings } from './multipath.js';
 
@@ -475,22 +477,7 @@ export class IscsiConnector implements Connector {
 
   /** Every block device of the volume's LUN below sessions of `targets`, with the session it hangs on. */
   private async lunDevices(targets: IscsiTarget[]): Promise<{ target: IscsiTarget; device: string }[]> {
-    return (await this.lunScsiDevices(targets)).filter((d): d is { target: IscsiTarget; hctl: Hctl; device: string } => d.device !== undefined);
-  }
-
-  /** Every SCSI device of the volume's LUN below sessions of `targets`, including ones the kernel has not given a block device (yet). */
-  private async lunScsiDevices(targets: IscsiTarget[]): Promise<{ target: IscsiTarget; hctl: Hctl; device?: string }[]> {
-    const sessions = await listSessions(this.ctx);
-    const out: { target: IscsiTarget; hctl: Hctl; device?: string }[] = [];
-    for (const t of targets) {
-      for (const s of sessionsFor(sessions, t.iqn, t.portal)) {
-        for (const d of await scsiDevicesUnder(this.ctx, s.deviceDir)) {
-          if (d.hctl.lun !== t.scsiLun || out.some((o) => formatHctl(o.hctl) === formatHctl(d.hctl))) continue;
-          out.push(d.device ? { target: t, hctl: d.hctl, device: d.device } : { target: t, hctl: d.hctl });
-        }
-      }
-    }
-    return out;
+    return (await lunScsiDevices(this.ctx, targets)).filter((d): d is { target: IscsiTarget; hctl: Hctl; device: string } => d.device !== undefined);
   }
 
   /**
@@ -522,12 +509,12 @@ export class IscsiConnector implements Connector {
     const ctx = this.ctx;
     const known = await this.knownTargets(p);
     const targets = [...known, ...(await journalTargets(journal, p.targets[0]!, known))];
-    const scsi = await this.lunScsiDevices(targets);
+    const scsi = await lunScsiDevices(this.ctx, targets);
     // Pinned to their H:C:T:L: once one is deleted the kernel may give its name to another
     // volume's new path at once, and that disk must neither be deleted nor waited for.
     const pinned = scsi.filter((f) => f.device).map((f) => ({ name: f.device!, hctl: f.hctl }));
     const blockless = scsi.filter((f) => !f.device).map((f) => f.hctl);
-    const found = await this.volumeMap(deviceInfo, pinned.map((d) => d.name));
+    const found = await volumeMap(this.ctx, deviceInfo, pinned.map((d) => d.name));
     const maps = found ? [found] : [];
     for (const m of await journalMaps(ctx, journal)) if (!maps.some((x) => x.dm === m.dm)) maps.push(m);
     const chain = new ErrorChain();
@@ -536,19 +523,6 @@ export class IscsiConnector implements Connector {
     await removeConnection(ctx, { maps, devices: pinned, blockless }, { force: options.force === true, label: 'iscsi', alongside: logouts }, chain);
     await recordScsiRemovals(ctx, journal, scsi.map((f) => formatHctl(f.hctl)), maps.map((m) => m.wwid));
     finishDisconnect(ctx, chain, { label: 'iscsi', what: 'iSCSI disconnect', ignoreErrors: options.ignoreErrors === true });
-  }
-
-  /** The volume's multipath map: from the returned device (`/dev/dm-N`, `multipath_id`), else a holder of one of its devices. */
-  private async volumeMap(deviceInfo: DeviceInfo | null, devices: string[]): Promise<MultipathMap | undefined> {
-    const ctx = this.ctx;
-    let map: MultipathMap | undefined;
-    if (deviceInfo?.path && /\/dm-\d+$/.test(deviceInfo.path)) map = await mapForPath(ctx, deviceInfo.path);
-    if (!map && typeof deviceInfo?.multipath_id === 'string') map = await mapForWwid(ctx, deviceInfo.multipath_id);
-    for (const d of devices) {
-      if (map) break;
-      map = await mapForDevice(ctx, d);
-    }
-    return map;
   }
 
   /** Under each portal lock, in parallel: log out of sessions that carry no LUN and delete the node record. Failures go to `chain`. */
