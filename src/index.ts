@@ -41,6 +41,7 @@ export {
   BackendError,
   BackendUnreachableError,
   ExtendError,
+  EncryptionError,
   PersistenceError,
   VerificationError,
   exitCodeFor,

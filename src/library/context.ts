@@ -14,6 +14,7 @@ import type { Executor } from '../exec/executor.js';
 import { createHostContext, type HostContext } from '../host/context.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Store } from '../persistence/store.js';
+import { FileKeyManager, type KeyManager } from '../host/key-manager.js';
 import { MemoryStore } from '../persistence/memory.js';
 import { InvalidConfigError } from '../errors.js';
 
@@ -41,6 +42,12 @@ export interface SetupOptions {
   onProgress?: (operation: string, done: number, total: number) => void;
   /** Default bound on lock waits in ms. */
   lockTimeoutMs?: number;
+  /**
+   * Where encrypted volumes' keys are kept (Castellan's key manager in Cinder and Nova). Default
+   * a {@link FileKeyManager} under `<stateDir>/keys` (one 0600 file per key, the directory
+   * private to the running user, created on first use).
+   */
+  keyManager?: KeyManager;
 }
 
 /**
@@ -53,6 +60,8 @@ export interface BrickContext extends HostContext {
   readonly hostName: string;
   readonly myIp: string | undefined;
   readonly onProgress: SetupOptions['onProgress'];
+  /** The encryption keys of encrypted volumes. */
+  readonly keyManager: KeyManager;
   /** Backends by name (cinderlib's `Backend.backends`). */
   readonly backends: Map<string, unknown>;
   /** Identity map: one object per id, so loading twice gives the same instance. */
@@ -82,6 +91,7 @@ export function setup(options: SetupOptions = {}): BrickContext {
     hostName: options.hostName ?? hostname(),
     myIp: options.myIp,
     onProgress: options.onProgress,
+    keyManager: options.keyManager ?? new FileKeyManager(join(options.stateDir, 'keys')),
     backends: new Map(),
     objects: new Map(),
   };
