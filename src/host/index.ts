@@ -9,6 +9,7 @@
  * - SCSI: `scsi` (scan, flush, pinned delete, removal wait) and `teardown` (the one disconnect teardown, {@link ErrorChain})
  * - multipath (`multipath`), iSCSI node records and sessions (`iscsiadm`), NVMe-oF (nvme.ts), Fibre Channel (fc.ts)
  * - loop devices, block devices, mounts, named cross-process locks, private directories and files, retries with deadlines, copies
+ * - dm-crypt mappings through cryptsetup (crypt.ts) and encryption keys ({@link FileKeyManager}, {@link CallbackKeyManager})
  * - the host attach journal ({@link AttachJournal}): what Brick created on this host, recorded before it exists
  *
  * @module
@@ -27,6 +28,8 @@ export * from './nvme.js';
 export * from './fc.js';
 export * from './error-chain.js';
 export * from './journal.js';
+export * from './crypt.js';
+export * from './key-manager.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';

@@ -86,7 +86,10 @@ export function backingDeviceInfo(deviceInfo: DeviceInfo): DeviceInfo {
   return encryptorInfo(deviceInfo)?.device_info ?? deviceInfo;
 }
 
-/** The passphrase for a key: its bytes as lower-case hex (os-brick `get_passphrase_from_secret`). */
+/**
+ * The passphrase for a key: its bytes as lower-case hex (os-brick `get_passphrase_from_secret`).
+ * @throws {@link InvalidInputError} (field `key`) for an empty key
+ */
 export function passphraseOf(key: Buffer): string {
   if (!Buffer.isBuffer(key) || key.length === 0) throw new InvalidInputError('key', 'must be a non-empty Buffer');
   return key.toString('hex');
