@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { assertNoLeftovers, probeLeftovers, modprobe, run, readDirect, writeSynced, type Leftovers } from './fixtures/index.js';
+import { assertNoLeftovers, probeLeftovers, modprobe, run, readDirect, sparseFile, writeSynced, type Leftovers } from './fixtures/index.js';
 import '../../src/drivers/index.js';
 import '../../src/initiator/connectors/index.js';
 import { setup, Backend, type BrickContext, type Volume } from '../../src/library/index.js';
@@ -29,15 +29,26 @@ let ctx: BrickContext;
 let backend: Backend;
 let baseline: Partial<Leftovers> = {};
 
+// The guest's /tmp is a tmpfs, where the file backend's loop devices (direct I/O) cannot be
+// set up: the pool lives on an ext4 file system of its own, on a loop device over a sparse file.
+let fsLoop: string | undefined;
+
 before(async () => {
   await modprobe('dm_crypt', 'loop');
+  sparseFile(join(root, 'fs.img'), 4096);
+  fsLoop = (await run(['losetup', '--find', '--show', join(root, 'fs.img')])).stdout.trim();
+  await run(['mkfs.ext4', '-q', '-F', fsLoop], { timeoutMs: 120_000 });
+  fs.mkdirSync(join(root, 'mnt'), { mode: 0o700 });
+  await run(['mount', fsLoop, join(root, 'mnt')]);
   baseline = probeLeftovers();
   ctx = setup({ stateDir: join(root, 'state'), persistence: new MemoryStore(), logger: log.logger });
-  backend = await Backend.create({ volume_backend_name: 'encfile', volume_driver: 'file', pool_path: join(root, 'pool') });
+  backend = await Backend.create({ volume_backend_name: 'encfile', volume_driver: 'file', pool_path: join(root, 'mnt', 'pool') });
 });
 
 after(async () => {
   await backend?.close();
+  await run(['umount', join(root, 'mnt')], { checkExitCode: false });
+  if (fsLoop) await run(['losetup', '-d', fsLoop], { checkExitCode: false });
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -47,7 +58,7 @@ async function cryptMappings(): Promise<string[]> {
 }
 
 function poolFile(vol: Volume): string {
-  return join(root, 'pool', `volume-${vol.id}.img`);
+  return join(root, 'mnt', 'pool', `volume-${vol.id}.img`);
 }
 
 /** Whether `needle` occurs in the first `limit` bytes of `file` (read in 64 MiB chunks with an overlap). */
