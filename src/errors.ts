@@ -36,7 +36,8 @@ export type BrickErrorCode =
   | 'BACKEND_ERROR'
   | 'BACKEND_UNREACHABLE'
   | 'EXTEND_FAILED'
-  | 'PERSISTENCE_ERROR';
+  | 'PERSISTENCE_ERROR'
+  | 'ENCRYPTION_FAILED';
 
 /** Options common to every Brick error. */
 export interface BrickErrorOptions {
@@ -269,6 +270,20 @@ export class PersistenceError extends BrickError {
 }
 
 /**
+ * Opening, formatting, resizing or closing a dm-crypt mapping failed (os-brick's encryptors, where
+ * `cryptsetup` raises `ProcessExecutionError`), or an encryption key could not be had from the key
+ * manager. `details.reason` says which: `wrong-key` (cryptsetup exit status 2, "No key available
+ * with this passphrase"), `busy` (status 5: the mapping exists or the device is in use),
+ * `no-device` (status 4), `key-store` (the key manager), `cryptsetup` (anything else). The key
+ * itself never appears in the message or the details.
+ */
+export class EncryptionError extends BrickError {
+  constructor(message: string, options: BrickErrorOptions = {}) {
+    super(message, 'ENCRYPTION_FAILED', options);
+  }
+}
+
+/**
  * A check of an operation's outcome found something other than what the operation promised
  * (data read back from a device, a device's size, objects left behind), as `brick quickstart`
  * verifies every step. Code `BRICK_ERROR`: nothing more specific is known about the cause.
@@ -282,7 +297,7 @@ export class VerificationError extends BrickError {
 /**
  * Process exit status for an error, used by the `brick` CLI:
  * 2 bad input or config, 3 not found, 4 invalid state or already exists, 5 capacity,
- * 6 privilege, 7 timeouts and exhausted retries, 8 device or login failures, 9 backend errors,
+ * 6 privilege, 7 timeouts and exhausted retries, 8 device, login or encryption failures, 9 backend errors,
  * 1 anything else (including anything that is not a {@link BrickError}).
  */
 export function exitCodeFor(err: unknown): number {
@@ -317,6 +332,7 @@ export function exitCodeForCode(code: string): number {
     case 'TARGET_PORTAL_LOGIN_FAILED':
     case 'AUTHENTICATION_FAILED':
     case 'EXTEND_FAILED':
+    case 'ENCRYPTION_FAILED':
       return 8;
     case 'BACKEND_ERROR':
     case 'BACKEND_UNREACHABLE':

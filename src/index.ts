@@ -42,6 +42,7 @@ export {
   BackendError,
   BackendUnreachableError,
   ExtendError,
+  EncryptionError,
   PersistenceError,
   VerificationError,
   exitCodeFor,
@@ -53,6 +54,7 @@ export { createLogger, silentLogger, type Logger, type LoggerOptions } from './l
 export { ProcessExecutor, type Executor, type ExecOptions, type ExecResult, type ProcessExecutorOptions } from './exec/executor.js';
 export { createHostContext, type HostContext, type HostContextOptions } from './host/context.js';
 export { LockManager, type LockOptions } from './host/lock.js';
+export { FileKeyManager, CallbackKeyManager, type KeyManager, type KeyCallbacks, type FileKeyManagerOptions } from './host/key-manager.js';
 
 // The object API (cinderlib).
 export { setup, currentContext, type SetupOptions, type BrickContext } from './library/context.js';

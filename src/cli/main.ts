@@ -37,6 +37,7 @@ async function connectorFor(protocol: string, options: ConnectorOptions & { lock
 }
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerHostCleanupCommand } from './host-cleanup.js';
+import { addEncryptionOptions, encryptionOption, type EncryptionFlags } from './encryption-options.js';
 
 const program = new BrickCommand();
 // Set before any command is added: subcommands inherit the output and exit handling. Under
@@ -218,15 +219,16 @@ program
 
 // ---- volume -----------------------------------------------------------------------------
 const volume = program.command('volume').description('volumes: create, attach to this host, connect for another host, snapshot, clone, extend, delete');
-volume
-  .command('create')
-  .description('create a volume on the backend; prints it')
-  .requiredOption('--size <GiB>', 'size in GiB (whole number)')
-  .option('--name <name>', 'display name')
-  .option('--description <text>', 'free-text description')
-  .action(async (o: { size: string; name?: string; description?: string }) =>
+addEncryptionOptions(
+  volume
+    .command('create')
+    .description('create a volume on the backend; prints it')
+    .requiredOption('--size <GiB>', 'size in GiB (whole number)')
+    .option('--name <name>', 'display name')
+    .option('--description <text>', 'free-text description'),
+).action(async (o: { size: string; name?: string; description?: string } & EncryptionFlags) =>
     withRuntime(async (rt, json) => {
-      const v = await (await rt.backend()).createVolume({ size: parseSize(o.size, 'size'), name: o.name, description: o.description });
+      const v = await (await rt.backend()).createVolume({ size: parseSize(o.size, 'size'), name: o.name, description: o.description, encryption: encryptionOption(o) });
       printObject(json, volumeView(v));
     }),
   );

@@ -81,6 +81,8 @@ export function volumeView(v: Volume): Record<string, unknown> {
     source_volid: v.sourceVolid,
     snapshot_id: v.snapshotId,
     description: v.description,
+    encryption: v.encryption,
+    encryption_key_id: v.encryptionKeyId,
     created_at: v.createdAt,
     error: v.error,
   };

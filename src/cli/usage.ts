@@ -119,7 +119,7 @@ export const EXIT_STATUSES: readonly { status: number; meaning: string; codes: r
   { status: 5, meaning: 'not enough capacity', codes: ['INSUFFICIENT_CAPACITY'] },
   { status: 6, meaning: 'root or a working root helper required', codes: ['PRIVILEGE_REQUIRED'] },
   { status: 7, meaning: 'timeout: a command, a lock or a retry ran out of time', codes: ['PROCESS_TIMEOUT', 'LOCK_TIMEOUT', 'RETRY_EXHAUSTED'] },
-  { status: 8, meaning: 'device or login failure', codes: ['VOLUME_DEVICE_NOT_FOUND', 'VOLUME_PATH_NOT_REMOVED', 'TARGET_PORTAL_LOGIN_FAILED', 'AUTHENTICATION_FAILED', 'EXTEND_FAILED'] },
+  { status: 8, meaning: 'device, login or encryption failure', codes: ['VOLUME_DEVICE_NOT_FOUND', 'VOLUME_PATH_NOT_REMOVED', 'TARGET_PORTAL_LOGIN_FAILED', 'AUTHENTICATION_FAILED', 'EXTEND_FAILED', 'ENCRYPTION_FAILED'] },
   { status: 9, meaning: 'backend or store error', codes: ['BACKEND_ERROR', 'BACKEND_UNREACHABLE', 'PERSISTENCE_ERROR'] },
   { status: 10, meaning: 'brick host cleanup: owned leftovers remain, skipped as open, mounted or held, failed, or only listed by --dry-run', codes: [] },
 ];

@@ -13,6 +13,7 @@
  *   {@link cleanupHost}: what attaches and detaches left behind, listed and (Brick's part) removed
  * - the host doctor ({@link runHostDoctor}): is this host ready for its first attach, and how to fix what is not
  * - volume condition ({@link blockVolumeCondition}, {@link VolumeCondition}): device, paths and read test of an attached volume
+ * - dm-crypt mappings through cryptsetup (crypt.ts) and encryption keys ({@link FileKeyManager}, {@link CallbackKeyManager})
  *
  * @module
  */
@@ -33,6 +34,8 @@ export * from './journal.js';
 export * from './doctor.js';
 export * from './cleanup.js';
 export { surveyHost, blockDeviceBusy, parseMountInfo, type HostSurvey, type BusyOptions } from './cleanup-survey.js';
+export * from './crypt.js';
+export * from './key-manager.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';

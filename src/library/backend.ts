@@ -16,6 +16,8 @@ import { getConnectorProperties, type ConnectorProperties } from '../initiator/p
 import type { VolumeRecord, VolumeStatus } from '../persistence/store.js';
 import { currentContext, type BrickContext } from './context.js';
 import { nameAndDescription, validateSize } from './input.js';
+import type { EncryptionDocument } from '../initiator/encryptors/index.js';
+import { createVolumeKey, newVolumeEncryption } from './encryption.js';
 import { TRANSITIONAL, errorText, identityMapped, objectKey } from './record.js';
 import type { Snapshot } from './snapshot.js';
 import { Volume } from './volume.js';
@@ -47,6 +49,13 @@ export interface CreateVolumeOptions {
   description?: string;
   /** Allow attaching to several hosts (only where the driver reports `multiattach`). */
   multiattach?: boolean;
+  /**
+   * Encrypt the volume on the host (os-brick's encryptors), with os-brick's keys: `provider`
+   * (`luks` default, `luks2`, `plain`, or an os-brick class path), `cipher` (`aes-xts-plain64`),
+   * `key_size` (bits), `control_location` (`front-end` only). A key is created in the context's
+   * key manager and its id kept on the volume; the first attach formats a LUKS volume.
+   */
+  encryption?: EncryptionDocument;
 }
 
 function stableJson(v: unknown): string {
@@ -275,18 +284,20 @@ export class Backend {
 
   /**
    * Create a volume of `size` GiB. The input is validated before anything is stored or run.
-   * @throws {@link InvalidInputError} (field `size`, `name`, `description`)
+   * With `encryption`, the key is created first (see {@link CreateVolumeOptions.encryption}).
+   * @throws {@link InvalidInputError} (field `size`, `name`, `description`, `encryption.*`)
    * @throws {@link InsufficientCapacityError} (from the driver) when it does not fit; the volume is then saved in `error`
    */
   async createVolume(options: CreateVolumeOptions): Promise<Volume> {
     if (options === null || typeof options !== 'object') throw new InvalidInputError('options', 'must be an object with a size');
     const size = validateSize(options.size, 'size');
     const { name, description } = nameAndDescription(options);
+    const encryption = options.encryption === undefined || options.encryption === null ? undefined : newVolumeEncryption(options.encryption);
     const stats = await this.ensureCapacity(size, 'size');
     if (options.multiattach && stats.multiattach !== true && !(stats.pools ?? []).some((p) => p.multiattach)) {
       throw new InvalidInputError('multiattach', `backend ${this.id} does not support multiattach`);
     }
-    const fields = { size, name, description, multiattach: options.multiattach ?? false };
+    const fields = { size, name, description, multiattach: options.multiattach ?? false, ...(encryption ? await createVolumeKey(this.context, encryption) : {}) };
     return Volume.createOn(this, fields, (vol) => this.driver.createVolume(vol.toDriver()));
   }
 

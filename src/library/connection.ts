@@ -17,6 +17,7 @@ import type { ConnectorProperties } from '../initiator/properties.js';
 import { maskObject } from '../exec/mask.js';
 import type { ConnectionRecord } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
+import { closeVolumeEncryption, extendVolumeEncryption, openVolumeEncryption } from './encryption.js';
 import { StoredObject, busyOwner, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import type { Volume } from './volume.js';
 
@@ -177,9 +178,13 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
 
   /**
    * Attach on this host: run the protocol's connector and persist the device info, under the
-   * volume's operation lock. A failed connect leaves the connection in `error`, saved, and rethrows.
+   * volume's operation lock. For an encrypted volume the encryptor then opens the decrypted
+   * device over it (formatting a LUKS volume on its first attach), and the device info saved and
+   * returned is that one (`path` `/dev/mapper/crypt-volume-<id>`). A failed connect or open
+   * leaves the connection in `error`, saved, with the connector's device disconnected, and rethrows.
    * @returns the device info
    * @throws {@link InvalidStateError} when the connection was disconnected
+   * @throws {@link EncryptionError} when the encrypted device cannot be opened (reason `wrong-key`...)
    */
   async attach(): Promise<DeviceInfo> {
     return this.volume.locked(() => this.attachLocked());
@@ -192,9 +197,17 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     const { connector, data } = this.connector();
     this.setOwnerMark(true);
     await this.save();
+    let device: DeviceInfo;
     try {
-      this.device = await connector.connectVolume(data);
+      device = await connector.connectVolume(data);
     } catch (err) {
+      await this.markFailed(err);
+      throw err;
+    }
+    try {
+      this.device = await openVolumeEncryption(this.ctx, this.volume, device);
+    } catch (err) {
+      await connector.disconnectVolume(data, device, { force: true }).catch(() => undefined);
       await this.markFailed(err);
       throw err;
     }
@@ -208,7 +221,8 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
   /**
    * Undo the host-side attach only; the connection stays listed and mapped (cinderlib
    * `Connection.detach`), under the volume's operation lock. Detaching a connection that is not
-   * attached is a no-op.
+   * attached is a no-op. An encrypted device's mapping is closed before the connector detaches.
+   * @throws {@link EncryptionError} when the mapping cannot be closed (still in use): the device stays attached
    */
   async detach(options: DisconnectOptions = {}): Promise<void> {
     await this.volume.locked(() => this.detachLocked(options));
@@ -220,7 +234,16 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     const { connector, data } = this.connector();
     this.setOwnerMark(true);
     await this.save();
-    await connector.disconnectVolume(data, this.device, options);
+    let backing: DeviceInfo;
+    try {
+      backing = await closeVolumeEncryption(this.ctx, this.device);
+    } catch (err) {
+      // Still in use (mounted, open): nothing was detached, the connection stays as it was.
+      this.setOwnerMark(false);
+      await this.save().catch(() => undefined);
+      throw err;
+    }
+    await connector.disconnectVolume(data, backing, options);
     this.device = null;
     if (this.status === 'attached') this.status = 'attaching';
     this.setOwnerMark(false);
@@ -242,10 +265,15 @@ export class Connection extends StoredObject<ConnectionRecord, ConnectionRecord[
     return connector.checkVolumeCondition(data, this.device);
   }
 
-  /** Make the host see the volume's new size; returns it in bytes. */
+  /**
+   * Make the host see the volume's new size; returns it in bytes: for an encrypted device, the
+   * decrypted device's size after its mapping is resized.
+   * @throws {@link EncryptionError} when the mapping cannot be resized
+   */
   async extend(): Promise<number> {
     const { connector, data } = this.connector();
-    return connector.extendVolume(data);
+    const size = await connector.extendVolume(data);
+    return this.device ? extendVolumeEncryption(this.ctx, this.volume, this.device, size) : size;
   }
 
   /**

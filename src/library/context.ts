@@ -15,6 +15,7 @@ import { createHostContext, type HostContext } from '../host/context.js';
 import { AttachJournal } from '../host/journal.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Store } from '../persistence/store.js';
+import { FileKeyManager, type KeyManager } from '../host/key-manager.js';
 import { MemoryStore } from '../persistence/memory.js';
 import { InvalidConfigError } from '../errors.js';
 
@@ -47,6 +48,12 @@ export interface SetupOptions {
    * at `<stateDir>/journal`; the CLI passes its own (with its crash-test hook).
    */
   journal?: AttachJournal;
+  /**
+   * Where encrypted volumes' keys are kept (Castellan's key manager in Cinder and Nova). Default
+   * a {@link FileKeyManager} under `<stateDir>/keys` (one 0600 file per key, the directory
+   * private to the running user, created on first use).
+   */
+  keyManager?: KeyManager;
 }
 
 /**
@@ -59,6 +66,8 @@ export interface BrickContext extends HostContext {
   readonly hostName: string;
   readonly myIp: string | undefined;
   readonly onProgress: SetupOptions['onProgress'];
+  /** The encryption keys of encrypted volumes. */
+  readonly keyManager: KeyManager;
   /** Backends by name (cinderlib's `Backend.backends`). */
   readonly backends: Map<string, unknown>;
   /** Identity map: one object per id, so loading twice gives the same instance. */
@@ -89,6 +98,7 @@ export function setup(options: SetupOptions = {}): BrickContext {
     hostName: options.hostName ?? hostname(),
     myIp: options.myIp,
     onProgress: options.onProgress,
+    keyManager: options.keyManager ?? new FileKeyManager(join(options.stateDir, 'keys')),
     backends: new Map(),
     objects: new Map(),
   };

@@ -215,6 +215,12 @@ const volumeRecordSchema = z
     snapshot_id: nullableString,
     source_volid: nullableString,
     error: nullableString,
+    encryption_key_id: nullableString.optional(),
+    encryption: z
+      .object({ provider: z.string().min(1), cipher: z.string().optional(), key_size: z.number().int().positive().optional(), control_location: z.string().min(1) })
+      .strict()
+      .nullable()
+      .optional(),
   })
   .strict();
 

@@ -11,6 +11,7 @@ import { InvalidInputError, InvalidStateError, NotFoundError } from '../errors.j
 import type { DriverSnapshot, ModelUpdate } from '../drivers/driver.js';
 import type { SnapshotRecord, SnapshotStatus } from '../persistence/store.js';
 import type { BrickContext } from './context.js';
+import { copyVolumeKey } from './encryption.js';
 import { nameAndDescription, validateSize } from './input.js';
 import { DriverObject, busyOwner, newBaseRecord, objectKey } from './record.js';
 import { Volume } from './volume.js';
@@ -191,7 +192,7 @@ export class Snapshot extends DriverObject<SnapshotRecord, SnapshotStatus> {
       const size = wanted ?? this.volumeSize;
       if (size < this.volumeSize) throw new InvalidInputError('size', `must be at least the snapshot's volume size ${this.volumeSize} GiB`);
       await backend.ensureCapacity(size, 'size');
-      const fields = { size, name, description, multiattach: false, snapshot_id: this.id };
+      const fields = { size, name, description, multiattach: false, snapshot_id: this.id, ...(await copyVolumeKey(this.ctx, this.volume)) };
       return Volume.createOn(backend, fields, (vol) => backend.driver.createVolumeFromSnapshot(vol.toDriver(), this.toDriver()));
     });
   }

@@ -15,10 +15,11 @@ import { InvalidInputError, InvalidStateError, NotFoundError } from '../errors.j
 import type { ConnectionInfo, DriverVolume, ModelUpdate } from '../drivers/driver.js';
 import type { DisconnectOptions } from '../initiator/connector.js';
 import type { ConnectorProperties } from '../initiator/properties.js';
-import type { ConnectionRecord, SnapshotRecord, VolumeRecord, VolumeStatus } from '../persistence/store.js';
+import type { ConnectionRecord, SnapshotRecord, VolumeEncryptionRecord, VolumeRecord, VolumeStatus } from '../persistence/store.js';
 import type { Backend } from './backend.js';
 import type { BrickContext } from './context.js';
 import { Connection } from './connection.js';
+import { copyVolumeKey, deleteVolumeKey } from './encryption.js';
 import { nameAndDescription, validateSize } from './input.js';
 import { BUSY_KEY, DriverObject, TRANSITIONAL, busyOwner, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import { Snapshot } from './snapshot.js';
@@ -33,6 +34,8 @@ interface NewVolumeFields {
   multiattach: boolean;
   snapshot_id?: string | null;
   source_volid?: string | null;
+  encryption?: VolumeEncryptionRecord | null;
+  encryption_key_id?: string | null;
 }
 
 /**
@@ -71,6 +74,10 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   adminMetadata!: Record<string, string>;
   snapshotId!: string | null;
   sourceVolid!: string | null;
+  /** How the volume is encrypted on the host (os-brick's keys), or null when it is not. */
+  encryption!: VolumeEncryptionRecord | null;
+  /** The key manager's id of its key (Cinder's `encryption_key_id`), or null. */
+  encryptionKeyId!: string | null;
   /** Snapshots of this volume. */
   snapshots: Snapshot[] = [];
   /** Connections (attachments) of this volume, on any host. */
@@ -100,6 +107,7 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
       snapshot_id: o.snapshot_id ?? null,
       source_volid: o.source_volid ?? null,
       error: null,
+      ...(o.encryption_key_id ? { encryption: o.encryption ?? null, encryption_key_id: o.encryption_key_id } : {}),
     };
   }
 
@@ -140,6 +148,8 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     this.snapshotId = rec.snapshot_id;
     this.sourceVolid = rec.source_volid;
     this.error = rec.error;
+    this.encryption = rec.encryption ?? null;
+    this.encryptionKeyId = rec.encryption_key_id ?? null;
   }
 
   /** The stored shape (snake_case, as cinderlib serializes it). */
@@ -159,6 +169,7 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
       snapshot_id: this.snapshotId,
       source_volid: this.sourceVolid,
       error: this.error,
+      ...(this.encryptionKeyId ? { encryption: this.encryption, encryption_key_id: this.encryptionKeyId } : {}),
     };
   }
 
@@ -353,6 +364,7 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
       }
       await this.runDriver('deleting', 'deleted', () => this.backend.driver.deleteVolume(this.toDriver()));
       await this.ctx.store.deleteVolume(this.id);
+      await deleteVolumeKey(this.ctx, this.id, this.encryptionKeyId);
       return true;
     }, 'run');
     // Whoever deleted it (this call, another object, process or host), deleting twice succeeds.
@@ -425,7 +437,7 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
       if (size < this.size) throw new InvalidInputError('size', `a clone cannot be smaller than its source (${this.size} GiB)`);
       this.ensureSource('clone');
       await this.backend.ensureCapacity(size, 'size');
-      const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id };
+      const fields = { size, name, description, multiattach: this.multiattach, source_volid: this.id, ...(await copyVolumeKey(this.ctx, this)) };
       return Volume.createOn(this.backend, fields, (vol) => this.backend.driver.createClonedVolume(vol.toDriver(), this.toDriver()));
     });
   }
@@ -487,6 +499,8 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
         exported = true;
         const ci = await driver.initializeConnection(this.toDriver(), connector);
         mapped = true;
+        // Cinder's volume manager tells the host the volume is encrypted (os-brick's flag).
+        if (this.encryptionKeyId && ci.data && typeof ci.data === 'object') ci.data.encrypted = true;
         return ci;
       });
     } catch (err) {

@@ -50,6 +50,28 @@ export interface VolumeRecord extends BaseRecord {
   source_volid: string | null;
   /** The last error message when status is `error*`. */
   error: string | null;
+  /**
+   * The key manager's id of the volume's encryption key (Cinder's `volumes.encryption_key_id`),
+   * absent or null for a volume that is not encrypted. Kept in the record's JSON body: no column, no migration.
+   */
+  encryption_key_id?: string | null;
+  /**
+   * How the volume is encrypted on the host, with os-brick's keys (Cinder keeps this on the
+   * volume type's encryption spec): absent or null when it is not. Kept in the record's JSON body.
+   */
+  encryption?: VolumeEncryptionRecord | null;
+}
+
+/** A volume's encryption as stored: os-brick's encryptor keys. */
+export interface VolumeEncryptionRecord {
+  /** `luks`, `luks2` or `plain`. */
+  provider: string;
+  /** cryptsetup cipher spec, when one was chosen. */
+  cipher?: string;
+  /** Key size in bits, when one was chosen. */
+  key_size?: number;
+  /** Always `front-end`: the host encrypts. */
+  control_location: string;
 }
 
 /** A snapshot as stored. */

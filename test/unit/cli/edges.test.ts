@@ -20,7 +20,7 @@ const everyCode: Record<BrickErrorCode, true> = {
   INSUFFICIENT_CAPACITY: true, PROCESS_EXECUTION: true, PROCESS_TIMEOUT: true, PRIVILEGE_REQUIRED: true, LOCK_TIMEOUT: true,
   RETRY_EXHAUSTED: true, PROTOCOL_NOT_SUPPORTED: true, VOLUME_DEVICE_NOT_FOUND: true, VOLUME_PATH_NOT_REMOVED: true,
   TARGET_PORTAL_LOGIN_FAILED: true, AUTHENTICATION_FAILED: true, BACKEND_ERROR: true, BACKEND_UNREACHABLE: true,
-  EXTEND_FAILED: true, PERSISTENCE_ERROR: true,
+  EXTEND_FAILED: true, PERSISTENCE_ERROR: true, ENCRYPTION_FAILED: true,
 };
 
 test('the help lists every exit status 0-10, each error code under the status exitCodeFor gives it', () => {
