@@ -30,6 +30,23 @@ async function attachedHere(rt: Runtime, nodeId: string): Promise<number> {
 }
 
 /**
+ * The node plugin's owned cleanup at start (issue 16): what interrupted attaches and detaches of
+ * an earlier run left on this host (by the attach journal) is removed before the first RPC;
+ * nothing unowned is touched, nothing open, mounted or held, and nothing a connection record of
+ * this node names. A failure is logged and does not stop the plugin.
+ */
+async function startupCleanup(rt: Runtime, nodeId: string, logger: ReturnType<typeof createLogger>): Promise<void> {
+  try {
+    const { hostCleanup } = await import('../library/host-cleanup.js');
+    const r = await hostCleanup(rt.context, { attachedHosts: [nodeId] });
+    const owned = r.leftovers.filter((l) => l.owned);
+    logger.info({ removed: r.removed, owned_remaining: r.ownedRemaining, leftovers: owned.map((l) => `${l.kind} ${l.name}: ${l.action}`) }, 'csi node: owned cleanup at start');
+  } catch (err) {
+    logger.warn({ err }, 'csi node: the cleanup at start failed; the plugin starts anyway');
+  }
+}
+
+/**
  * Start the plugin and serve until SIGTERM/SIGINT.
  * @throws whatever building the runtime, setting up the backends or binding the socket throws
  */
@@ -47,6 +64,7 @@ export async function runPlugin(o: CsiOptions, flags: GlobalFlags): Promise<void
       await rt.store.setKeyValue({ key: o.nodeId, value: JSON.stringify(props) });
       if (o.maxVolumesPerNode > 0) await rt.store.setKeyValue({ key: maxVolumesKey(o.nodeId), value: String(o.maxVolumesPerNode) });
       else await rt.store.deleteKeyValue(maxVolumesKey(o.nodeId));
+      await startupCleanup(rt, o.nodeId, logger);
     }
     const server = await startCsiServer(plugin, o.endpoint, logger);
     const signal = await new Promise<string>((resolve) => {

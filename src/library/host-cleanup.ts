@@ -33,6 +33,11 @@ export interface HostCleanupRequest {
   backends?: readonly Backend[];
   /** The journal to judge (default: the context's, else `<stateDir>/journal`, where the connectors write it). */
   journal?: AttachJournal;
+  /**
+   * Other names this host's connection records carry in `attached_host` besides the context's
+   * `hostName` (the CSI node plugin records its node id there).
+   */
+  attachedHosts?: readonly string[];
 }
 
 /** The targets of a connection's properties as the journal names them; none when the properties do not parse. */
@@ -51,20 +56,22 @@ export function connectionTargets(protocol: string, data: Record<string, unknown
   return [];
 }
 
-/** Whether connection record `c` is attached on host `hostName`. */
-function attachedHere(c: ConnectionRecord, hostName: string): boolean {
+/** Whether connection record `c` is attached on this host, known by the names `hostNames`. */
+function attachedHere(c: ConnectionRecord, hostNames: ReadonlySet<string>): boolean {
   if (c.device === null || c.status === 'detached') return false;
-  return c.attached_host !== null ? c.attached_host === hostName : c.connector_info.host === hostName;
+  const host = c.attached_host ?? c.connector_info.host;
+  return typeof host === 'string' && hostNames.has(host);
 }
 
 /** The claims of the store's connection records and of the file backends (see the module notes). */
-export async function gatherClaims(context: BrickContext, backends: readonly Backend[]): Promise<CleanupClaims> {
+export async function gatherClaims(context: BrickContext, backends: readonly Backend[], attachedHosts: readonly string[] = []): Promise<CleanupClaims> {
+  const names = new Set([context.hostName, ...attachedHosts]);
   const connections = await context.store.getConnections();
   const devicePaths: string[] = [];
   const wwids: string[] = [];
   const targets: string[] = [];
   for (const c of connections) {
-    if (!attachedHere(c, context.hostName)) continue;
+    if (!attachedHere(c, names)) continue;
     const d = c.device as Record<string, unknown>;
     for (const k of ['path', 'scsi_wwn', 'multipath_id'] as const) {
       const v = d[k];
@@ -103,7 +110,7 @@ export async function gatherClaims(context: BrickContext, backends: readonly Bac
 export async function hostCleanup(context: BrickContext, request: HostCleanupRequest = {}): Promise<HostCleanupResult> {
   const backends = request.backends ?? ([...context.backends.values()] as Backend[]);
   await Promise.all(backends.map((b) => b.ready));
-  const claims = await gatherClaims(context, backends);
+  const claims = await gatherClaims(context, backends, request.attachedHosts ?? []);
   const journal = request.journal ?? context.journal ?? new AttachJournal(join(context.stateDir, 'journal'));
   return cleanupHost(context, journal, { dryRun: request.dryRun, includeUnowned: request.includeUnowned, claims });
 }
