@@ -122,6 +122,18 @@ export async function pathKind(ctx: HostContext, path: string): Promise<PathKind
   return { exists: st !== undefined, blockDevice: st?.isBlockDevice() ?? false, rdev: st?.rdev ?? 0 };
 }
 
+/**
+ * Whether two paths name the same device: the same path, or device nodes with the same device
+ * number. A mount table names a multipath device `/dev/mapper/<wwid>` where the connector gives
+ * `/dev/dm-N`, and an iSCSI disk may appear through a `/dev/disk/by-*` link.
+ */
+export async function sameDevice(ctx: HostContext, a: string, b: string): Promise<boolean> {
+  if (a === b) return true;
+  const [sa, sb] = await Promise.all([stat(hostPath(ctx.hostRoot, a)).catch(() => undefined), stat(hostPath(ctx.hostRoot, b)).catch(() => undefined)]);
+  const isDevice = (s: typeof sa): boolean => s !== undefined && (s.isBlockDevice() || s.isCharacterDevice());
+  return isDevice(sa) && isDevice(sb) && sa!.rdev === sb!.rdev && sa!.isBlockDevice() === sb!.isBlockDevice();
+}
+
 /** Byte and inode counts of the file system mounted at `path` (`statfs(2)`). */
 export async function fileSystemUsage(ctx: HostContext, path: string): Promise<{ bytes: { total: number; available: number; used: number }; inodes: { total: number; available: number; used: number } }> {
   const s = await statfs(hostPath(ctx.hostRoot, path));

@@ -78,7 +78,7 @@ export async function nodeStage(plugin: Plugin, req: CsiRequest): Promise<Record
     const ctx = plugin.rt.context;
     const mounted = await fs.mountAt(ctx, staging);
     if (mounted) {
-      if (mounted.source !== device) throw new CsiError(GrpcStatus.ALREADY_EXISTS, `staging_target_path ${staging} holds ${mounted.source}, not volume ${id}`);
+      if (!(await fs.sameDevice(ctx, mounted.source, device))) throw new CsiError(GrpcStatus.ALREADY_EXISTS, `staging_target_path ${staging} holds ${mounted.source}, not volume ${id}`);
       return {};
     }
     const wanted = cap.mount?.fs_type || DEFAULT_FS_TYPE;
