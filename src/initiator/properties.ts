@@ -84,6 +84,13 @@ export interface ConnectorPropertiesOptions {
   ctx?: HostContext;
   /** Port of the LightOS discovery client probed for `found_dsc` (default 6060, os-brick's); tests. */
   dscPort?: number;
+  /**
+   * With `ctx`, also run the programs behind the NVMe-oF keys (`blkid` for `uuid`, `dmidecode`
+   * for `system uuid`) and probe `found_dsc`. Default true; the library passes false unless the
+   * backend attaches over NVMe-oF, so an attach does not pay for processes no driver reads.
+   * Their answers are kept for the life of the process (they do not change while it runs).
+   */
+  probePrograms?: boolean;
   /** Host name to report; default `os.hostname()`. */
   host?: string;
   /** Filesystem root under which `/etc` and `/sys` are read. Default `/`. */
@@ -177,14 +184,14 @@ async function systemUuid(ctx: HostContext): Promise<string | undefined> {
   return (await readTrim(ctx, '/sys/class/dmi/id/product_uuid')) ?? (await firstLine(ctx, ['dmidecode', '-s', 'system-uuid']));
 }
 
+/** Program answers per host root and port, kept for the life of the process. */
+const probed = new Map<string, Promise<[string | undefined, string | undefined, string]>>();
+
 /** The NVMe-oF connector's keys (os-brick 6.1 `NVMeOFConnector.get_connector_properties`) and LightOS's `found_dsc`. */
-async function nvmeKeys(ctx: HostContext, dscPort: number): Promise<Partial<ConnectorProperties>> {
-  const [uuid, suuid, native, dsc] = await Promise.all([
-    rootFsUuid(ctx),
-    systemUuid(ctx),
-    readTrim(ctx, '/sys/module/nvme_core/parameters/multipath'),
-    findDiscoveryClient(dscPort),
-  ]);
+async function nvmeKeys(ctx: HostContext, dscPort: number, probe: boolean): Promise<Partial<ConnectorProperties>> {
+  const key = `${ctx.hostRoot}\0${dscPort}`;
+  if (probe && !probed.has(key)) probed.set(key, Promise.all([rootFsUuid(ctx), systemUuid(ctx), findDiscoveryClient(dscPort)]));
+  const [[uuid, suuid, dsc], native] = await Promise.all([probe ? probed.get(key)! : Promise.resolve([undefined, undefined, ''] as [undefined, undefined, string]), readTrim(ctx, '/sys/module/nvme_core/parameters/multipath')]);
   const out: Partial<ConnectorProperties> = {};
   if (uuid) out.uuid = uuid;
   if (suuid) out['system uuid'] = suuid;
@@ -230,7 +237,7 @@ export async function getConnectorProperties(options: ConnectorPropertiesOptions
     props.wwnns = fc.wwnns;
   }
   props.do_local_attach = options.doLocalAttach ?? false;
-  if (options.ctx) Object.assign(props, await nvmeKeys(options.ctx, options.dscPort ?? 6060));
+  if (options.ctx) Object.assign(props, await nvmeKeys(options.ctx, options.dscPort ?? 6060, options.probePrograms ?? true));
   else {
     const nqn = await readTrim(ctx, '/etc/nvme/hostnqn');
     if (nqn) props.nqn = nqn;

@@ -336,6 +336,7 @@ export class Backend {
       myIp: this.context.myIp,
       hostRoot: this.context.hostRoot,
       ctx: this.context,
+      probePrograms: this.driver.connectorProtocol === 'NVMEOF',
       ensureNvmeIdentity: this.driver.connectorProtocol === 'NVMEOF' ? this.context : undefined,
     });
   }

@@ -50,7 +50,8 @@ async function osBrick(multipath: boolean, enforce: boolean): Promise<Record<str
 
 async function brick(args: string[]): Promise<{ doc?: Record<string, unknown>; exitCode: number | null; stderr: string }> {
   const r = await run(['node', CLI, 'connector', 'properties', '--json', '--my-ip', '127.0.0.1', '--host', 'brick-lab', ...args], { timeoutMs: 60_000, checkExitCode: false });
-  return { ...(r.exitCode === 0 ? { doc: JSON.parse(r.stdout) as Record<string, unknown> } : {}), exitCode: r.exitCode, stderr: r.stderr };
+  // With --json an error is a JSON document on stdout; keep both streams for the message checks.
+  return { ...(r.exitCode === 0 ? { doc: JSON.parse(r.stdout) as Record<string, unknown> } : {}), exitCode: r.exitCode, stderr: `${r.stderr}${r.exitCode === 0 ? '' : r.stdout}` };
 }
 
 function compare(ours: Record<string, unknown>, theirs: Record<string, unknown>): void {
