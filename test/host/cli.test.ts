@@ -1,6 +1,8 @@
 /**
  * The brick CLI as a user runs it: JSON output, exit codes, and errors that name the field.
  */
+import { createHostContext } from '../../src/host/context.js';
+import { isMultipathdRunning } from '../../src/host/multipath.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -104,11 +106,13 @@ test('a malformed or invalid config file is exit 2 naming the key', async () => 
   assert.match(r2.err, /bad\.yaml: not valid YAML or JSON/);
 });
 
-test('connector properties --json has os-brick keys', () => {
+test('connector properties --json has os-brick keys', async () => {
   const p = brick(['connector', 'properties', '--multipath', '--host', 'h1', '--json']).json();
-  assert.equal(p.multipath, true);
+  // As os-brick 6.1: multipath only when asked for and multipathd runs on this machine.
+  assert.equal(p.multipath, await isMultipathdRunning(createHostContext()));
   assert.equal(p.host, 'h1');
-  for (const k of ['platform', 'os_type', 'ip', 'enforce_multipath']) assert.ok(k in p, k);
+  for (const k of ['platform', 'os_type', 'ip', 'do_local_attach']) assert.ok(k in p, k);
+  assert.equal('enforce_multipath' in p, false, 'os-brick 6.1 does not report enforce_multipath');
 });
 
 test('connector connect for LOCAL refuses a character device (exit 2); a missing device_path is exit 8', async () => {
