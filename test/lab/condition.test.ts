@@ -14,7 +14,8 @@ import type { VolumeCondition } from '../../src/initiator/connector.js';
 import { createCapturingLogger } from '../../src/log.js';
 
 const P1 = '127.0.0.1:3260';
-const P2 = '127.0.0.2:3260';
+// A portal address no other lab test takes down, so no earlier test's route changes can matter.
+const P2 = '127.0.0.6:3260';
 
 /** Poll `check` every second until `done` holds for its result or `ms` have passed; returns the last result and how long it took. */
 async function pollCondition(check: () => Promise<VolumeCondition>, done: (c: VolumeCondition) => boolean, ms: number): Promise<{ c: VolumeCondition; seconds: number }> {
@@ -32,7 +33,7 @@ before(async () => {
 });
 
 test('iSCSI multipath: normal; a portal down is abnormal with the failed path named; back up, it clears', async () => {
-  const t = await createLioTarget({ iqn: `iqn.2026-11.lab.brick:cond-${process.pid}`, luns: [{ sizeMiB: 16 }] });
+  const t = await createLioTarget({ iqn: `iqn.2026-11.lab.brick:cond-${process.pid}`, luns: [{ sizeMiB: 16 }], portals: [P1, P2] });
   const log = createCapturingLogger('debug');
   const c = connectorFor('ISCSI', { useMultipath: true, ctx: { logger: log.logger } });
   const props = { target_portal: P1, target_iqn: t.iqn, target_lun: 0, target_portals: t.portals, target_iqns: t.portals.map(() => t.iqn), target_luns: t.portals.map(() => 0), target_discovered: false };

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startInitiatorDaemons, createLioTarget, createNvmetTarget, verifyData, assertNoLeftovers, probeLeftovers, modprobe, run, LAB_INITIATOR_IQN, LAB_SCRATCH } from './fixtures/index.js';
+import { startInitiatorDaemons, createLioTarget, createNvmetTarget, verifyData, assertNoLeftovers, probeLeftovers, modprobe, run, LAB_INITIATOR_IQN, LAB_SCRATCH, waitFor } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
@@ -57,7 +57,10 @@ test('iscsi multipath: the journal lists nodes, sessions, the scanned devices at
     assert.ok(kinds.includes(`multipath-map ${wwn}`), 'the map recorded by WWID');
     const devices = (await j.journal.resources()).filter((r) => r.kind === 'scsi-device');
     assert.equal(devices.length, t.portals.length, `one SCSI device per path (${devices.map((d) => d.name).join(', ')})`);
-    const slaves = fs.readdirSync(`/sys/block/${info.path.replace('/dev/', '')}/slaves`).sort();
+    // The second path may still be joining the map (multipathd adds it when udev is done with it).
+    const slavesDir = `/sys/block/${info.path.replace('/dev/', '')}/slaves`;
+    await waitFor(() => fs.readdirSync(slavesDir).length === t.portals.length, { timeoutMs: 60_000, intervalMs: 250, description: 'every path in the map' });
+    const slaves = fs.readdirSync(slavesDir).sort();
     const atAddresses = devices.map((d) => fs.readdirSync(`/sys/bus/scsi/devices/${d.name}/block`)[0]).sort();
     assert.deepEqual(atAddresses, slaves, 'the recorded addresses are the map paths (the address was right before the scan)');
     for (const d of devices) assert.equal(d.attrs.wwid, wwn);
