@@ -10,10 +10,10 @@
 import * as fs from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { run } from '../test/lab/fixtures/index.js';
+import { OS_BRICK, osBrickPreamble, run } from '../test/lab/fixtures/index.js';
 
-/** Where Debian's python3-os-brick lives; the os-brick columns are left out without it. */
-export const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
+export { OS_BRICK };
+
 
 /** Runs per scenario and contender (env `BENCH_REPS`, at least 5 unless set lower on purpose). */
 export const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -85,18 +85,7 @@ export interface RunFigures {
 
 const WORKER = String.raw`
 import json, subprocess, sys, time, threading
-from oslo_config import cfg
-import os_brick
-from os_brick.initiator import connector
-conf = cfg.CONF
-conf([], project='brick-bench')
-conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
-os_brick.setup(conf)
-# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
-from oslo_privsep import priv_context
-import os_brick.privileged
-os_brick.privileged.default.start(priv_context.Method.FORK)
-def out(obj):
+${osBrickPreamble('brick-bench')}def out(obj):
     sys.stdout.write(json.dumps(obj) + '\n'); sys.stdout.flush()
 state = {}
 for line in sys.stdin:

@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, run, type NvmetTarget } from '../test/lab/fixtures/index.js';
+import { startInitiatorDaemons, createNvmetTarget, assertNoLeftovers, run, OS_BRICK, osBrickPreamble, type NvmetTarget } from '../test/lab/fixtures/index.js';
 import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import { createHostContext } from '../src/host/context.js';
@@ -23,7 +23,6 @@ import { listNvmeControllers, namespacesOf, selectNamespace } from '../src/host/
 import { waitFor } from '../src/host/retry.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
-const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
 // A short lock bound: LockManager keeps a timer of the bound alive after each lock, which would hold the process open.
 const ctx = createHostContext({ locks: new LockManager('/run/brick-locks', 20_000) });
 
@@ -73,18 +72,7 @@ async function raw(t: NvmetTarget, portals: number): Promise<Timing> {
 
 const PY = String.raw`
 import json, sys, time
-from oslo_config import cfg
-import os_brick
-from os_brick.initiator import connector
-conf = cfg.CONF
-conf([], project='brick-bench')
-conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
-os_brick.setup(conf)
-# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
-from oslo_privsep import priv_context
-import os_brick.privileged
-os_brick.privileged.default.start(priv_context.Method.FORK)
-job = json.load(sys.stdin)
+${osBrickPreamble('brick-bench')}job = json.load(sys.stdin)
 c = connector.InitiatorConnector.factory('NVMEOF', None, use_multipath=job['multipath'], device_scan_attempts=5)
 out = []
 for rep in range(job['reps']):

@@ -126,6 +126,13 @@ function makeComponent(field: string, dir: string, p: string): void {
   }
 }
 
+/** Every component of absolute `dir` from the top down: `/a/b` gives `['/a', '/a/b']`. */
+function componentChain(dir: string): string[] {
+  const chain: string[] = [];
+  for (let p = resolve(dir); p !== dirname(p); p = dirname(p)) chain.unshift(p);
+  return chain;
+}
+
 /**
  * Make `dir` exist as a private directory of user `uid` (see the module notes): refused first
  * by {@link checkDirectoryLocation}, then created with its missing parents, mode 0700, one
@@ -141,8 +148,7 @@ function makeComponent(field: string, dir: string, p: string): void {
 export function ensurePrivateDirectory(dir: string, uid: number, field: string): void {
   checkDirectoryLocation(dir, field);
   const target = resolve(dir);
-  const chain: string[] = [];
-  for (let p = target; p !== dirname(p); p = dirname(p)) chain.unshift(p);
+  const chain = componentChain(dir);
   let parent = '/';
   for (const p of chain) {
     checkParent(field, dir, parent, uid);
@@ -180,8 +186,7 @@ export function privateDirectoryProblem(dir: string, uid: number, field: string)
   try {
     checkDirectoryLocation(dir, field);
     const target = resolve(dir);
-    const chain: string[] = [];
-    for (let p = target; p !== dirname(p); p = dirname(p)) chain.unshift(p);
+    const chain = componentChain(dir);
     let parent = '/';
     for (const p of chain) {
       checkParent(field, dir, parent, uid);

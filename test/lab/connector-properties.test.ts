@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startInitiatorDaemons, run, waitFor, LAB_INITIATOR_IQN } from './fixtures/index.js';
+import { startInitiatorDaemons, run, waitFor, LAB_INITIATOR_IQN, OS_BRICK, osBrickPreamble } from './fixtures/index.js';
 
-const OS_BRICK = '/usr/lib/python3/dist-packages/os_brick';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 /** Keys Brick reports that os-brick 6.1 does not: the NVMe host id (later os-brick releases report it). */
 const BRICK_EXTRA_KEYS = ['nvme_hostid'];
@@ -21,18 +20,7 @@ const PY = String.raw`
 import faulthandler, json, sys
 # A hang (seen once: no answer within 120 s) prints every thread's stack to stderr and exits.
 faulthandler.dump_traceback_later(150, exit=True)
-from oslo_config import cfg
-import os_brick
-from os_brick.initiator import connector
-conf = cfg.CONF
-conf([], project='brick-lab')
-conf.set_override('lock_path', '/run/osbrick-locks', group='oslo_concurrency')
-os_brick.setup(conf)
-# The lab runs as root without sudo: os-brick's privsep daemon is forked, commands run unprefixed.
-from oslo_privsep import priv_context
-import os_brick.privileged
-os_brick.privileged.default.start(priv_context.Method.FORK)
-multipath, enforce = sys.argv[1] == '1', sys.argv[2] == '1'
+${osBrickPreamble('brick-lab')}multipath, enforce = sys.argv[1] == '1', sys.argv[2] == '1'
 try:
     print('RESULT ' + json.dumps(connector.get_connector_properties(None, '127.0.0.1', multipath, enforce, host='brick-lab')))
 except Exception as e:
