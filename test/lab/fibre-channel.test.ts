@@ -4,7 +4,7 @@
  * `fc_host`s, remote ports with the FCP Target role and SCSI devices under `rport-*`. Connection
  * properties as a Cinder FC driver returns them (`target_wwn` list, `target_lun`,
  * `initiator_target_map`); data checked against the backstore; single path, then multipath over
- * two links with one link taken down; disconnect with nothing left.
+ * two links, extended, then with one link taken down; disconnect with nothing left.
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +45,7 @@ test('FCoE single path: connector properties list the HBA, connect by target WWN
   }
 });
 
-test('FCoE multipath over two links: one dm map over both paths, I/O survives a link going down, disconnect leaves nothing', async () => {
+test('FCoE multipath over two links: one dm map over both paths, extend grows paths and map, I/O survives a link going down, disconnect leaves nothing', async () => {
   const fabric = await createFcoeFabric({ links: 2, lun: 5, sizeMiB: 64, tag: `m${process.pid}` });
   try {
     const base = probeLeftovers();
@@ -62,6 +62,12 @@ test('FCoE multipath over two links: one dm map over both paths, I/O survives a 
     verifyData(info.path, fabric.file, 1 << 20);
     const cond = await c.checkVolumeCondition(conn, info);
     assert.equal(cond.abnormal, false, cond.message);
+    // Extend: the LUN grows on the target; the connector rescans both paths and resizes the map.
+    fabric.resizeLun(96 << 20);
+    const size = await c.extendVolume(conn);
+    assert.equal(size, 96 << 20, 'extendVolume returns the new size in bytes');
+    assert.equal(Number(fs.readFileSync(`/sys/block/${info.path.slice(5)}/size`, 'utf8').trim()) * 512, 96 << 20, 'the dm map has the new size');
+    for (const s of fs.readdirSync(slaves)) assert.equal(Number(fs.readFileSync(`/sys/block/${s}/size`, 'utf8').trim()) * 512, 96 << 20, `path ${s} has the new size`);
     await fabric.linkDown(0);
     verifyData(info.path, fabric.file, 2 << 20);
     await c.disconnectVolume(conn, info, { force: true });
