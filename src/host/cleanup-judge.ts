@@ -12,11 +12,13 @@
  *   so is an operation (`running`) whose process still runs: every resource it recorded, and
  *   everything its identity (targets, WWID) and device info name, with what those depend on
  *   (a map's paths, the session under a path, the node record of a session, the controllers of
- *   a namespace, the mount holding a file), is never a leftover, open or not. The caller's
+ *   a namespace, the mount holding a file, the devices under a dm-crypt mapping), is never a
+ *   leftover, open or not; a dm-crypt mapping over a device in use is in use too. The caller's
  *   claims (the store's connection records for this host) protect the same way.
  * - **Leftovers** are the owned resources nothing in use needs, plus what goes with them: the
  *   SCSI devices of a leftover session, a multipath map made over leftover devices only.
  *   Loop devices over a Brick pool file that no connection record exports are leftovers too.
+ *   krbd and dm-crypt mappings are leftovers only through a record (never unowned).
  * - **Unowned** leftovers are iSCSI sessions (with their devices), multipath maps and NVMe-oF
  *   controllers that nothing accounts for: listed, touched only when asked.
  * - A record whose resource is gone (or, for a boot-scoped kind, from an earlier boot) is
@@ -28,7 +30,7 @@ import { posix } from 'node:path';
 import type { HostContext } from './context.js';
 import { parsePortal } from './iscsiadm.js';
 import type { AttachmentEntry, JournalProcess, JournalResourceKind, ResourceEntry } from './journal.js';
-import type { HostSurvey, SurveyLoop, SurveyMap, SurveyMount, SurveyNode, SurveyNvmeController, SurveyScsiDevice, SurveySession } from './cleanup-survey.js';
+import type { HostSurvey, SurveyCrypt, SurveyLoop, SurveyMap, SurveyMount, SurveyNode, SurveyNvmeController, SurveyRbd, SurveyScsiDevice, SurveySession } from './cleanup-survey.js';
 import { blockDeviceBusy } from './cleanup-survey.js';
 import { resolvePath } from './sysfs.js';
 
@@ -69,6 +71,8 @@ export interface PlanItem {
   nvme?: SurveyNvmeController;
   loop?: SurveyLoop;
   mount?: SurveyMount;
+  rbd?: SurveyRbd;
+  crypt?: SurveyCrypt;
 }
 
 /** The journal as the judge needs it. */
@@ -81,7 +85,7 @@ export interface JournalView {
 
 /** The judge's verdict. */
 export interface CleanupPlan {
-  /** Leftovers in removal order: mounts, maps, SCSI devices, sessions, node records, NVMe controllers, loop devices. */
+  /** Leftovers in removal order: mounts, dm-crypt mappings, multipath maps, SCSI devices, sessions, node records, NVMe controllers, krbd mappings, loop devices. */
   items: PlanItem[];
   /** Records whose resource is gone. */
   prune: ResourceEntry[];
@@ -92,7 +96,7 @@ export interface CleanupPlan {
 }
 
 const ISCSI_KINDS = new Set<JournalResourceKind>(['iscsi-node', 'iscsi-session']);
-const SURVEYED = new Set<JournalResourceKind>(['iscsi-node', 'iscsi-session', 'scsi-device', 'multipath-map', 'nvme-controller', 'mount', 'loop-device']);
+const SURVEYED = new Set<JournalResourceKind>(['iscsi-node', 'iscsi-session', 'scsi-device', 'multipath-map', 'nvme-controller', 'mount', 'loop-device', 'rbd-device', 'dm-crypt']);
 
 /** A name as compared: iSCSI `<iqn>,<portal>` with the portal canonical (a trailing `,<lun>` dropped), lower case; an NVMe controller lower case; a mount point normalised. Pure. */
 export function canonicalName(kind: JournalResourceKind | 'target', name: string): string {
@@ -182,6 +186,13 @@ function protectedKeys(s: HostSurvey, p: Protection): Set<string> {
   const out = new Set(p.records);
   const isP = (kind: JournalResourceKind, name: string) => out.has(key(kind, name));
   const blockOf = new Map(s.scsiDevices.filter((d) => d.device).map((d) => [d.device!, d]));
+  // A dm-crypt mapping in use, or over a device in use, keeps the devices under it.
+  for (const c of s.cryptMaps) {
+    if (isP('dm-crypt', c.name) || p.blocks.has(c.dm) || p.blocks.has(c.mapName) || c.slaves.some((x) => p.blocks.has(x))) {
+      out.add(key('dm-crypt', c.name));
+      for (const x of c.slaves) p.blocks.add(x);
+    }
+  }
   for (const m of s.maps) {
     if (isP('multipath-map', m.name) || isP('multipath-map', m.wwid) || p.wwids.has(m.wwid) || p.blocks.has(m.dm) || p.blocks.has(m.name) || m.slaves.some((x) => p.blocks.has(x))) {
       out.add(key('multipath-map', m.name));
@@ -209,6 +220,18 @@ function protectedKeys(s: HostSurvey, p: Protection): Set<string> {
     if (inside || p.targets.has(canonicalName('target', m.source))) out.add(key('mount', m.name));
   }
   for (const l of s.loops) if (p.exported.has(l.backingFile) || p.blocks.has(posix.basename(l.name))) out.add(key('loop-device', l.name));
+  for (const r of s.rbdDevices) {
+    if (isP('rbd-device', r.name) || p.blocks.has(r.dev) || p.targets.has(`${r.pool}/${r.image}`.toLowerCase())) out.add(key('rbd-device', r.name));
+  }
+  // And a mapping over a device kept for another reason stays with it.
+  const kept = new Set([
+    ...s.maps.filter((m) => isP('multipath-map', m.name)).map((m) => m.dm),
+    ...s.scsiDevices.filter((d) => d.device && isP('scsi-device', d.name)).map((d) => d.device!),
+    ...s.nvmeControllers.filter((c) => isP('nvme-controller', c.name)).flatMap((c) => c.namespaces),
+    ...s.rbdDevices.filter((r) => isP('rbd-device', r.name)).map((r) => r.dev),
+    ...s.loops.filter((l) => isP('loop-device', l.name)).map((l) => posix.basename(l.name)),
+  ]);
+  for (const c of s.cryptMaps) if (c.slaves.some((x) => kept.has(x))) out.add(key('dm-crypt', c.name));
   return out;
 }
 
@@ -235,6 +258,10 @@ function recordValid(view: JournalView, s: HostSurvey, r: ResourceEntry): boolea
       const l = s.loops.find((x) => x.name === r.name);
       return l !== undefined && (!r.attrs.backingFile || r.attrs.backingFile === l.backingFile);
     }
+    case 'rbd-device':
+      return s.rbdDevices.some((x) => x.name === r.name);
+    case 'dm-crypt':
+      return s.cryptMaps.some((x) => x.name === r.name);
     default:
       return true;
   }
@@ -326,7 +353,9 @@ function candidates(s: HostSurvey, view: JournalView, claims: CleanupClaims, pro
     if (!r && !inPool) return [];
     return [item('loop-device', l.name, r, true, r ? ownedReason(view, r) : `loop device over pool file ${l.backingFile} that no connection record exports`, { loop: l })];
   });
-  return [...mounts, ...maps, ...devices, ...sessions, ...nodes, ...nvme, ...loops];
+  const crypts = s.cryptMaps.filter((c) => free('dm-crypt', c.name) && rec('dm-crypt', c.name)).map((c) => item('dm-crypt', c.name, rec('dm-crypt', c.name), true, `/dev/${c.dm}: ${ownedReason(view, rec('dm-crypt', c.name)!)}`, { crypt: c }));
+  const rbds = s.rbdDevices.filter((r) => free('rbd-device', r.name) && rec('rbd-device', r.name)).map((r) => item('rbd-device', r.name, rec('rbd-device', r.name), true, `/dev/${r.dev}: ${ownedReason(view, rec('rbd-device', r.name)!)}`, { rbd: r }));
+  return [...mounts, ...crypts, ...maps, ...devices, ...sessions, ...nodes, ...nvme, ...rbds, ...loops];
 }
 
 /** Decide each candidate's action in removal order: what stays makes what depends on it stay. */
@@ -342,11 +371,13 @@ async function decide(ctx: HostContext, s: HostSurvey, items: PlanItem[], includ
       continue;
     }
     i.action = 'remove';
-    const ignoreHolders = new Set(removing('multipath-map').map((m) => m.map!.dm));
+    const ignoreHolders = new Set([...removing('multipath-map').map((m) => m.map!.dm), ...removing('dm-crypt').map((c) => c.crypt!.dm)]);
     const ignoreMounts = new Set(removing('mount').map((m) => m.name));
     const busy = (name: string) => blockDeviceBusy(ctx, s, name, { ignoreHolders, ignoreMounts });
     let why: string | undefined;
     if (i.map) why = await busy(i.map.dm);
+    else if (i.crypt) why = await busy(i.crypt.dm);
+    else if (i.rbd) why = await busy(i.rbd.dev);
     else if (i.scsi?.device) why = await busy(i.scsi.device);
     else if (i.loop) why = await busy(posix.basename(i.loop.name));
     else if (i.nvme) for (const ns of i.nvme.namespaces) why ??= await busy(ns);

@@ -1,6 +1,7 @@
 /**
  * What the host shows, for `host cleanup` (see `cleanup.ts`): iSCSI sessions and node records,
- * SCSI devices, multipath maps, NVMe-oF controllers, loop devices and mounts, plus who uses each
+ * SCSI devices, multipath maps, NVMe-oF controllers, loop devices, mounts, krbd mappings and
+ * dm-crypt mappings, plus who uses each
  * block device (holders, mounts, swap, device-mapper open counts, processes with it open).
  *
  * Everything is read from sysfs and `/proc` under the context's host root with the `host/`
@@ -11,7 +12,8 @@
  *
  * Names follow the journal's naming rules (`ResourceEntry.name` in `journal.ts`): sessions and
  * node records `<iqn>,<portal>`, SCSI devices `h:c:t:l`, maps their name, NVMe controllers
- * `<subsysnqn>,<transport>,<traddr>,<trsvcid>`, loop devices `/dev/loopN`, mounts the mount point.
+ * `<subsysnqn>,<transport>,<traddr>,<trsvcid>`, loop devices `/dev/loopN`, mounts the mount point,
+ * krbd mappings `/dev/rbd/<pool>/<image>`, dm-crypt mappings `/dev/mapper/<name>`.
  *
  * @module
  */
@@ -88,6 +90,30 @@ export interface SurveyLoop {
   backingFile: string;
 }
 
+/** A krbd mapping of an image (snapshot mappings are not Brick's and are not listed). */
+export interface SurveyRbd {
+  /** `/dev/rbd/<pool>/<image>`: the udev link, as the RBD connector's journal records name it. */
+  name: string;
+  /** The kernel's device number in `/sys/bus/rbd/devices`. */
+  id: string;
+  /** `rbdN`. */
+  dev: string;
+  pool: string;
+  image: string;
+}
+
+/** A dm-crypt mapping (dm uuid `CRYPT-...`). */
+export interface SurveyCrypt {
+  /** `/dev/mapper/<name>`, as the encryptors' journal records name it. */
+  name: string;
+  /** The mapping name (`cryptsetup close` takes it). */
+  mapName: string;
+  /** `dm-N`. */
+  dm: string;
+  /** The block devices under it (`sdb`, `dm-2`, `rbd0`). */
+  slaves: string[];
+}
+
 /** A mount, from `/proc/self/mountinfo`. */
 export interface SurveyMount {
   /** The mount point. */
@@ -107,6 +133,10 @@ export interface HostSurvey {
   nvmeControllers: SurveyNvmeController[];
   loops: SurveyLoop[];
   mounts: SurveyMount[];
+  /** krbd mappings of images. */
+  rbdDevices: SurveyRbd[];
+  /** dm-crypt mappings. */
+  cryptMaps: SurveyCrypt[];
   /** Block device names used as swap (`sdb`, `dm-3`). */
   swaps: string[];
   /** device-mapper open counts by dm name (`dm-3`); a map missing here has an unknown count. */
@@ -247,8 +277,33 @@ async function surveyNvme(ctx: HostContext): Promise<SurveyNvmeController[]> {
   return out;
 }
 
-/** `dmsetup info -c -o name,open` for the maps given: open counts by dm name. */
-async function dmOpenCounts(ctx: HostContext, maps: readonly SurveyMap[]): Promise<Map<string, number>> {
+/** krbd mappings of images (`/sys/bus/rbd/devices/<id>/{pool,name,current_snap}`, the kernel's rbd sysfs ABI). */
+async function surveyRbd(ctx: HostContext): Promise<SurveyRbd[]> {
+  const base = '/sys/bus/rbd/devices';
+  const out: SurveyRbd[] = [];
+  for (const id of await listDir(ctx, base)) {
+    if (!/^\d+$/.test(id)) continue;
+    const [pool, image, snap] = [await readAttr(ctx, `${base}/${id}/pool`), await readAttr(ctx, `${base}/${id}/name`), await readAttr(ctx, `${base}/${id}/current_snap`)];
+    if (!pool || !image || (snap && snap !== '-')) continue;
+    out.push({ name: `/dev/rbd/${pool}/${image}`, id, dev: `rbd${id}`, pool, image });
+  }
+  return out;
+}
+
+/** dm-crypt mappings: device-mapper devices whose dm uuid starts `CRYPT-` (as cryptsetup names them). */
+async function surveyCrypt(ctx: HostContext): Promise<SurveyCrypt[]> {
+  const out: SurveyCrypt[] = [];
+  for (const dm of await listDir(ctx, '/sys/block')) {
+    if (!/^dm-\d+$/.test(dm) || !((await readAttr(ctx, `/sys/block/${dm}/dm/uuid`)) ?? '').startsWith('CRYPT-')) continue;
+    const mapName = await readAttr(ctx, `/sys/block/${dm}/dm/name`);
+    if (!mapName) continue;
+    out.push({ name: `/dev/mapper/${mapName}`, mapName, dm, slaves: await listDir(ctx, `/sys/block/${dm}/slaves`) });
+  }
+  return out;
+}
+
+/** `dmsetup info -c -o name,open` for the maps given (multipath and dm-crypt): open counts by dm name. */
+async function dmOpenCounts(ctx: HostContext, maps: readonly { name: string; dm: string }[]): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   if (maps.length === 0) return counts;
   try {
@@ -309,6 +364,7 @@ async function surveyOpeners(ctx: HostContext): Promise<Map<string, string[]>> {
 export async function surveyHost(ctx: HostContext): Promise<HostSurvey> {
   const sessions = await surveySessions(ctx);
   const maps = await surveyMaps(ctx);
+  const cryptMaps = await surveyCrypt(ctx);
   return {
     sessions,
     nodes: await surveyNodes(ctx),
@@ -317,8 +373,10 @@ export async function surveyHost(ctx: HostContext): Promise<HostSurvey> {
     nvmeControllers: await surveyNvme(ctx),
     loops: (await listLoops(ctx)).map((l) => ({ name: l.name, backingFile: l.backFile })),
     mounts: parseMountInfo((await readAttr(ctx, '/proc/self/mountinfo')) ?? ''),
+    rbdDevices: await surveyRbd(ctx),
+    cryptMaps,
     swaps: await surveySwaps(ctx),
-    dmOpen: await dmOpenCounts(ctx, maps),
+    dmOpen: await dmOpenCounts(ctx, [...maps, ...cryptMaps.map((c) => ({ name: c.mapName, dm: c.dm }))]),
     openers: await surveyOpeners(ctx),
   };
 }

@@ -9,15 +9,19 @@
  * pulled from under something still stacked on it:
  *
  * 1. unmount (`umount`, never lazy: a busy mount is refused by the kernel and stays);
- * 2. flush and remove multipath maps (`multipath.flushMap`, which refuses an open map);
- * 3. delete SCSI devices pinned to their H:C:T:L (`scsi.deletePinnedDevice`), after checking that
+ * 2. close dm-crypt mappings (`cryptsetup close`, os-brick's encryptor detach), when the dm
+ *    device still is that crypt mapping;
+ * 3. flush and remove multipath maps (`multipath.flushMap`, which refuses an open map);
+ * 4. delete SCSI devices pinned to their H:C:T:L (`scsi.deletePinnedDevice`), after checking that
  *    the address still holds the device and that the recorded WWID is one of its identifiers
  *    (`cleanup-survey.deviceIdentifiers`), and wait for them to go;
- * 4. log out of iSCSI sessions (`iscsiadm -m session -r N --logout`), under the connector's
+ * 5. log out of iSCSI sessions (`iscsiadm -m session -r N --logout`), under the connector's
  *    portal lock, only when the session carries no SCSI device any more;
- * 5. delete node records (`iscsiadm -m node -o delete`) that have no session;
- * 6. disconnect NVMe-oF controllers (`nvme disconnect -d`), under the connector's target lock;
- * 7. detach loop devices (`losetup --detach`) still over the same file.
+ * 6. delete node records (`iscsiadm -m node -o delete`) that have no session;
+ * 7. disconnect NVMe-oF controllers (`nvme disconnect -d`), under the connector's target lock;
+ * 8. unmap krbd mappings (`rbd unmap /dev/rbdN`, os-brick's RBD disconnect) still of the same
+ *    pool and image, under the connector's image lock;
+ * 9. detach loop devices (`losetup --detach`) still over the same file.
  *
  * Anything open, mounted, held or used as swap is listed with action `skip` and never touched;
  * each step re-checks before it acts. After each removal the journal records it
@@ -37,10 +41,11 @@ import { ISCSI_ERR_NO_OBJS_FOUND, deleteNode, listSessions, readSession, session
 import type { AttachJournal, JournalResourceKind } from './journal.js';
 import { detachLoop, listLoops } from './loop.js';
 import { unmountFs } from './mount.js';
+import { closeCrypt } from './crypt.js';
 import { flushMap, mapForPath } from './multipath.js';
 import { listNvmeControllers, nvmeDisconnectController } from './nvme.js';
 import { deletePinnedDevice, deleteScsiAddress, flushDevice, formatHctl, hctlOfDevice, scsiDevicesUnder, waitForRemoval } from './scsi.js';
-import { pathExists } from './sysfs.js';
+import { pathExists, readAttr } from './sysfs.js';
 import { waitFor } from './retry.js';
 
 export type { CleanupAction, CleanupClaims } from './cleanup-judge.js';
@@ -155,7 +160,7 @@ async function operationStarted(journal: AttachJournal, seen: Map<string, string
 
 /** Remove one leftover after re-checking it. @throws Declined when it must stay after all; the step's own error when it fails */
 async function removeItem(ctx: HostContext, survey: HostSurvey, plan: CleanupPlan, i: PlanItem): Promise<void> {
-  const ignoreHolders = new Set(plan.items.filter((x) => x.map && x.action === 'removed').map((x) => x.map!.dm));
+  const ignoreHolders = new Set(plan.items.filter((x) => (x.map || x.crypt) && x.action === 'removed').map((x) => (x.map ?? x.crypt)!.dm));
   const ignoreMounts = new Set(plan.items.filter((x) => x.kind === 'mount' && x.action === 'removed').map((x) => x.name));
   const busy = async (name: string) => {
     const why = await blockDeviceBusy(ctx, survey, name, { ignoreHolders, ignoreMounts });
@@ -169,6 +174,8 @@ async function removeItem(ctx: HostContext, survey: HostSurvey, plan: CleanupPla
     await busy(i.map.dm);
     return flushMap(ctx, now.name, { timeoutMs: 60_000 });
   }
+  if (i.crypt) return closeCryptMapping(ctx, i, busy);
+  if (i.rbd) return unmapRbd(ctx, i, busy);
   if (i.scsi) return removeScsiDevice(ctx, i, busy);
   if (i.session) return logoutSession(ctx, i);
   if (i.node) return removeNode(ctx, i);
@@ -180,6 +187,29 @@ async function removeItem(ctx: HostContext, survey: HostSurvey, plan: CleanupPla
     await busy(i.loop.name.replace('/dev/', ''));
     return detachLoop(ctx, i.loop.name);
   }
+}
+
+/** `cryptsetup close <name>` when `dm-N` still is that dm-crypt mapping and nothing uses it. */
+async function closeCryptMapping(ctx: HostContext, i: PlanItem, busy: (name: string) => Promise<void>): Promise<void> {
+  const c = i.crypt!;
+  const [name, uuid] = [await readAttr(ctx, `/sys/block/${c.dm}/dm/name`), await readAttr(ctx, `/sys/block/${c.dm}/dm/uuid`)];
+  if (name === undefined) return; // gone already
+  if (name !== c.mapName || !uuid?.startsWith('CRYPT-')) throw new Declined(`/dev/${c.dm} is now ${name}, not the dm-crypt mapping ${c.mapName}`);
+  await busy(c.dm);
+  await closeCrypt(ctx, c.mapName);
+}
+
+/** `rbd unmap /dev/rbdN` under the RBD connector's image lock, when device N still maps the same pool and image and nothing uses it. */
+async function unmapRbd(ctx: HostContext, i: PlanItem, busy: (name: string) => Promise<void>): Promise<void> {
+  const r = i.rbd!;
+  await ctx.locks.withLock(`rbd-${r.pool}-${r.image}`, async () => {
+    const base = `/sys/bus/rbd/devices/${r.id}`;
+    const [pool, image] = [await readAttr(ctx, `${base}/pool`), await readAttr(ctx, `${base}/name`)];
+    if (pool === undefined) return; // unmapped already
+    if (pool !== r.pool || image !== r.image) throw new Declined(`/dev/${r.dev} now maps ${pool}/${image}, not ${r.pool}/${r.image}`);
+    await busy(r.dev);
+    await ctx.executor.run(['rbd', 'unmap', `/dev/${r.dev}`], { timeoutMs: 120_000 });
+  });
 }
 
 /** Delete a SCSI device at its address, after checking the address still holds the same device and WWID. */
