@@ -217,7 +217,9 @@ export class IscsiConnector implements Connector {
             if (signal.aborted) return undefined;
             return this.pathDevice(st);
           },
-          { timeoutMs: (attempt + 1) ** 2 * this.rescanBaseMs, intervalMs: 20, maxIntervalMs: 250, description: `LUN ${t.lun} of ${t.iqn} at ${t.portal.text}`, signal },
+          // A poll is one directory read once the address is known: keep the gaps short (the device
+          // usually appears within a few hundred ms of the scan), 100 ms at most.
+          { timeoutMs: (attempt + 1) ** 2 * this.rescanBaseMs, intervalMs: 20, maxIntervalMs: 100, description: `LUN ${t.lun} of ${t.iqn} at ${t.portal.text}`, signal },
         );
         st.device = found.device;
         st.hctl = found.hctl;

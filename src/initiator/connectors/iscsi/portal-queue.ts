@@ -84,14 +84,17 @@ export interface PortalQueueSettings {
 /**
  * Targeted scan of `t`'s LUN on the SCSI host of `session` (`"C T L"`, with the session's
  * channel and target when sysfs shows them, else `"- - L"`).
- * @returns the H:C:T:L scanned when channel and target were known (an iSCSI session's SCSI host
- * carries that one target, so the LUN's device appears there), else `undefined`
+ * @returns where the LUN's device is or will be: the H:C:T:L scanned when channel and target were
+ * known, else the one below the session's single target directory once the scan has made it (an
+ * iSCSI session's SCSI host carries that one target); `undefined` when sysfs does not tell
  * @throws {@link HostIoError} when the kernel refuses the write
  */
 export async function scanLun(ctx: HostContext, session: IscsiSession, t: IscsiTarget): Promise<Hctl | undefined> {
   const tg = (await scsiTargetsUnder(ctx, session.deviceDir))[0];
   await scanHost(ctx, session.host, tg ? { channel: tg.channel, target: tg.target, lun: t.scsiLun } : { lun: t.scsiLun });
-  return tg ? { host: session.host, channel: tg.channel, target: tg.target, lun: t.scsiLun } : undefined;
+  if (tg) return { host: session.host, channel: tg.channel, target: tg.target, lun: t.scsiLun };
+  const after = await scsiTargetsUnder(ctx, session.deviceDir);
+  return after.length === 1 ? { host: session.host, channel: after[0]!.channel, target: after[0]!.target, lun: t.scsiLun } : undefined;
 }
 
 /** The portal login queue of one connector instance. */
