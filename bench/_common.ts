@@ -217,18 +217,28 @@ const TRACEFS = '/sys/kernel/tracing';
  */
 export async function traceExecs(): Promise<(() => [string, number][]) | undefined> {
   if (process.env.BENCH_TRACE_EXEC !== '1') return undefined;
-  if (!fs.existsSync(`${TRACEFS}/events`)) await run(['mount', '-t', 'tracefs', 'nodev', TRACEFS], { checkExitCode: false });
   const w = (f: string, v: string) => fs.writeFileSync(`${TRACEFS}/${f}`, v);
-  w('tracing_on', '0');
-  w('buffer_size_kb', '8192');
-  w('trace', '');
-  w('events/sched/sched_process_exec/enable', '1');
-  w('tracing_on', '1');
-  return () => {
+  try {
+    if (!fs.existsSync(`${TRACEFS}/events`)) await run(['mount', '-t', 'tracefs', 'nodev', TRACEFS], { checkExitCode: false });
     w('tracing_on', '0');
-    w('events/sched/sched_process_exec/enable', '0');
-    const counts = new Map<string, number>();
-    for (const m of fs.readFileSync(`${TRACEFS}/trace`, 'utf8').matchAll(/sched_process_exec: filename=(\S+)/g)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
-    return [...counts].sort((a, b) => b[1] - a[1]);
+    w('buffer_size_kb', '8192');
+    w('trace', '');
+    w('events/sched/sched_process_exec/enable', '1');
+    w('tracing_on', '1');
+  } catch (err) {
+    process.stdout.write(`bench: no program trace (${(err as Error).message})\n`);
+    return undefined;
+  }
+  return () => {
+    try {
+      w('tracing_on', '0');
+      w('events/sched/sched_process_exec/enable', '0');
+      const counts = new Map<string, number>();
+      for (const m of fs.readFileSync(`${TRACEFS}/trace`, 'utf8').matchAll(/sched_process_exec: filename=(\S+)/g)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+      return [...counts].sort((a, b) => b[1] - a[1]);
+    } catch (err) {
+      process.stdout.write(`bench: program trace unreadable (${(err as Error).message})\n`);
+      return [];
+    }
   };
 }

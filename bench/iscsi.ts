@@ -29,6 +29,7 @@ import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import type { DeviceInfo } from '../src/initiator/connector.js';
 import { createHostContext } from '../src/host/context.js';
+import { createCapturingLogger } from '../src/log.js';
 import { listSessions, parsePortal } from '../src/host/iscsiadm.js';
 import { scsiDevicesUnder } from '../src/host/scsi.js';
 import { mapForWwid, flushMap } from '../src/host/multipath.js';
@@ -56,9 +57,9 @@ function props(t: LioTarget, lun: number, multipath: boolean, chap?: ChapCredent
   return p;
 }
 
-async function brick(list: Props[], multipath: boolean): Promise<RunFigures> {
+async function brick(list: Props[], multipath: boolean, runCtx = ctx): Promise<RunFigures> {
   await settle();
-  const c = connectorFor('ISCSI', { useMultipath: multipath, ctx });
+  const c = connectorFor('ISCSI', { useMultipath: multipath, ctx: runCtx });
   const c0 = hostCounters();
   const own0 = processTreeTicks();
   const t0 = performance.now();
@@ -175,6 +176,27 @@ const HEADER = [
   '|---|---|---|---|---|---|---|---|---|---|',
 ];
 
+/**
+ * Where the time of a Brick connect went, from its debug log (the warm-up run only: the timed
+ * runs log nothing): seconds from the first `connect_volume` to the first and last of each step.
+ */
+function timeline(lines: Record<string, unknown>[]): string {
+  const t0 = Number(lines.find((l) => l.msg === 'iscsi: connect_volume')?.time ?? NaN);
+  const at = (pred: (l: Record<string, unknown>) => boolean): string => {
+    const ts = lines.filter(pred).map((l) => (Number(l.time) - t0) / 1000);
+    return ts.length ? `${ts.length}x ${Math.min(...ts).toFixed(2)}–${Math.max(...ts).toFixed(2)} s` : '-';
+  };
+  const cmd = (re: RegExp) => (l: Record<string, unknown>) => l.msg === 'command finished' && re.test(String(l.cmd));
+  const ms = (re: RegExp) => lines.filter(cmd(re)).map((l) => Math.round(Number(l.ms))).join('/') || '-';
+  return [
+    `scans ${at((l) => l.msg === 'scsi: targeted scan')}`,
+    `logins done ${at(cmd(/^iscsiadm .*--login/))} (ms ${ms(/^iscsiadm .*--login/)})`,
+    `dmsetup create ${at(cmd(/^dmsetup create/))} (ms ${ms(/^dmsetup create/)})`,
+    `maps built ${at((l) => l.msg === 'iscsi: built the multipath map directly')}`,
+    `volumes returned ${at((l) => l.msg === 'iscsi: connect_volume done')}`,
+  ].join('; ');
+}
+
 /** Run `fn` with the guest's program starts traced when `BENCH_TRACE_EXEC=1`, printing the ones started at least twice. */
 async function traced<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const stop = await traceExecs();
@@ -187,7 +209,10 @@ async function traced<T>(label: string, fn: () => Promise<T>): Promise<T> {
 async function scenario(profile: Profile, name: string, t: LioTarget, luns: number[], mp: boolean, os: OsBrickWorker | undefined): Promise<Row> {
   const row: Row = { profile: profile.name, scenario: name, brick: [], os: [], floor: [], errors: [] };
   const list = luns.map((l) => props(t, l, mp, profile.chap));
-  await brick(list, mp); // warm-up of this process's code paths
+  // Warm-up of this process's code paths, logged at debug level to show where the time goes.
+  const cap = createCapturingLogger('debug');
+  const w = await brick(list, mp, createHostContext({ logger: cap.logger }));
+  process.stdout.write(`bench: ${profile.name}: ${name}: warm-up ${(w.connectMs / 1000).toFixed(2)} s: ${timeline(cap.lines())}\n`);
   await assertNoLeftovers(undefined, { timeoutMs: 60_000 });
   for (let i = 0; i < REPS; i++) {
     const tr = <T>(who: string, fn: () => Promise<T>) => (i === 0 ? traced(`${profile.name}: ${name}: ${who}`, fn) : fn());
