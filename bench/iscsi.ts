@@ -201,7 +201,7 @@ function timeline(lines: Record<string, unknown>[]): string {
 async function traced<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const stop = await traceExecs();
   const out = await fn();
-  if (stop) process.stdout.write(`bench: programs started, ${label}: ${stop().filter(([, n]) => n > 1).map(([f, n]) => `${f} ${n}`).join(', ')}\n`);
+  if (stop) process.stdout.write(`bench: programs started (whole cycle: connect, settle, disconnect), ${label}: ${stop().filter(([, n]) => n > 1).map(([f, n]) => `${f} ${n}`).join(', ')}\n`);
   return out;
 }
 
