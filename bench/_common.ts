@@ -214,6 +214,11 @@ const TRACEFS = '/sys/kernel/tracing';
  * event, through tracefs) until the returned function is called, which gives the count per
  * program path, most started first. Only with `BENCH_TRACE_EXEC=1` (else undefined): it tells
  * which of a run's process starts are udev's rules, which the daemons', which the contender's.
+ *
+ * Caution: in the lab run of 2 December 2026 the guest kernel stalled (soft lockup of the bench
+ * process, RCU grace-period kthread starved) right after about twenty traced runs, most likely in
+ * one of these tracefs writes (clearing `trace` waits for an RCU grace period); keep it to short
+ * diagnostic runs, not the full benchmark.
  */
 export async function traceExecs(): Promise<(() => [string, number][]) | undefined> {
   if (process.env.BENCH_TRACE_EXEC !== '1') return undefined;

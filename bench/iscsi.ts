@@ -186,7 +186,7 @@ function timeline(lines: Record<string, unknown>[]): string {
     const ts = lines.filter(pred).map((l) => (Number(l.time) - t0) / 1000);
     return ts.length ? `${ts.length}x ${Math.min(...ts).toFixed(2)}–${Math.max(...ts).toFixed(2)} s` : '-';
   };
-  const cmd = (re: RegExp) => (l: Record<string, unknown>) => l.msg === 'command finished' && re.test(String(l.cmd));
+  const cmd = (re: RegExp) => (l: Record<string, unknown>) => l.msg === 'command finished' && re.test(Array.isArray(l.cmd) ? l.cmd.join(' ') : String(l.cmd));
   const ms = (re: RegExp) => lines.filter(cmd(re)).map((l) => Math.round(Number(l.ms))).join('/') || '-';
   return [
     `scans ${at((l) => l.msg === 'scsi: targeted scan')}`,
