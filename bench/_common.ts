@@ -63,6 +63,38 @@ export function hostCounters(): HostCounters {
 /** `USER_HZ` (clock ticks per second of `/proc/stat`), 100 on Linux x86. */
 export const USER_HZ = 100;
 
+/**
+ * CPU clock ticks (user + system, its reaped children's included) of process `pid` and every
+ * process below it, from `/proc/N/stat`: what a contender spent itself and in the programs it ran,
+ * as opposed to udev, multipathd, iscsid and the kernel. `pid` defaults to this process.
+ */
+export function processTreeTicks(pid: number = process.pid): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command's closing parenthesis start at field 3 (state); utime is field 14.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+  }
+  let total = 0;
+  const todo = [pid];
+  const seen = new Set<number>();
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    total += stats.get(p)?.ticks ?? 0;
+    for (const [c, s] of stats) if (s.ppid === p) todo.push(c);
+  }
+  return total;
+}
+
 /** CPU seconds and process starts between two readings. */
 export function counterDelta(a: HostCounters, b: HostCounters): { cpuS: number; procs: number } {
   return { cpuS: (b.busyTicks - a.busyTicks) / USER_HZ, procs: b.processes - a.processes };
@@ -79,6 +111,8 @@ export interface RunFigures {
   disconnectMs: number;
   cpuS: number;
   procs: number;
+  /** CPU seconds of the contender's own processes (and the programs they ran) within `cpuS` (see {@link processTreeTicks}). */
+  ownCpuS?: number;
   /** Per-volume connect latencies (ms) when the run attached several volumes at once. */
   perVolumeMs?: number[];
 }
@@ -159,14 +193,57 @@ export class OsBrickWorker {
   async cycle(props: Record<string, unknown>[], multipath: boolean): Promise<RunFigures & { errors: string[] }> {
     await settle();
     const c0 = hostCounters();
+    const own0 = processTreeTicks(this.child.pid);
     const c = await this.connect(props, multipath);
     const d = counterDelta(c0, hostCounters());
+    const ownCpuS = (processTreeTicks(this.child.pid) - own0) / USER_HZ;
     const dis = await this.disconnect();
-    return { connectMs: c.connectMs, disconnectMs: dis.disconnectMs, ...d, perVolumeMs: c.perVolumeMs, errors: [...c.errors, ...dis.errors] };
+    return { connectMs: c.connectMs, disconnectMs: dis.disconnectMs, ...d, ownCpuS, perVolumeMs: c.perVolumeMs, errors: [...c.errors, ...dis.errors] };
   }
 
   /** Stop the worker. */
   close(): void {
     this.child.stdin.end();
   }
+}
+
+const TRACEFS = '/sys/kernel/tracing';
+
+/**
+ * Record every program started in the guest (the kernel's `sched:sched_process_exec` trace
+ * event, through tracefs) until the returned function is called, which gives the count per
+ * program path, most started first. Only with `BENCH_TRACE_EXEC=1` (else undefined): it tells
+ * which of a run's process starts are udev's rules, which the daemons', which the contender's.
+ *
+ * Caution: in the lab run of 2 December 2026 the guest kernel stalled (soft lockup of the bench
+ * process, RCU grace-period kthread starved) right after about twenty traced runs, most likely in
+ * one of these tracefs writes (clearing `trace` waits for an RCU grace period); keep it to short
+ * diagnostic runs, not the full benchmark.
+ */
+export async function traceExecs(): Promise<(() => [string, number][]) | undefined> {
+  if (process.env.BENCH_TRACE_EXEC !== '1') return undefined;
+  const w = (f: string, v: string) => fs.writeFileSync(`${TRACEFS}/${f}`, v);
+  try {
+    if (!fs.existsSync(`${TRACEFS}/events`)) await run(['mount', '-t', 'tracefs', 'nodev', TRACEFS], { checkExitCode: false });
+    w('tracing_on', '0');
+    w('buffer_size_kb', '8192');
+    w('trace', '');
+    w('events/sched/sched_process_exec/enable', '1');
+    w('tracing_on', '1');
+  } catch (err) {
+    process.stdout.write(`bench: no program trace (${(err as Error).message})\n`);
+    return undefined;
+  }
+  return () => {
+    try {
+      w('tracing_on', '0');
+      w('events/sched/sched_process_exec/enable', '0');
+      const counts = new Map<string, number>();
+      for (const m of fs.readFileSync(`${TRACEFS}/trace`, 'utf8').matchAll(/sched_process_exec: filename=(\S+)/g)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+      return [...counts].sort((a, b) => b[1] - a[1]);
+    } catch (err) {
+      process.stdout.write(`bench: program trace unreadable (${(err as Error).message})\n`);
+      return [];
+    }
+  };
 }

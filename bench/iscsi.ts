@@ -29,10 +29,11 @@ import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import type { DeviceInfo } from '../src/initiator/connector.js';
 import { createHostContext } from '../src/host/context.js';
+import { createCapturingLogger } from '../src/log.js';
 import { listSessions, parsePortal } from '../src/host/iscsiadm.js';
 import { scsiDevicesUnder } from '../src/host/scsi.js';
 import { mapForWwid, flushMap } from '../src/host/multipath.js';
-import { OsBrickWorker, REPS, counterDelta, hostCounters, median, ratio, settle, spread, type RunFigures } from './_common.js';
+import { OsBrickWorker, REPS, USER_HZ, counterDelta, hostCounters, median, processTreeTicks, ratio, settle, spread, traceExecs, type RunFigures } from './_common.js';
 
 const ctx = createHostContext();
 type Props = Record<string, unknown>;
@@ -56,10 +57,11 @@ function props(t: LioTarget, lun: number, multipath: boolean, chap?: ChapCredent
   return p;
 }
 
-async function brick(list: Props[], multipath: boolean): Promise<RunFigures> {
+async function brick(list: Props[], multipath: boolean, runCtx = ctx): Promise<RunFigures> {
   await settle();
-  const c = connectorFor('ISCSI', { useMultipath: multipath, ctx });
+  const c = connectorFor('ISCSI', { useMultipath: multipath, ctx: runCtx });
   const c0 = hostCounters();
+  const own0 = processTreeTicks();
   const t0 = performance.now();
   const perVolumeMs: number[] = [];
   const infos: DeviceInfo[] = await Promise.all(
@@ -74,9 +76,10 @@ async function brick(list: Props[], multipath: boolean): Promise<RunFigures> {
   await (c as { settled?: () => Promise<void> }).settled?.();
   await settle();
   const d = counterDelta(c0, hostCounters());
+  const ownCpuS = (processTreeTicks() - own0) / USER_HZ;
   const t1 = performance.now();
   await Promise.all(list.map((p, i) => c.disconnectVolume(p, infos[i]!)));
-  return { connectMs, disconnectMs: performance.now() - t1, ...d, perVolumeMs };
+  return { connectMs, disconnectMs: performance.now() - t1, ...d, ownCpuS, perVolumeMs };
 }
 
 /** The raw floor: node records (with CHAP when the profile has it), parallel logins (automatic scan), the devices or maps appearing; then a plain teardown. */
@@ -85,6 +88,7 @@ async function floor(t: LioTarget, luns: number[], multipath: boolean, chap?: Ch
   const portals = multipath ? t.portals : [t.portals[0]!];
   const wwn = (l: number) => t.luns.find((x) => x.lun === l)!.wwn;
   const c0 = hostCounters();
+  const own0 = processTreeTicks();
   const t0 = performance.now();
   await Promise.all(
     portals.map(async (p) => {
@@ -112,6 +116,7 @@ async function floor(t: LioTarget, luns: number[], multipath: boolean, chap?: Ch
   const connectMs = performance.now() - t0;
   await settle();
   const d = counterDelta(c0, hostCounters());
+  const ownCpuS = (processTreeTicks() - own0) / USER_HZ;
   const t1 = performance.now();
   for (const l of luns) {
     const m = await mapForWwid(ctx, wwn(l));
@@ -131,7 +136,7 @@ async function floor(t: LioTarget, luns: number[], multipath: boolean, chap?: Ch
       if (m) await run(['dmsetup', 'remove', '--force', m.name], { checkExitCode: false });
     }
   });
-  return { connectMs, disconnectMs, ...d };
+  return { connectMs, disconnectMs, ...d, ownCpuS };
 }
 
 interface Row {
@@ -146,7 +151,11 @@ interface Row {
 const pick = (xs: RunFigures[], k: keyof RunFigures) => xs.map((x) => x[k] as number);
 
 function rowLine(r: Row): string {
-  const cpu = (xs: RunFigures[]) => (xs.length ? `${median(pick(xs, 'cpuS')).toFixed(1)}` : '-');
+  const cpu = (xs: RunFigures[]) => {
+    if (!xs.length) return '-';
+    const own = xs.map((x) => x.ownCpuS).filter((v): v is number => v !== undefined);
+    return `${median(pick(xs, 'cpuS')).toFixed(1)}${own.length ? ` (own ${median(own).toFixed(1)})` : ''}`;
+  };
   const procs = (xs: RunFigures[]) => (xs.length ? `${Math.round(median(pick(xs, 'procs')))}` : '-');
   return [
     r.scenario,
@@ -163,26 +172,59 @@ function rowLine(r: Row): string {
 }
 
 const HEADER = [
-  '| scenario | brick connect | os-brick connect | floor connect | brick/os-brick connect | brick disconnect | os-brick disconnect | brick/os-brick disconnect | guest CPU s brick / os-brick / floor | process starts brick / os-brick / floor |',
+  '| scenario | brick connect | os-brick connect | floor connect | brick/os-brick connect | brick disconnect | os-brick disconnect | brick/os-brick disconnect | guest CPU s brick / os-brick / floor (own: the contender process and the programs it ran) | process starts brick / os-brick / floor |',
   '|---|---|---|---|---|---|---|---|---|---|',
 ];
 
-/** One scenario: `REPS` rounds of Brick, os-brick, floor; leftovers checked after each contender's run. */
+/**
+ * Where the time of a Brick connect went, from its debug log (the warm-up run only: the timed
+ * runs log nothing): seconds from the first `connect_volume` to the first and last of each step.
+ */
+function timeline(lines: Record<string, unknown>[]): string {
+  const t0 = Number(lines.find((l) => l.msg === 'iscsi: connect_volume')?.time ?? NaN);
+  const at = (pred: (l: Record<string, unknown>) => boolean): string => {
+    const ts = lines.filter(pred).map((l) => (Number(l.time) - t0) / 1000);
+    return ts.length ? `${ts.length}x ${Math.min(...ts).toFixed(2)}–${Math.max(...ts).toFixed(2)} s` : '-';
+  };
+  const cmd = (re: RegExp) => (l: Record<string, unknown>) => l.msg === 'command finished' && re.test(Array.isArray(l.cmd) ? l.cmd.join(' ') : String(l.cmd));
+  const ms = (re: RegExp) => lines.filter(cmd(re)).map((l) => Math.round(Number(l.ms))).join('/') || '-';
+  return [
+    `scans ${at((l) => l.msg === 'scsi: targeted scan')}`,
+    `logins done ${at(cmd(/^iscsiadm .*--login/))} (ms ${ms(/^iscsiadm .*--login/)})`,
+    `dmsetup create ${at(cmd(/^dmsetup create/))} (ms ${ms(/^dmsetup create/)})`,
+    `maps built ${at((l) => l.msg === 'iscsi: built the multipath map directly')}`,
+    `volumes returned ${at((l) => l.msg === 'iscsi: connect_volume done')}`,
+  ].join('; ');
+}
+
+/** Run `fn` with the guest's program starts traced when `BENCH_TRACE_EXEC=1`, printing the ones started at least twice. */
+async function traced<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const stop = await traceExecs();
+  const out = await fn();
+  if (stop) process.stdout.write(`bench: programs started (whole cycle: connect, settle, disconnect), ${label}: ${stop().filter(([, n]) => n > 1).map(([f, n]) => `${f} ${n}`).join(', ')}\n`);
+  return out;
+}
+
+/** One scenario: `REPS` rounds of Brick, os-brick, floor; leftovers checked after each contender's run. The first round's program starts are traced with `BENCH_TRACE_EXEC=1`. */
 async function scenario(profile: Profile, name: string, t: LioTarget, luns: number[], mp: boolean, os: OsBrickWorker | undefined): Promise<Row> {
   const row: Row = { profile: profile.name, scenario: name, brick: [], os: [], floor: [], errors: [] };
   const list = luns.map((l) => props(t, l, mp, profile.chap));
-  await brick(list, mp); // warm-up of this process's code paths
+  // Warm-up of this process's code paths, logged at debug level to show where the time goes.
+  const cap = createCapturingLogger('debug');
+  const w = await brick(list, mp, createHostContext({ logger: cap.logger }));
+  process.stdout.write(`bench: ${profile.name}: ${name}: warm-up ${(w.connectMs / 1000).toFixed(2)} s: ${timeline(cap.lines())}\n`);
   await assertNoLeftovers(undefined, { timeoutMs: 60_000 });
   for (let i = 0; i < REPS; i++) {
-    row.brick.push(await brick(list, mp));
+    const tr = <T>(who: string, fn: () => Promise<T>) => (i === 0 ? traced(`${profile.name}: ${name}: ${who}`, fn) : fn());
+    row.brick.push(await tr('brick', () => brick(list, mp)));
     await assertNoLeftovers(undefined, { timeoutMs: 60_000 });
     if (os) {
-      const o = await os.cycle(list, mp);
+      const o = await tr('os-brick', () => os.cycle(list, mp));
       row.errors.push(...o.errors);
       row.os.push(o);
       await assertNoLeftovers(undefined, { timeoutMs: 60_000 }).catch((e: Error) => row.errors.push(`os-brick left: ${e.message}`));
     }
-    row.floor.push(await floor(t, luns, mp, profile.chap));
+    row.floor.push(await tr('floor', () => floor(t, luns, mp, profile.chap)));
     process.stdout.write(`bench: ${profile.name}: ${name}: round ${i + 1}/${REPS} done\n`);
   }
   return row;

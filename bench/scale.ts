@@ -16,7 +16,7 @@ import { connectorFor } from '../src/initiator/factory.js';
 import '../src/initiator/connectors/index.js';
 import type { DeviceInfo } from '../src/initiator/connector.js';
 import { createHostContext } from '../src/host/context.js';
-import { OsBrickWorker, counterDelta, hostCounters, median, percentile, settle, type RunFigures } from './_common.js';
+import { OsBrickWorker, USER_HZ, counterDelta, hostCounters, median, percentile, processTreeTicks, settle, type RunFigures } from './_common.js';
 
 const REPS = Number(process.env.BENCH_SCALE_REPS ?? 3);
 const ctx = createHostContext();
@@ -27,6 +27,7 @@ async function brickRound(volumes: Awaited<ReturnType<typeof createScaleFleet>>[
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
   const c0 = hostCounters();
+  const own0 = processTreeTicks();
   const t0 = performance.now();
   const perVolumeMs: number[] = [];
   let infos: DeviceInfo[];
@@ -47,18 +48,19 @@ async function brickRound(volumes: Awaited<ReturnType<typeof createScaleFleet>>[
   await (c as { settled?: () => Promise<void> }).settled?.();
   await settle();
   const d = counterDelta(c0, hostCounters());
+  const ownCpuS = (processTreeTicks() - own0) / USER_HZ;
   const t1 = performance.now();
   await Promise.all(volumes.map((v, i) => c.disconnectVolume(v.props, infos[i]!)));
-  return { connectMs, disconnectMs: performance.now() - t1, ...d, perVolumeMs, peakRssMiB: peak / 1048576 };
+  return { connectMs, disconnectMs: performance.now() - t1, ...d, ownCpuS, perVolumeMs, peakRssMiB: peak / 1048576 };
 }
 
 function line(name: string, runs: (RunFigures & { peakRssMiB?: number })[]): string {
-  if (runs.length === 0) return `| ${name} | - | - | - | - | - | - | - |`;
+  if (runs.length === 0) return `| ${name} | - | - | - | - | - | - | - | - |`;
   const lat = runs.flatMap((r) => r.perVolumeMs ?? []);
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   const m = (k: keyof RunFigures) => median(runs.map((r) => r[k] as number));
   const rss = runs[0]!.peakRssMiB !== undefined ? `${median(runs.map((r) => r.peakRssMiB!)).toFixed(0)} MiB` : '-';
-  return `| ${name} | ${s(percentile(lat, 50))} | ${s(percentile(lat, 95))} | ${s(m('connectMs'))} | ${s(m('disconnectMs'))} | ${m('cpuS').toFixed(1)} | ${Math.round(m('procs'))} | ${rss} |`;
+  return `| ${name} | ${s(percentile(lat, 50))} | ${s(percentile(lat, 95))} | ${s(m('connectMs'))} | ${s(m('disconnectMs'))} | ${m('cpuS').toFixed(1)} | ${m('ownCpuS').toFixed(1)} | ${Math.round(m('procs'))} | ${rss} |`;
 }
 
 async function main(): Promise<void> {
@@ -86,8 +88,8 @@ async function main(): Promise<void> {
   }
   const lines = [
     `32 LUNs on 4 targets at once, multipath, in the lab VM: medians of ${REPS} interleaved rounds (per-volume percentiles over all rounds)`,
-    '| contender | per-volume p50 | per-volume p95 | all 32 attached | all 32 detached | guest CPU s | process starts | peak RSS |',
-    '|---|---|---|---|---|---|---|---|',
+    '| contender | per-volume p50 | per-volume p95 | all 32 attached | all 32 detached | guest CPU s | own CPU s | process starts | peak RSS |',
+    '|---|---|---|---|---|---|---|---|---|',
     line('brick', brick),
     line('os-brick', osRuns),
   ];

@@ -783,3 +783,42 @@ test('multipath without a map: a path device that exists but does not read is sk
     k.dispose();
   }
 });
+
+test('a path whose session already shows its target: the scan names the full address and the device is found there, pinned to it', async () => {
+  const k = kernel(3);
+  try {
+    const s = k.addSession(IQN, P1);
+    k.addDisk(s, 0); // another volume's LUN: the session's target directory exists
+    const c = make(k, false);
+    const info = await c.connectVolume(single(2));
+    assert.equal(info.path, '/dev/sdc');
+    assert.deepEqual(k.scans, [`host${s.host} 0 0 2`]);
+    await c.disconnectVolume(single(2), info);
+    assert.deepEqual(k.sessionDisks(s), [{ lun: 0, disk: 'sdb' }], 'only the LUN of the volume went; the other one and the session stay');
+  } finally {
+    k.dispose();
+  }
+});
+
+test('multipath: a map of another WWID holding the path is never returned', async () => {
+  const k = kernel();
+  try {
+    k.multipathd = false;
+    k.executor.on(['multipathd', 'add', 'path'], { stdout: 'fail\n' });
+    // Whatever device LUN 0 gets on either portal, a foreign map already holds it (a merge gone wrong).
+    const realAdd = k.addScsiDisk.bind(k);
+    k.addScsiDisk = (d) => {
+      const name = realAdd(d);
+      if (name && d.lun === 0) k.addToMap(WWID1, name, d.sizeBytes());
+      return name;
+    };
+    const c = make(k, true);
+    const info = await c.connectVolume(multi(0));
+    await c.settled();
+    assert.notEqual(info.multipath_id, WWID1);
+    assert.match(info.path, /^\/dev\/sd[bc]$/, 'a path device, with a warning, rather than the foreign map');
+    assert.equal(info.scsi_wwn, WWID0);
+  } finally {
+    k.dispose();
+  }
+});

@@ -12,7 +12,7 @@ import { ErrorChain } from '../../../host/error-chain.js';
 import { delay, waitFor } from '../../../host/retry.js';
 import { pathExists } from '../../../host/sysfs.js';
 import { deleteNode, listSessions, logout, nodeRecordFile, sessionsFor } from '../../../host/iscsiadm.js';
-import { deletePinnedDevice, formatHctl, type Hctl, deviceWwid, rescanDevice, scsiDevicesUnder, sysfsSizeBytes, waitForRemoval } from '../../../host/scsi.js';
+import { blockDeviceForHctl, deletePinnedDevice, formatHctl, type Hctl, deviceWwid, rescanDevice, scsiDevicesUnder, sysfsSizeBytes, waitForRemoval } from '../../../host/scsi.js';
 import { flushMap, mapForDevice, mapForWwid, removeMap, resizeMap } from '../../../host/multipath.js';
 import { finishDisconnect, removeConnection } from '../../../host/scsi-teardown.js';
 import { openJournalScope, runJournaled, type JournalScope } from '../../../host/journal.js';
@@ -193,6 +193,19 @@ export class IscsiConnector implements Connector {
     await this.waitForPathDevice(st, signal);
   }
 
+  /**
+   * The LUN's SCSI device below the path's session, once it has a block device: at the path's
+   * known address (one directory read; eight LUNs attaching at once over two portals poll sixteen
+   * of these), else by walking the session's targets and LUNs.
+   */
+  private async pathDevice(st: PathState): Promise<{ hctl: Hctl; device?: string } | undefined> {
+    if (st.address) {
+      const device = await blockDeviceForHctl(this.ctx, st.address);
+      return device ? { hctl: st.address, device } : undefined;
+    }
+    return (await scsiDevicesUnder(this.ctx, st.session!.deviceDir)).find((d) => d.hctl.lun === st.target.scsiLun && d.device);
+  }
+
   /** Wait for the LUN's block device below the session, rescanning on os-brick's (k+1)^2 schedule, `deviceScanAttempts` scans in all. */
   private async waitForPathDevice(st: PathState, signal: AbortSignal): Promise<void> {
     const session = st.session!;
@@ -202,9 +215,11 @@ export class IscsiConnector implements Connector {
         const found = await waitFor(
           async () => {
             if (signal.aborted) return undefined;
-            return (await scsiDevicesUnder(this.ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun && d.device);
+            return this.pathDevice(st);
           },
-          { timeoutMs: (attempt + 1) ** 2 * this.rescanBaseMs, intervalMs: 20, maxIntervalMs: 250, description: `LUN ${t.lun} of ${t.iqn} at ${t.portal.text}`, signal },
+          // A poll is one directory read once the address is known: keep the gaps short (the device
+          // usually appears within a few hundred ms of the scan), 100 ms at most.
+          { timeoutMs: (attempt + 1) ** 2 * this.rescanBaseMs, intervalMs: 20, maxIntervalMs: 100, description: `LUN ${t.lun} of ${t.iqn} at ${t.portal.text}`, signal },
         );
         st.device = found.device;
         st.hctl = found.hctl;
@@ -222,7 +237,7 @@ export class IscsiConnector implements Connector {
           });
         }
         this.ctx.logger.debug({ target_iqn: t.iqn, target_portal: t.portal.text, lun: t.lun, attempt }, 'iscsi: rescanning LUN');
-        await scanLun(this.ctx, session, t);
+        st.address = (await scanLun(this.ctx, session, t)) ?? st.address;
       }
     }
   }

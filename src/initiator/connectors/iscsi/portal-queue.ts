@@ -37,6 +37,12 @@ export interface PathState {
   journal?: JournalScope;
   /** The H:C:T:L recorded in the journal before the scan (when the address was known then). */
   recordedHctl?: string;
+  /**
+   * Where the LUN's SCSI device is or will be, when certain: the address of a device already
+   * there, or the one the last targeted scan named with the session's own target directory. The
+   * wait for the block device then looks at that one address instead of walking the session.
+   */
+  address?: Hctl;
 }
 
 /** A fresh {@link PathState} for target `t`: nothing made yet; `journal` receives its intents. */
@@ -78,11 +84,17 @@ export interface PortalQueueSettings {
 /**
  * Targeted scan of `t`'s LUN on the SCSI host of `session` (`"C T L"`, with the session's
  * channel and target when sysfs shows them, else `"- - L"`).
+ * @returns where the LUN's device is or will be: the H:C:T:L scanned when channel and target were
+ * known, else the one below the session's single target directory once the scan has made it (an
+ * iSCSI session's SCSI host carries that one target); `undefined` when sysfs does not tell
  * @throws {@link HostIoError} when the kernel refuses the write
  */
-export async function scanLun(ctx: HostContext, session: IscsiSession, t: IscsiTarget): Promise<void> {
+export async function scanLun(ctx: HostContext, session: IscsiSession, t: IscsiTarget): Promise<Hctl | undefined> {
   const tg = (await scsiTargetsUnder(ctx, session.deviceDir))[0];
   await scanHost(ctx, session.host, tg ? { channel: tg.channel, target: tg.target, lun: t.scsiLun } : { lun: t.scsiLun });
+  if (tg) return { host: session.host, channel: tg.channel, target: tg.target, lun: t.scsiLun };
+  const after = await scsiTargetsUnder(ctx, session.deviceDir);
+  return after.length === 1 ? { host: session.host, channel: after[0]!.channel, target: after[0]!.target, lun: t.scsiLun } : undefined;
 }
 
 /** The portal login queue of one connector instance. */
@@ -213,6 +225,7 @@ export class PortalLoginQueue {
       if (signal.aborted) throw new ConnectAbandonedError();
       const existing = (await scsiDevicesUnder(ctx, session.deviceDir)).find((d) => d.hctl.lun === t.scsiLun);
       st.preexisting = existing !== undefined;
+      if (existing) st.address = existing.hctl;
       if (!st.preexisting && st.journal) {
         const hctl = await scanAddress(ctx, session, t);
         if (hctl) {
@@ -220,7 +233,7 @@ export class PortalLoginQueue {
           st.recordedHctl = hctl;
         }
       }
-      await scanLun(ctx, session, t);
+      st.address = (await scanLun(ctx, session, t)) ?? st.address;
       r.resolve();
     } catch (err) {
       r.reject(err);
