@@ -18,7 +18,7 @@ import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } from '../../src/exec/executor.js';
 import { createCapturingLogger } from '../../src/log.js';
-import { BrickError } from '../../src/errors.js';
+import { AuthenticationError } from '../../src/errors.js';
 import { LockManager } from '../../src/host/lock.js';
 
 /** An Executor that records every argv it runs (to prove the keyring is never an argument). */
@@ -110,6 +110,10 @@ test('RBD: rbd map as client.brick (keyring never in argv or logs), data, extend
   assert.match(String(info.rbd_device), /^\/dev\/rbd\d+$/);
   assert.ok(info.path === `/dev/rbd/rbd/${image}` || info.path === info.rbd_device, `path ${info.path}`);
   assert.deepEqual(tempDirs(), dirsBefore, 'no temporary keyring directory outlives the map');
+  // What rbd handed the kernel: the key goes through the kernel key store (key=client.brick), not as secret=<key> in the options.
+  const configInfo = fs.readFileSync(`/sys/bus/rbd/devices/${String(info.rbd_device).slice('/dev/rbd'.length)}/config_info`, 'utf8').trim();
+  process.stdout.write(`# krbd config_info: ${configInfo.split(key).join('<KEY>')}\n`);
+  assert.ok(!configInfo.includes(key), 'the key is not in the kernel mapping options (sysfs config_info)');
 
   // A signature written with O_DIRECT through the device is in the image (read back with rbd export as client.admin).
   const sig = randomBytes(4096);
@@ -176,7 +180,8 @@ test('RBD: a wrong key fails the connect with a Brick error, no mapping and no k
     (e: unknown) => e,
   );
   const ms = Date.now() - t;
-  assert.ok(err instanceof BrickError, `a BrickError, got ${String(err)}`);
+  assert.ok(err instanceof AuthenticationError, `an AuthenticationError, got ${String(err)}`);
+  assert.equal(err.field, 'keyring');
   process.stdout.write(`# wrong key: failed after ${ms} ms with ${err.code}: ${err.message}\n`);
   assert.ok(!err.message.includes(wrongKey) && !JSON.stringify(err.details ?? {}).includes(wrongKey), 'the key is not in the error');
   assert.ok(!JSON.stringify(ex.argvs).includes(wrongKey) && !log.text().includes(wrongKey), 'nor in argv or logs');
