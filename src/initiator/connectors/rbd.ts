@@ -13,12 +13,16 @@
  * and both are deleted as soon as `rbd map` returns (the kernel keeps the key; unmapping needs
  * none). os-brick keeps its conf file until detach; Brick does not need it that long.
  *
+ * A key the monitors refuse (`rbd map` exit status 13, "couldn't connect to the cluster!", as
+ * the lab shows with a wrong key) is an `AuthenticationError` naming `keyring`; os-brick lets
+ * the process error through.
+ *
  * Mappings are found in sysfs (`/sys/bus/rbd/devices/<id>/{pool,name,current_snap}`) rather
  * than by parsing `rbd showmapped`. The lock is per image (`rbd-<pool>-<image>`).
  *
  * @module
  */
-import { InvalidInputError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
+import { AuthenticationError, InvalidInputError, ProcessExecutionError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
 import { withPrivateTempDir } from '../../host/files.js';
 import { listDir, pathExists, readAttr } from '../../host/sysfs.js';
@@ -118,6 +122,18 @@ export async function listRbdMappings(ctx: Pick<HostContext, 'hostRoot'>): Promi
   return out;
 }
 
+/**
+ * `rbd map` exits with status 13 (EACCES) when the monitors refuse the cephx key ("rbd: couldn't
+ * connect to the cluster!", seen in the lab with a wrong key): that becomes an
+ * {@link AuthenticationError} naming `keyring`, with the (masked) process error as its cause.
+ * Other failures are not authentication failures: undefined.
+ */
+function cephxRefused(e: unknown, v: RbdVolume): AuthenticationError | undefined {
+  if (!(e instanceof ProcessExecutionError) || e.exitCode !== 13) return undefined;
+  const said = e.stderr.trim().split('\n').slice(-2).join(' | ');
+  return new AuthenticationError(`Ceph refused the key of client.${v.user ?? 'admin'} mapping ${v.pool}/${v.image} (rbd map exited with status 13${said ? `: ${said}` : ''})`, { field: 'keyring', cause: e, details: { pool: v.pool, image: v.image, exit_code: 13 } });
+}
+
 /** Connector for Ceph RBD volumes through krbd. */
 export class RbdConnector implements Connector {
   readonly protocol = 'RBD';
@@ -160,7 +176,11 @@ export class RbdConnector implements Connector {
       const keyringPath = await dir.write('keyring', keyring.endsWith('\n') ? keyring : `${keyring}\n`);
       const conf = ['[global]', ...(v.monitors.length ? [`mon_host = ${v.monitors.join(',')}`] : []), `keyring = ${keyringPath}`, ''].join('\n');
       const confPath = await dir.write(`${v.clusterName}.conf`, conf);
-      await this.ctx.executor.run([...argv, '--conf', confPath], { timeoutMs: 120_000, secrets: keyringSecrets(keyring) });
+      try {
+        await this.ctx.executor.run([...argv, '--conf', confPath], { timeoutMs: 120_000, secrets: keyringSecrets(keyring) });
+      } catch (e) {
+        throw cephxRefused(e, v) ?? e;
+      }
     });
   }
 
@@ -174,7 +194,8 @@ export class RbdConnector implements Connector {
   /**
    * Map the image (unless mapped) and return `{ type: 'block', path, rbd_device: '/dev/rbdN' }`.
    * @throws {@link InvalidInputError} for bad properties, before anything runs
-   * @throws ProcessExecutionError when `rbd map` fails (its output masked)
+   * @throws {@link AuthenticationError} (field `keyring`) when the monitors refuse the keyring's key (`rbd map` exit status 13)
+   * @throws ProcessExecutionError when `rbd map` fails otherwise (its output masked)
    * @throws {@link VolumeDeviceNotFoundError} when the mapping does not show in sysfs
    */
   async connectVolume(properties: ConnectionProperties): Promise<DeviceInfo> {

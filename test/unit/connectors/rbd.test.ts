@@ -10,7 +10,7 @@ import { connectorFor } from '../../../src/initiator/factory.js';
 import { createCapturingLogger } from '../../../src/log.js';
 import '../../../src/initiator/connectors/index.js';
 import { AttachJournal } from '../../../src/host/journal.js';
-import { InvalidInputError, VolumePathNotRemovedError, ProcessExecutionError } from '../../../src/errors.js';
+import { AuthenticationError, InvalidInputError, VolumePathNotRemovedError, ProcessExecutionError } from '../../../src/errors.js';
 
 const IMAGE = 'volume-0c2f8e5a-6b1d-4f3e-9a7c-2d4e6f8a1b3c';
 const KEY = 'AQBfT0RnAAAAABAAk3X5rQ2n1c9W0bV6yZ8f2Q==';
@@ -110,6 +110,29 @@ test('the temporary keyring is removed when rbd map fails too, and the error car
     const c = new RbdConnector(k.ctx);
     await assert.rejects(c.connectVolume(PROPS), (e: unknown) => e instanceof ProcessExecutionError && !e.message.includes(KEY) && !e.stderr.includes(KEY));
     assert.ok(dir && !existsSync(dir));
+  } finally {
+    k.cleanup();
+  }
+});
+
+test('a key the monitors refuse (rbd map exit 13, as the lab shows) is an AuthenticationError naming keyring, with no secret and no temporary file', async () => {
+  const k = rbdHost();
+  try {
+    let dir = '';
+    k.ex.on(['rbd', 'map'], (argv) => {
+      dir = argv[argv.indexOf('--conf') + 1]!.replace(/\/[^/]+$/, '');
+      return { exitCode: 13, stderr: `rbd: couldn't connect to the cluster! (key ${KEY})\n` };
+    });
+    const c = new RbdConnector(k.ctx);
+    const err = await c.connectVolume(PROPS).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof AuthenticationError, String(err));
+    assert.equal(err.code, 'AUTHENTICATION_FAILED');
+    assert.equal(err.field, 'keyring');
+    assert.match(err.message, new RegExp(`^Ceph refused the key of client\\.cinder mapping volumes/${IMAGE} \\(rbd map exited with status 13: .*couldn't connect to the cluster!`));
+    assert.ok(err.cause instanceof ProcessExecutionError);
+    assert.ok(!err.message.includes(KEY) && !JSON.stringify(err.toJSON()).includes(KEY), 'no secret in the error');
+    assert.ok(dir && !existsSync(dir), 'the temporary keyring is gone');
+    assert.deepEqual(await c.getVolumePaths(PROPS), [], 'nothing mapped');
   } finally {
     k.cleanup();
   }
