@@ -17,13 +17,17 @@
  * - The suite runs with mount access, then with block access (1 GiB volumes, expanded to 2 GiB:
  *   Brick sizes volumes in whole GiB) and each run must end with zero failures, with both
  *   portals' sessions seen during it; the `Ran N of M Specs` and pass/fail lines are printed.
- *   After each run the leftovers probe is empty; after both, the processes stop on SIGTERM and
+ *   After each run the leftovers probe is empty (and printed); after both, the processes stop on SIGTERM and
  *   the guest holds nothing of the run: no iSCSI session or node record, SCSI device, dm map,
  *   mount, LV (beyond the pool), LIO target or backstore.
  *
- * While debugging, `LAB_TEST_CSI_FOCUS=REGEX` passes `--ginkgo.focus` to csi-sanity and
- * `LAB_TEST_CSI_ACCESS=mount|block` runs one access type only (tools/lab passes `LAB_TEST_*`
- * variables into the guest).
+ * `BRICK_LAB_CSI=1` runs both access types, `BRICK_LAB_CSI=mount` or `=block` one of them (one
+ * access type took about 10 minutes of csi-sanity under TCG, 12 with the VM and set-up). With a
+ * results share (`LAB_OUT`) csi-sanity's verbose output (each spec with its duration) and both
+ * plugins' debug logs (each command with its duration) are written there as they come. While
+ * debugging, `LAB_TEST_CSI_FOCUS=REGEX` passes `--ginkgo.focus` to csi-sanity and
+ * `LAB_TEST_CSI_ACCESS=mount|block` also picks the access type (tools/lab passes `BRICK_*` and
+ * `LAB_TEST_*` variables into the guest).
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +35,7 @@ import * as fs from 'node:fs';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startInitiatorDaemons, createVolumeGroup, modprobe, probeLeftovers, assertNoLeftovers, run, LAB_INITIATOR_IQN, type VolumeGroupFixture, type Leftovers } from './fixtures/index.js';
+import { startInitiatorDaemons, createVolumeGroup, modprobe, probeLeftovers, assertNoLeftovers, diffLeftovers, run, LAB_INITIATOR_IQN, type VolumeGroupFixture, type Leftovers } from './fixtures/index.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MAIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -41,9 +45,11 @@ const PG_DIR = '/tmp/brick-pg-csi';
 const STATE = '/tmp/brick-csi-lab';
 const LIO = '/sys/kernel/config/target';
 const FOCUS = process.env.LAB_TEST_CSI_FOCUS;
-const ACCESS = process.env.LAB_TEST_CSI_ACCESS;
-// One access type takes tens of minutes under TCG: run only when asked (BRICK_LAB_CSI=1), not in CI's lab run.
-const skip = process.env.BRICK_LAB_CSI !== '1' ? 'set BRICK_LAB_CSI=1 to run csi-sanity in the lab (tens of minutes)' : !fs.existsSync(SANITY) ? `csi-sanity not found at ${SANITY} (see ../shared/csi/README.md)` : false;
+const WANTED = process.env.BRICK_LAB_CSI;
+// BRICK_LAB_CSI=mount or =block runs one access type (one lab run each fits a LAB_TIMEOUT of 30 min); =1 runs both.
+const ACCESS = process.env.LAB_TEST_CSI_ACCESS ?? (WANTED === 'mount' || WANTED === 'block' ? WANTED : undefined);
+// One access type takes tens of minutes under TCG: run only when asked (BRICK_LAB_CSI=1|mount|block), not in CI's lab run.
+const skip = WANTED !== '1' && WANTED !== 'mount' && WANTED !== 'block' ? 'set BRICK_LAB_CSI=1 (or =mount, =block) to run csi-sanity in the lab (tens of minutes)' : !fs.existsSync(SANITY) ? `csi-sanity not found at ${SANITY} (see ../shared/csi/README.md)` : false;
 
 let vg: VolumeGroupFixture | undefined;
 let pgUrl = '';
@@ -67,6 +73,15 @@ function postgres(action: string): Promise<string> {
 async function logicalVolumes(): Promise<string[]> {
   const r = await run(['lvs', '--noheadings', '-o', 'lv_name', VG], { timeoutMs: 120_000, checkExitCode: false });
   return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+}
+
+/** Assert the leftovers probe finds nothing beyond the baseline, and print what it found (for the report). */
+async function leftoversEmpty(t: TestContext, when: string): Promise<void> {
+  await assertNoLeftovers(baseline, { timeoutMs: 30_000 });
+  const now = probeLeftovers();
+  const line = `csi-sanity lab leftovers probe ${when}: beyond the baseline ${JSON.stringify(diffLeftovers(now, baseline))}; iSCSI sessions ${now.iscsiSessions.length}, node records ${now.iscsiNodes.length}, SCSI devices ${now.scsiDevices.length}, dm maps [${now.dmMaps.join(' ')}], mounts ${now.mounts.length}`;
+  t.diagnostic(line);
+  process.stderr.write(`${line}\n`);
 }
 
 /** Our LIO objects: iSCSI targets and iblock backstores. */
@@ -110,10 +125,19 @@ interface Plugin {
 function startPlugin(dir: string, mode: 'controller' | 'node', nodeId: string): Plugin {
   const socket = join(dir, `${mode}.sock`);
   const args = [MAIN, 'csi', '--config', join(dir, 'brick.yaml'), '--endpoint', `unix://${socket}`, '--node-id', nodeId, '--mode', mode, '--max-volumes-per-node', '16'];
+  // With a results share, debug logs (each command with its duration) go to `<share>/<mode>.log`.
+  const share = process.env.LAB_OUT;
+  if (share) args.push('--verbose');
+  const tee = share ? fs.createWriteStream(join(share, `csi-${mode}.log`)) : undefined;
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const take = (d: Buffer): void => {
+    tee?.write(d);
+    text += d.toString();
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
+  child.once('exit', () => tee?.end());
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, socket, log: () => text, exited };
 }
@@ -238,7 +262,7 @@ test('csi-sanity on LVM + LIO iSCSI with multipath, mount and block access: cont
       if (ACCESS && ACCESS !== accessType) continue;
       await t.test(`${accessType} access`, async (st) => {
         await sanityRun(st, dir, controller, node, accessType);
-        await assertNoLeftovers(baseline, { timeoutMs: 30_000 });
+        await leftoversEmpty(st, `after ${accessType}`);
       });
     }
   } finally {
@@ -249,7 +273,9 @@ test('csi-sanity on LVM + LIO iSCSI with multipath, mount and block access: cont
     assert.deepEqual(codes, [0, 0], 'both plugins stop cleanly on SIGTERM');
     assert.ok(!fs.existsSync(controller.socket) && !fs.existsSync(node.socket), 'sockets removed');
   }
-  await assertNoLeftovers(baseline, { timeoutMs: 30_000 });
-  assert.deepEqual(await logicalVolumes(), lvsBefore, 'no LV of the run is left');
+  await leftoversEmpty(t, 'after the plugins stopped');
+  const lvs = await logicalVolumes();
+  process.stderr.write(`csi-sanity lab: LVs left ${JSON.stringify(lvs)} (before the run ${JSON.stringify(lvsBefore)}), LIO objects ${JSON.stringify(lioObjects())}\n`);
+  assert.deepEqual(lvs, lvsBefore, 'no LV of the run is left');
   assert.deepEqual(lioObjects(), [], 'no LIO target or backstore is left');
 });

@@ -40,7 +40,7 @@ import type {
   VolumeDriver,
   VolumeStats,
 } from '../driver.js';
-import { escapeSnapshotName, isValidLvmName, mapperName, VolumeGroup } from './lvm.js';
+import { escapeSnapshotName, hasSnapshotsIn, isValidLvmName, mapperName, VolumeGroup } from './lvm.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -200,9 +200,11 @@ export class LvmDriver implements VolumeDriver {
    */
   async deleteVolume(volume: DriverVolume): Promise<void> {
     const name = lvName(volume);
-    const lv = await this.vg.lv(name);
-    if (!lv) return;
-    if (await this.vg.hasSnapshots(name)) throw new InvalidStateError(`volume ${volume.id} has snapshots: delete them first`, { details: { volume_id: volume.id } });
+    // One report of the VG answers both whether the LV is there and whether it has snapshots.
+    const all = await this.vg.lvsIfPresent();
+    const lv = all?.find((l) => l.name === name);
+    if (!all || !lv) return;
+    if (hasSnapshotsIn(all, name)) throw new InvalidStateError(`volume ${volume.id} has snapshots: delete them first`, { details: { volume_id: volume.id } });
     if (!this.thin && lv.pool === '') await this.clear(this.vg.devicePath(name), volume.size || Math.ceil(lv.sizeBytes / GiB));
     await this.vg.remove(name);
   }
@@ -399,9 +401,10 @@ export class LvmDriver implements VolumeDriver {
    */
   async getVolumeStats(refresh: boolean): Promise<VolumeStats> {
     if (this.cachedStats && !refresh) return this.cachedStats;
-    const vg = await this.vg.info();
-    if (!vg) throw new BackendError(`volume_group ${this.config.volumeGroup} does not exist`, { field: 'volume_group' });
-    const lvs = await this.vg.lvs();
+    // Thin stats come from the LV report alone (the pool's size and data%): `vgs` only for thick.
+    const vg = this.thin ? undefined : await this.vg.info();
+    const lvs = this.thin || vg ? await this.vg.lvsIfPresent() : undefined;
+    if (!lvs) throw new BackendError(`volume_group ${this.config.volumeGroup} does not exist`, { field: 'volume_group' });
     const volumes = lvs.filter((l) => l.name.startsWith('volume-'));
     let total: number;
     let free: number;
@@ -413,8 +416,8 @@ export class LvmDriver implements VolumeDriver {
       free = pool.sizeBytes * (1 - (Number.isFinite(pool.dataPercent) ? pool.dataPercent : 0) / 100);
       provisioned = lvs.filter((l) => l.pool === this.thinPool).reduce((s, l) => s + l.sizeBytes, 0);
     } else {
-      total = vg.sizeBytes;
-      free = vg.freeBytes;
+      total = vg!.sizeBytes;
+      free = vg!.freeBytes;
       provisioned = total - free;
     }
     const pool: PoolStats = {

@@ -68,6 +68,18 @@ export function parseLvs(text: string): LvInfo[] {
   return out;
 }
 
+/**
+ * Whether LV `name` in the VG report `all` is the origin of a snapshot: a thick origin's `o`/`O`
+ * attribute, or any LV (a thin snapshot) whose origin it is (Cinder's `LVM.lv_has_snapshot`).
+ * False when `name` is not in the report. Pure.
+ */
+export function hasSnapshotsIn(all: readonly LvInfo[], name: string): boolean {
+  const me = all.find((l) => l.name === name);
+  if (!me) return false;
+  if (me.attr[0] === 'o' || me.attr[0] === 'O') return true;
+  return all.some((l) => l.origin === name);
+}
+
 /** LVM reserves LV names starting with `snapshot`: Cinder stores them as `_snapshot-...` (`_escape_snapshot`). */
 export function escapeSnapshotName(name: string): string {
   return name.startsWith('snapshot') ? `_${name}` : name;
@@ -123,6 +135,22 @@ export class VolumeGroup {
   async lvs(): Promise<LvInfo[]> {
     const { stdout } = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', this.name]);
     return parseLvs(stdout);
+  }
+
+  /**
+   * Every LV of the VG from one `lvs` report, or undefined when the VG does not exist. One report
+   * answers what {@link lv} and {@link hasSnapshots} would ask in two (each LVM command costs
+   * a metadata scan: about 0.6 s under emulation in the lab).
+   * @throws {@link ProcessExecutionError} when `lvs` fails for another reason than a missing VG (e.g. without privilege)
+   * @throws {@link ProcessTimeoutError} when `lvs` does not finish within the group's timeout
+   */
+  async lvsIfPresent(): Promise<LvInfo[] | undefined> {
+    const r = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', this.name], false);
+    if (r.exitCode !== 0) {
+      if (/not found|No such/i.test(r.stderr) || r.exitCode === 5) return undefined;
+      throw new ProcessExecutionError(['lvs', this.name], r.exitCode, r.stdout, r.stderr);
+    }
+    return parseLvs(r.stdout);
   }
 
   /**
@@ -213,11 +241,7 @@ export class VolumeGroup {
 
   /** True when `name` is the origin of a snapshot (thick `o`/`O` attr, or any thin LV whose origin it is). */
   async hasSnapshots(name: string): Promise<boolean> {
-    const all = await this.lvs();
-    const me = all.find((l) => l.name === name);
-    if (!me) return false;
-    if (me.attr[0] === 'o' || me.attr[0] === 'O') return true;
-    return all.some((l) => l.origin === name);
+    return hasSnapshotsIn(await this.lvs(), name);
   }
 
   /** Grow an LV to `sizeGiB` (`lvextend -L <n>g`). */

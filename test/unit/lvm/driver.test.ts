@@ -151,6 +151,31 @@ describe('LVM driver on a fake LVM', () => {
     await d.deleteVolume(v);
   });
 
+  test('delete asks LVM once: one lvs report of the VG, then lvremove; a missing VG is nothing to delete', async () => {
+    const d = driver({ lvm_type: 'thin' });
+    await d.checkForSetupError();
+    await d.createVolume(vol(A));
+    const n = t.exec.calls.length;
+    await d.deleteVolume(vol(A));
+    const ran = commands(n);
+    assert.equal(ran.length, 2, ran.join('\n'));
+    assert.match(ran[0]!, new RegExp(`^lvs .* ${VG}$`));
+    assert.match(ran[1]!, new RegExp(`^lvremove .* ${VG}/volume-${A}$`));
+    assert.ok(!lvm.lvs.has(`volume-${A}`));
+    const gone = new LvmDriver({ volume_group: 'nope' }, t.ctx, { configfs: fs });
+    await gone.deleteVolume(vol(B));
+  });
+
+  test('thin: a thin snapshot in the same report still makes its origin busy', async () => {
+    const d = driver({ lvm_type: 'thin' });
+    await d.checkForSetupError();
+    const v = vol(A);
+    await d.createVolume(v);
+    await d.createSnapshot(snap(S, v));
+    await assert.rejects(d.deleteVolume(v), InvalidStateError);
+    assert.ok(lvm.lvs.has(`volume-${A}`));
+  });
+
   test('thick snapshot: escaped name, COW as large as the origin; deletion zeroes the -cow device', async () => {
     const d = driver();
     const v = vol(A);
@@ -296,6 +321,20 @@ describe('LVM driver on a fake LVM', () => {
     assert.equal(s.provisioned_capacity_gb, 9);
     assert.equal(s.thin_provisioning_support, true);
     assert.equal(s.thick_provisioning_support, false);
+  });
+
+  test('thin stats come from one lvs report (no vgs); a missing VG is a BackendError naming volume_group', async () => {
+    const d = driver({ lvm_type: 'thin' });
+    await d.checkForSetupError();
+    const n = t.exec.calls.length;
+    await d.getVolumeStats(true);
+    const ran = commands(n);
+    assert.equal(ran.length, 1, ran.join('\n'));
+    assert.match(ran[0]!, new RegExp(`^lvs .* ${VG}$`));
+    const gone = new LvmDriver({ volume_group: 'nope', lvm_type: 'thin' }, t.ctx, { configfs: fs });
+    await assert.rejects(gone.getVolumeStats(true), (e: unknown) => e instanceof BackendError && e.field === 'volume_group');
+    const thick = new LvmDriver({ volume_group: 'nope' }, t.ctx, { configfs: fs });
+    await assert.rejects(thick.getVolumeStats(true), (e: unknown) => e instanceof BackendError && e.field === 'volume_group');
   });
 
   test('manage existing renames into volume-<id> and reports the size rounded up; unknown refs are refused', async () => {
