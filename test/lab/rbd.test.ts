@@ -5,7 +5,8 @@
  * connection-property contents (os-brick/cinderlib style), data through the device checked with
  * `rbd export`, extend after `rbd resize`, unmap, and a wrong key failing cleanly. The keyring
  * must never show in an argv the connector ran, nor in its log, and no temporary keyring file
- * may outlive a connect. If Ceph cannot start, the test fails with the daemons' log tails.
+ * may outlive a connect. A mapping and a dm-crypt mapping over it, left by an attach whose process
+ * is gone, are closed and unmapped by `host cleanup` from their journal records. If Ceph cannot start, the test fails with the daemons' log tails.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,9 @@ import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } fro
 import { createCapturingLogger } from '../../src/log.js';
 import { AuthenticationError } from '../../src/errors.js';
 import { LockManager } from '../../src/host/lock.js';
+import { AttachJournal, attachmentKey } from '../../src/host/journal.js';
+import { cleanupHost } from '../../src/host/cleanup.js';
+import { createHostContext } from '../../src/host/context.js';
 
 /** An Executor that records every argv it runs (to prove the keyring is never an argument). */
 class WatchingExecutor implements Executor {
@@ -190,3 +194,57 @@ test('RBD: a wrong key fails the connect with a Brick error, no mapping and no k
   assert.deepEqual(tempDirs(), dirsBefore, 'no temporary keyring left');
   await c.rbd(['rm', '--no-progress', `rbd/${image}`], { timeoutMs: 300_000 });
 });
+
+test('RBD: a map and a dm-crypt mapping over it, left by a killed encrypted attach, are removed by host cleanup from the journal, in order', { timeout: 600_000 }, async () => {
+  const c = await ceph();
+  const image = `vol-${token()}`;
+  await c.rbd(['create', '--size', '16', '--image-feature', 'layering', `rbd/${image}`]);
+  const baseline = probeLeftovers();
+  const dir = fs.mkdtempSync('/run/brick-rbd-journal-');
+  try {
+    const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8');
+    // The attaching process as the journal sees it (alive), and the same journal read after a kill -9 (its pid gone).
+    const journal = (alive: boolean) =>
+      new AttachJournal(join(dir, 'journal'), { readProc: (p) => (p === 'sys/kernel/random/boot_id' ? bootId : alive ? readProcFile(p) : undefined) });
+    const j = journal(true);
+    const identity = { targets: [`rbd/${image}`] };
+    const key = attachmentKey('RBD', identity);
+    const record = `/dev/rbd/rbd/${image}`;
+    // What the RBD connector and the encryptor journal, then do, before the process is killed.
+    await j.begin('attach', 'RBD', { name: `rbd/${image}` }, identity);
+    await j.intent(key, 'rbd-device', record, { pool: 'rbd', image });
+    const dev = (await c.rbd(['map', `rbd/${image}`])).stdout.trim();
+    assert.match(dev, /^\/dev\/rbd\d+$/);
+    const mapName = `crypt-${image}`;
+    await j.intent(key, 'dm-crypt', `/dev/mapper/${mapName}`, { device: record, provider: 'plain' });
+    const keyFile = join(dir, 'key');
+    fs.writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    await run(['cryptsetup', 'open', '--type', 'plain', '--cipher', 'aes-xts-plain64', '--key-size', '256', '--key-file', keyFile, dev, mapName], { timeoutMs: 120_000 });
+    assert.ok(fs.existsSync(`/dev/mapper/${mapName}`));
+
+    const ctx = createHostContext({ executor: new ProcessExecutor({ defaultTimeoutMs: 120_000 }), locks: new LockManager('/run/brick-locks', 20_000) });
+    const dry = await cleanupHost(ctx, journal(false), { dryRun: true });
+    const mine = (r: typeof dry) => r.leftovers.filter((l) => l.name === record || l.name === `/dev/mapper/${mapName}`).map((l) => `${l.kind} ${l.owned ? 'owned' : 'unowned'} ${l.action}`);
+    assert.deepEqual(mine(dry), ['dm-crypt owned remove', 'rbd-device owned remove']);
+    const r = await cleanupHost(ctx, journal(false));
+    process.stdout.write(`# host cleanup: ${JSON.stringify(r.leftovers.map((l) => [l.kind, l.name, l.action]))}\n`);
+    assert.deepEqual(mine(r), ['dm-crypt owned removed', 'rbd-device owned removed']);
+    assert.ok(!fs.existsSync(`/dev/mapper/${mapName}`), 'the dm-crypt mapping is closed');
+    assert.equal((await run(['rbd', 'showmapped'], { timeoutMs: 60_000 })).stdout.trim(), '', 'rbd showmapped is empty');
+    assert.deepEqual(await journal(false).resources(), [], 'the journal forgot both records');
+    await assertNoLeftovers(baseline);
+    await run(['udevadm', 'settle', '--timeout=30'], { checkExitCode: false, timeoutMs: 40_000 });
+    assert.deepEqual(rbdDevNodes(), [], 'no /dev/rbd* left');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await c.rbd(['rm', '--no-progress', `rbd/${image}`], { timeoutMs: 300_000 });
+});
+
+function readProcFile(p: string): string | undefined {
+  try {
+    return fs.readFileSync(join('/proc', p), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
