@@ -17,6 +17,7 @@
  * timed. Printed: median (min–max) of each figure, and the ratios of the medians.
  *
  * Run with `node dist/tools/lab/cli.js bench dist/bench/iscsi.js` (or `npm run bench`);
+ * `BENCH_SCENARIOS=single,multipath,eight` picks scenarios (default all),
  * `BENCH_REPS=N` changes the rounds, `BENCH_OSBRICK=0` leaves os-brick out, `BENCH_PROFILES=plain`
  * runs one profile. Goals (issue 18, medians, both profiles): eight concurrent multipath connects
  * at most 0.15x os-brick, their disconnect at most 0.3x, single-path connect at most 0.3x, and
@@ -238,11 +239,13 @@ async function runProfile(profile: Profile, os: OsBrickWorker | undefined): Prom
   const rows: Row[] = [];
   try {
     const first = profile.lunIds[0]!;
-    for (const [name, t, luns, mp] of [
-      ['1 LUN, single path', t1, [first], false],
-      ['1 LUN, multipath', t1, [first], true],
-      ['8 LUNs at once, multipath', t8, profile.lunIds, true],
+    const wanted = process.env.BENCH_SCENARIOS?.split(',');
+    for (const [id, name, t, luns, mp] of [
+      ['single', '1 LUN, single path', t1, [first], false],
+      ['multipath', '1 LUN, multipath', t1, [first], true],
+      ['eight', '8 LUNs at once, multipath', t8, profile.lunIds, true],
     ] as const) {
+      if (wanted && !wanted.includes(id)) continue;
       try {
         const row = await scenario(profile, name, t, [...luns], mp, os);
         rows.push(row);
