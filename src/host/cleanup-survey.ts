@@ -6,7 +6,7 @@
  *
  * Everything is read from sysfs and `/proc` under the context's host root with the `host/`
  * readers the connectors use (`iscsiadm.listSessions`, `scsi.deviceWwid`, `multipath.mapByDm`,
- * `nvme.listNvmeControllers`, `loop.listLoops`), except two programs run through the Executor:
+ * `nvme.listNvmeControllers`, `loop.listLoops`, `rbd.listRbdMappings`), except two programs run through the Executor:
  * `iscsiadm -m node` (the node database; open-iscsi keeps it in two layouts) and `dmsetup info`
  * (a map's open count, which sysfs does not show). Neither changes anything.
  *
@@ -22,6 +22,7 @@ import type { HostContext } from './context.js';
 import { ISCSI_ERR_NO_OBJS_FOUND, listSessions, parseDiscovery, type Portal } from './iscsiadm.js';
 import { listLoops } from './loop.js';
 import { mapByDm } from './multipath.js';
+import { listRbdMappings } from './rbd.js';
 import { listNvmeControllers, namespacesOf } from './nvme.js';
 import { deviceWwid, parseHctl, scsiDevicesUnder, wwidFromSysfs, type Hctl } from './scsi.js';
 import { listDir, readAttr, readBinaryAttr, readLink, resolvePath } from './sysfs.js';
@@ -277,17 +278,11 @@ async function surveyNvme(ctx: HostContext): Promise<SurveyNvmeController[]> {
   return out;
 }
 
-/** krbd mappings of images (`/sys/bus/rbd/devices/<id>/{pool,name,current_snap}`, the kernel's rbd sysfs ABI). */
+/** krbd mappings of images (snapshot mappings left out), named as the RBD connector's journal names them. */
 async function surveyRbd(ctx: HostContext): Promise<SurveyRbd[]> {
-  const base = '/sys/bus/rbd/devices';
-  const out: SurveyRbd[] = [];
-  for (const id of await listDir(ctx, base)) {
-    if (!/^\d+$/.test(id)) continue;
-    const [pool, image, snap] = [await readAttr(ctx, `${base}/${id}/pool`), await readAttr(ctx, `${base}/${id}/name`), await readAttr(ctx, `${base}/${id}/current_snap`)];
-    if (!pool || !image || (snap && snap !== '-')) continue;
-    out.push({ name: `/dev/rbd/${pool}/${image}`, id, dev: `rbd${id}`, pool, image });
-  }
-  return out;
+  return (await listRbdMappings(ctx))
+    .filter((m) => m.pool && m.image && m.snap === '-')
+    .map((m) => ({ name: `/dev/rbd/${m.pool}/${m.image}`, id: m.id, dev: `rbd${m.id}`, pool: m.pool, image: m.image }));
 }
 
 /** dm-crypt mappings: device-mapper devices whose dm uuid starts `CRYPT-` (as cryptsetup names them). */

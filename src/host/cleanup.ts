@@ -44,6 +44,7 @@ import { unmountFs } from './mount.js';
 import { closeCrypt } from './crypt.js';
 import { flushMap, mapForPath } from './multipath.js';
 import { listNvmeControllers, nvmeDisconnectController } from './nvme.js';
+import { listRbdMappings } from './rbd.js';
 import { deletePinnedDevice, deleteScsiAddress, flushDevice, formatHctl, hctlOfDevice, scsiDevicesUnder, waitForRemoval } from './scsi.js';
 import { pathExists, readAttr } from './sysfs.js';
 import { waitFor } from './retry.js';
@@ -203,10 +204,9 @@ async function closeCryptMapping(ctx: HostContext, i: PlanItem, busy: (name: str
 async function unmapRbd(ctx: HostContext, i: PlanItem, busy: (name: string) => Promise<void>): Promise<void> {
   const r = i.rbd!;
   await ctx.locks.withLock(`rbd-${r.pool}-${r.image}`, async () => {
-    const base = `/sys/bus/rbd/devices/${r.id}`;
-    const [pool, image] = [await readAttr(ctx, `${base}/pool`), await readAttr(ctx, `${base}/name`)];
-    if (pool === undefined) return; // unmapped already
-    if (pool !== r.pool || image !== r.image) throw new Declined(`/dev/${r.dev} now maps ${pool}/${image}, not ${r.pool}/${r.image}`);
+    const now = (await listRbdMappings(ctx)).find((m) => m.id === r.id);
+    if (!now) return; // unmapped already
+    if (now.pool !== r.pool || now.image !== r.image || now.snap !== '-') throw new Declined(`/dev/${r.dev} now maps ${now.pool}/${now.image}, not ${r.pool}/${r.image}`);
     await busy(r.dev);
     await ctx.executor.run(['rbd', 'unmap', `/dev/${r.dev}`], { timeoutMs: 120_000 });
   });

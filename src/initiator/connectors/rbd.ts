@@ -25,7 +25,8 @@
 import { AuthenticationError, InvalidInputError, ProcessExecutionError, VolumeDeviceNotFoundError, VolumePathNotRemovedError, ExtendError } from '../../errors.js';
 import type { HostContext } from '../../host/context.js';
 import { withPrivateTempDir } from '../../host/files.js';
-import { listDir, pathExists, readAttr } from '../../host/sysfs.js';
+import { pathExists, readAttr } from '../../host/sysfs.js';
+import { listRbdMappings, type RbdMapping } from '../../host/rbd.js';
 import { checkReadable } from '../../host/blockdev.js';
 import { waitFor } from '../../host/retry.js';
 import { presentAndReadable } from '../../host/condition.js';
@@ -98,29 +99,7 @@ export function keyringSecrets(keyring: string): string[] {
   return [keyring, ...keys];
 }
 
-/** One krbd mapping as sysfs shows it. */
-export interface RbdMapping {
-  /** Device id: the `N` of `/dev/rbdN`. */
-  id: string;
-  pool: string;
-  image: string;
-  snap: string;
-  /** `/dev/rbdN`. */
-  device: string;
-}
-
-/** The kernel's krbd mappings (`/sys/bus/rbd/devices/*`). Never throws. */
-export async function listRbdMappings(ctx: Pick<HostContext, 'hostRoot'>): Promise<RbdMapping[]> {
-  const base = '/sys/bus/rbd/devices';
-  const ids = (await listDir(ctx, base)).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
-  const out: RbdMapping[] = [];
-  for (const id of ids) {
-    const rd = async (f: string) => (await readAttr(ctx, `${base}/${id}/${f}`)) ?? '';
-    const [pool, image, snap] = await Promise.all([rd('pool'), rd('name'), rd('current_snap')]);
-    out.push({ id, pool, image, snap: snap || '-', device: `/dev/rbd${id}` });
-  }
-  return out;
-}
+export { listRbdMappings, type RbdMapping } from '../../host/rbd.js';
 
 /**
  * `rbd map` exits with status 13 (EACCES) when the monitors refuse the cephx key ("rbd: couldn't
