@@ -8,11 +8,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startInitiatorDaemons, createLioTarget, verifyData, readDirect, assertNoLeftovers, probeLeftovers, run, LAB_INITIATOR_IQN, type LioTarget } from './fixtures/index.js';
+import { startInitiatorDaemons, createLioTarget, verifyData, readDirect, assertNoLeftovers, probeLeftovers, run, LAB_INITIATOR_IQN, WatchingExecutor, type LioTarget } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
 import type { Connector, DeviceInfo } from '../../src/initiator/connector.js';
-import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } from '../../src/exec/executor.js';
 import { createCapturingLogger } from '../../src/log.js';
 import { BrickError, VolumePathNotRemovedError } from '../../src/errors.js';
 import { createHostContext } from '../../src/host/context.js';
@@ -20,19 +19,6 @@ import { deletePinnedDevice, pinDevice, waitForRemoval } from '../../src/host/sc
 
 const P1 = '127.0.0.1:3260';
 const P2 = '127.0.0.2:3260';
-
-/** An Executor that records every argv it runs (to prove no secret is ever an argument). */
-class WatchingExecutor implements Executor {
-  readonly argvs: string[][] = [];
-  private readonly inner = new ProcessExecutor({ defaultTimeoutMs: 120_000 });
-  get rootHelper(): readonly string[] {
-    return this.inner.rootHelper;
-  }
-  run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    this.argvs.push([...argv]);
-    return this.inner.run(argv, options);
-  }
-}
 
 let seq = 0;
 function iqn(): string {

@@ -14,29 +14,16 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startCeph, startUdevd, probeLeftovers, assertNoLeftovers, readDirect, run, modprobe, token, type CephCluster } from './fixtures/index.js';
+import { startCeph, startUdevd, probeLeftovers, assertNoLeftovers, readDirect, run, modprobe, token, WatchingExecutor, type CephCluster } from './fixtures/index.js';
 import { connectorFor } from '../../src/initiator/factory.js';
 import '../../src/initiator/connectors/index.js';
-import { ProcessExecutor, type Executor, type ExecOptions, type ExecResult } from '../../src/exec/executor.js';
+import { ProcessExecutor } from '../../src/exec/executor.js';
 import { createCapturingLogger } from '../../src/log.js';
 import { AuthenticationError } from '../../src/errors.js';
 import { LockManager } from '../../src/host/lock.js';
 import { AttachJournal, attachmentKey } from '../../src/host/journal.js';
 import { cleanupHost } from '../../src/host/cleanup.js';
 import { createHostContext } from '../../src/host/context.js';
-
-/** An Executor that records every argv it runs (to prove the keyring is never an argument). */
-class WatchingExecutor implements Executor {
-  readonly argvs: string[][] = [];
-  private readonly inner = new ProcessExecutor({ defaultTimeoutMs: 120_000 });
-  get rootHelper(): readonly string[] {
-    return this.inner.rootHelper;
-  }
-  run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
-    this.argvs.push([...argv]);
-    return this.inner.run(argv, options);
-  }
-}
 
 const MiB = 1 << 20;
 let cluster: CephCluster | undefined;
