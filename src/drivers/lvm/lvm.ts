@@ -14,6 +14,8 @@ import type { HostContext } from '../../host/context.js';
 
 const SEP = '|';
 const REPORT = ['--noheadings', '--units', 'b', '--nosuffix', '--separator', SEP];
+/** The `lvs` columns {@link parseLvs} reads. */
+const LV_FIELDS = 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent';
 
 /** One volume group as `vgs` reports it (bytes). */
 export interface VgInfo {
@@ -133,7 +135,7 @@ export class VolumeGroup {
 
   /** Every LV of the VG. */
   async lvs(): Promise<LvInfo[]> {
-    const { stdout } = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', this.name]);
+    const { stdout } = await this.run(['lvs', ...REPORT, '-o', LV_FIELDS, this.name]);
     return parseLvs(stdout);
   }
 
@@ -144,11 +146,16 @@ export class VolumeGroup {
    * @throws {@link ProcessExecutionError} when `lvs` fails for another reason than a missing VG (e.g. without privilege)
    * @throws {@link ProcessTimeoutError} when `lvs` does not finish within the group's timeout
    */
-  async lvsIfPresent(): Promise<LvInfo[] | undefined> {
-    const r = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', this.name], false);
+  lvsIfPresent(): Promise<LvInfo[] | undefined> {
+    return this.lvsReport(this.name, /not found|No such/i);
+  }
+
+  /** The `lvs` report of `target` (`<vg>` or `<vg>/<lv>`), or undefined when `lvs` says (by `missing` or exit status 5) it does not exist. */
+  private async lvsReport(target: string, missing: RegExp): Promise<LvInfo[] | undefined> {
+    const r = await this.run(['lvs', ...REPORT, '-o', LV_FIELDS, target], false);
     if (r.exitCode !== 0) {
-      if (/not found|No such/i.test(r.stderr) || r.exitCode === 5) return undefined;
-      throw new ProcessExecutionError(['lvs', this.name], r.exitCode, r.stdout, r.stderr);
+      if (missing.test(r.stderr) || r.exitCode === 5) return undefined;
+      throw new ProcessExecutionError(['lvs', target], r.exitCode, r.stdout, r.stderr);
     }
     return parseLvs(r.stdout);
   }
@@ -159,12 +166,7 @@ export class VolumeGroup {
    * @throws {@link ProcessTimeoutError} when `lvs` does not finish within the group's timeout
    */
   async lv(name: string): Promise<LvInfo | undefined> {
-    const r = await this.run(['lvs', ...REPORT, '-o', 'lv_name,lv_size,lv_attr,origin,pool_lv,data_percent', `${this.name}/${name}`], false);
-    if (r.exitCode !== 0) {
-      if (/not found|Failed to find/i.test(r.stderr) || r.exitCode === 5) return undefined;
-      throw new ProcessExecutionError(['lvs', `${this.name}/${name}`], r.exitCode, r.stdout, r.stderr);
-    }
-    return parseLvs(r.stdout).find((l) => l.name === name);
+    return (await this.lvsReport(`${this.name}/${name}`, /not found|Failed to find/i))?.find((l) => l.name === name);
   }
 
   /** `/dev/<vg>/<lv>`. */
