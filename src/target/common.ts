@@ -36,9 +36,32 @@ export interface ChapCredentials {
   password: string;
 }
 
-/** New per-volume CHAP credentials: a 20-character user name and a 16-character secret (Cinder's lengths; 16 is the most initiators accept). */
-export function generateChap(): ChapCredentials {
-  return { username: randomAlnum(20), password: randomAlnum(16) };
+/**
+ * Whether a CHAP name starts with what the Linux LIO target reads as an encoding prefix: `0x`/`0X`
+ * (hex) or `0b`/`0B` (base64). LIO parses the initiator's `CHAP_N` with the same
+ * `extract_param()` as the binary keys (drivers/target/iscsi/iscsi_target_nego.c): a hex-marked
+ * name is refused outright, a base64-marked one loses its first two characters and then no longer
+ * matches the ACL's `auth/userid` (`chap_server_compute_hash()` in iscsi_target_auth.c). Either
+ * way every login to that ACL fails with an authorization error (iscsiadm status 24). RFC 3720
+ * 11.1.4 makes N a plain text string; the kernel fix is "scsi: target: fix auth when CHAP_N
+ * carries a hex/b64 prefix" (2026), absent from the 6.1 kernels the lab and Debian 12 run.
+ */
+export function hasChapEncodingPrefix(name: string): boolean {
+  return /^0[xXbB]/.test(name);
+}
+
+/**
+ * New per-volume CHAP credentials: a 20-character user name and a 16-character secret (Cinder's
+ * lengths; 16 is the most initiators accept), alphanumerics from `draw` (default
+ * {@link randomAlnum}; tests inject their own). A user name with an encoding prefix
+ * ({@link hasChapEncodingPrefix}: about 1 in 961 draws) is drawn again: LIO would refuse every
+ * login with it. Cinder's `generate_username` does not exclude them. The secret needs no such
+ * care: open-iscsi (`acl_set_passwd`) and LIO (`auth/password`) both use its bytes as written.
+ */
+export function generateChap(draw: (length: number) => string = randomAlnum): ChapCredentials {
+  let username = draw(20);
+  while (hasChapEncodingPrefix(username)) username = draw(20);
+  return { username, password: draw(16) };
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   parseIscsiLocation,
   parseProviderAuth,
   generateChap,
+  hasChapEncodingPrefix,
   randomAlnum,
   iscsiConnectionData,
 } from '../../../src/target/common.js';
@@ -104,6 +105,29 @@ test('generated CHAP credentials: 20/16 alphanumerics, different every time', ()
   assert.notEqual(a.password, b.password);
   const big = randomAlnum(6200);
   assert.ok(new Set(big).size === 62, 'all 62 characters are drawn');
+});
+
+test('CHAP names LIO reads as hex- or base64-encoded (0x, 0X, 0b, 0B first) are recognised; others are not', () => {
+  for (const n of ['0xA1b2C3d4E5f6G7h8I9j0', '0Xabc', '0bQmFzZTY0', '0B0000']) assert.ok(hasChapEncodingPrefix(n), n);
+  for (const n of ['x0abc', 'b0abc', '00xabc', '0abc', 'A0xabc', '0', '']) assert.ok(!hasChapEncodingPrefix(n), n);
+});
+
+test('a generated CHAP user name never starts with an encoding prefix: such a draw is replaced by the next one', () => {
+  for (const prefixed of ['0x', '0X', '0b', '0B']) {
+    const draws = [`${prefixed}${'A'.repeat(18)}`, `${prefixed}${'B'.repeat(18)}`, 'Cq7'.padEnd(20, 'z'), 'S3cretS3cretS3cr'];
+    const asked: number[] = [];
+    const chap = generateChap((length) => {
+      asked.push(length);
+      return draws.shift()!;
+    });
+    assert.equal(chap.username, 'Cq7'.padEnd(20, 'z'), `a ${prefixed} name is drawn again`);
+    assert.equal(chap.password, 'S3cretS3cretS3cr');
+    assert.deepEqual(asked, [20, 20, 20, 16]);
+  }
+  // With the real source, about 1 in 961 names would carry one: 20 000 draws would hold ~21.
+  const names = Array.from({ length: 20_000 }, () => generateChap().username);
+  assert.deepEqual(names.filter(hasChapEncodingPrefix), []);
+  assert.ok(names.some((n) => n.startsWith('0')), 'names may still start with a digit 0');
 });
 
 test('iscsiConnectionData has no CHAP keys without provider_auth', () => {
