@@ -53,7 +53,9 @@ import { getConnectorProperties, type ConnectorProperties } from '../../src/init
 import { createHostContext } from '../../src/host/context.js';
 import { ProcessExecutor } from '../../src/exec/executor.js';
 import type { Volume } from '../../src/library/index.js';
-import { BrickError } from '../../src/errors.js';
+import { AuthenticationError, BrickError } from '../../src/errors.js';
+import { randomAlnum } from '../../src/target/common.js';
+import { randomUUID } from 'node:crypto';
 import type { VolumeDriver } from '../../src/drivers/driver.js';
 
 const VG = 'brick-lvm';
@@ -206,6 +208,47 @@ for (const label of ['lio', 'tgt', 'nvmet'] as const) {
     }
   });
 }
+
+/**
+ * LIO reads a `CHAP_N` that starts with `0x`/`0b` as hex/base64 and so never matches the ACL's
+ * user name (see `hasChapEncodingPrefix`): why generated user names never start so. An `x0` name
+ * is the control and must connect. A kernel with the fix accepts the prefixed names: that is
+ * reported, not failed.
+ */
+test('driver lio: CHAP user names starting 0x or 0b (which generated names avoid) against this kernel; x0 connects', async (t) => {
+  const d = makeDriver('lio');
+  await d.checkForSetupError();
+  const real = await getConnectorProperties({ multipath: false, host: 'lab' });
+  const c = connectorFor('ISCSI', { useMultipath: false, ctx: host, deviceScanAttempts: 1 });
+  for (const prefix of ['0x', '0b', 'x0']) {
+    const id = randomUUID();
+    const v: import('../../src/drivers/driver.js').DriverVolume = { id, name: `volume-${id}`, size: 1, provider_auth: `CHAP ${prefix}${randomAlnum(18)} ${randomAlnum(16)}` };
+    try {
+      await d.createVolume(v);
+      Object.assign(v, await d.createExport(v, real));
+      const ci = await d.initializeConnection(v, real);
+      const outcome = await c.connectVolume(ci.data).then(
+        async (info) => {
+          await c.disconnectVolume(ci.data, info);
+          return 'connected';
+        },
+        (e: unknown) => e,
+      );
+      if (prefix === 'x0') assert.equal(outcome, 'connected', 'the control name connects');
+      else if (outcome === 'connected') t.diagnostic(`${prefix}: this kernel accepts a CHAP_N with an encoding prefix`);
+      else {
+        assert.ok(outcome instanceof AuthenticationError, `${prefix}: refused as an authentication failure, not ${String(outcome)}`);
+        t.diagnostic(`${prefix}: refused by LIO (AUTHENTICATION_FAILED), as the kernel's extract_param() predicts`);
+      }
+      await d.terminateConnection(v, real);
+    } finally {
+      await d.removeExport(v).catch(() => undefined);
+      await discard(`/dev/${VG}/${v.name}`);
+      await d.deleteVolume(v).catch(() => undefined);
+    }
+  }
+  await noLeftovers();
+});
 
 /** The cinderlib functional suite for one backend, through the library. */
 function cinderlibSuite(label: keyof typeof CONFIGS): void {
