@@ -43,8 +43,8 @@ export interface ChapCredentials {
  * name is refused outright, a base64-marked one loses its first two characters and then no longer
  * matches the ACL's `auth/userid` (`chap_server_compute_hash()` in iscsi_target_auth.c). Either
  * way every login to that ACL fails with an authorization error (iscsiadm status 24). RFC 3720
- * 11.1.4 makes N a plain text string; the kernel fix is "scsi: target: fix auth when CHAP_N
- * carries a hex/b64 prefix" (2026), absent from the 6.1 kernels the lab and Debian 12 run.
+ * 11.1.4 makes N a plain text string. Shown against Debian 12's 6.1 kernel by the lab test
+ * `test/lab/lvm.test.ts` (names starting `0x` and `0b` refused, an `x0` control accepted).
  */
 export function hasChapEncodingPrefix(name: string): boolean {
   return /^0[xXbB]/.test(name);
