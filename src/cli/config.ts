@@ -9,6 +9,7 @@
  * my_ip: 192.0.2.10                 # connector property `ip`
  * host: node-1                      # connector property `host`
  * default_backend: lvm1             # used when a command is not given --backend
+ * process_nice: -10                 # nice value of brick's threads; default: left as started
  * backends:
  *   - volume_backend_name: lvm1
  *     volume_driver: lvm
@@ -45,6 +46,7 @@ const configSchema = z
     my_ip: z.string().min(1).optional(),
     host: z.string().min(1).optional(),
     default_backend: z.string().min(1).optional(),
+    process_nice: z.number().int().min(-20).max(19).optional(),
     backends: z.array(backendSchema).min(1).optional(),
   })
   .strict();
@@ -70,6 +72,12 @@ export interface BrickConfig {
   myIp: string | undefined;
   host: string | undefined;
   defaultBackend: string;
+  /**
+   * The nice value (−20 to 19) `brick` sets on its threads before it attaches, detaches or serves
+   * CSI (`process_nice`; see `setProcessNice` in `host/priority.ts`), or `undefined` to leave the
+   * priority it was started with. Below 0 needs root (`CAP_SYS_NICE`).
+   */
+  processNice: number | undefined;
   backends: { volume_backend_name: string; volume_driver: string; [k: string]: unknown }[];
 }
 
@@ -113,6 +121,7 @@ export function parseConfig(text: string, source: string, env: Env, uid?: number
     myIp: c.my_ip,
     host: c.host,
     defaultBackend,
+    processNice: c.process_nice,
     backends,
   };
 }

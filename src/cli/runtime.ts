@@ -12,6 +12,7 @@ import { Backend } from '../library/backend.js';
 import { createLogger, type Logger } from '../log.js';
 import { ensurePrivateDirectory } from '../host/private-dir.js';
 import { AttachJournal } from '../host/journal.js';
+import { setProcessNice } from '../host/priority.js';
 import { loadConfig, loadConfigSync, checkBackends, backendConfig, type BrickConfig } from './config.js';
 import type { Store } from '../persistence/store.js';
 import '../initiator/connectors/index.js';
@@ -79,10 +80,12 @@ export function journalKillHook(env: NodeJS.ProcessEnv): (event: string) => void
  * `disconnect`): they record into the same journal as the library. Makes the data directory
  * (private, as {@link createRuntime} does); the journal directories are made on first write.
  * @throws {@link InvalidConfigError} as {@link loadConfig}; field `data_dir` as {@link createRuntime}
+ * @throws {@link HostIoError} (field `process_nice`) when the configured nice value cannot be set (below 0 without root)
  */
 export function configuredJournal(flags: GlobalFlags, env: NodeJS.ProcessEnv): AttachJournal {
   const config = loadConfigSync(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0);
   ensurePrivateDirectory(config.dataDir, process.geteuid?.() ?? 0, 'data_dir');
+  if (config.processNice !== undefined) setProcessNice(config.processNice, 'process_nice');
   return new AttachJournal(join(config.dataDir, 'journal'), { onEvent: journalKillHook(env) });
 }
 
@@ -96,11 +99,13 @@ export function configuredJournal(flags: GlobalFlags, env: NodeJS.ProcessEnv): A
  *   `data_dir` when the data directory is `/`, under `/proc`, `/sys` or `/dev`, not a directory, cannot be
  *   created, or is owned by another user or writable by group or others
  * @throws {@link NotFoundError} (field `backend`) when `--backend` names no configured backend
+ * @throws {@link HostIoError} (field `process_nice`) when the configured nice value cannot be set (below 0 without root)
  */
 export async function createRuntime(flags: GlobalFlags, env: NodeJS.ProcessEnv, onProgress?: (op: string, done: number, total: number) => void): Promise<Runtime> {
   const config = await loadConfig(flags.config ?? env.BRICK_CONFIG, env, process.geteuid?.() ?? 0);
   checkBackends(config, flags.backend);
   const logger = flags.verbose ? createLogger({ destination: process.stderr, level: 'debug' }) : createLogger();
+  if (config.processNice !== undefined) setProcessNice(config.processNice, 'process_nice');
   ensurePrivateDirectory(config.dataDir, process.geteuid?.() ?? 0, 'data_dir');
   const store = await openStore((config.persistence ?? undefined) as Parameters<typeof openStore>[0], { env, dataDir: config.dataDir });
   const rootHelper = resolveRootHelper(flags.rootHelper, config, process.getuid?.() ?? 0);

@@ -14,6 +14,7 @@
  * - the host doctor ({@link runHostDoctor}): is this host ready for its first attach, and how to fix what is not
  * - volume condition ({@link blockVolumeCondition}, {@link VolumeCondition}): device, paths and read test of an attached volume
  * - dm-crypt mappings through cryptsetup (crypt.ts) and encryption keys ({@link FileKeyManager}, {@link CallbackKeyManager})
+ * - the scheduling priority of this process ({@link setProcessNice}): shorter waits for a CPU on a busy host
  *
  * @module
  */
@@ -36,6 +37,7 @@ export * from './cleanup.js';
 export { surveyHost, blockDeviceBusy, parseMountInfo, type HostSurvey, type BusyOptions } from './cleanup-survey.js';
 export * from './crypt.js';
 export * from './key-manager.js';
+export * from './priority.js';
 export * as scsi from './scsi.js';
 export * as teardown from './scsi-teardown.js';
 export * as multipath from './multipath.js';

@@ -12,6 +12,8 @@ test('no config: the file backend named default in the user data directory', () 
   assert.deepEqual(c.backends, [{ volume_backend_name: 'default', volume_driver: 'file', pool_path: '/home/u/.local/share/brick/volumes' }]);
   assert.equal(c.defaultBackend, 'default');
   assert.equal(c.lockPath, '/home/u/.local/share/brick/locks');
+  assert.equal(c.processNice, undefined, 'the priority is left alone unless configured');
+  assert.equal(parseConfig('process_nice: -10\n', 'b.yaml', env).processNice, -10);
 });
 
 test('YAML and JSON configs, root helper as string or list', () => {
@@ -32,6 +34,9 @@ test('bad configs name the file and the key', () => {
     ['default_backend: zz\n', /default_backend: no backend named zz/],
     ['backends: [\n', /not valid YAML or JSON/],
     ['- a\n- b\n', /top level must be a mapping/],
+    ['process_nice: -21\n', /process_nice: /],
+    ['process_nice: 2.5\n', /process_nice: /],
+    ['process_nice: high\n', /process_nice: /],
   ];
   for (const [text, re] of cases) assert.throws(() => parseConfig(text, 'b.yaml', env), (e: unknown) => e instanceof InvalidConfigError && re.test(e.message), text);
 });

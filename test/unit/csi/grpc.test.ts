@@ -29,7 +29,7 @@ async function startPlugin(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'brick-csi-unit-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const log = createCapturingLogger('debug');
-  const config = { source: 'test', dataDir: dir, persistence: undefined, rootHelper: [], lockPath: join(dir, 'locks'), myIp: undefined, host: undefined, defaultBackend: backend.id, backends: [{ volume_backend_name: backend.id, volume_driver: 'fake' }] };
+  const config = { source: 'test', dataDir: dir, persistence: undefined, rootHelper: [], lockPath: join(dir, 'locks'), myIp: undefined, host: undefined, defaultBackend: backend.id, processNice: undefined, backends: [{ volume_backend_name: backend.id, volume_driver: 'fake' }] };
   const plugin: Plugin = {
     rt: { config, context: ctx, store: ctx.store, logger: log.logger, backend: async () => backend, allBackends: async () => [backend] },
     driverName: 'csi.brick.example.org',
