@@ -115,6 +115,18 @@ export interface RunFigures {
   ownCpuS?: number;
   /** Per-volume connect latencies (ms) when the run attached several volumes at once. */
   perVolumeMs?: number[];
+  /** Brick only: its main thread's time on a CPU and runnable but waiting for one during the connect (ms, {@link mainThreadSchedstat}). */
+  mainRunMs?: number;
+  mainWaitMs?: number;
+}
+
+/**
+ * This process's main thread's scheduler statistics (`/proc/self/task/<pid>/schedstat`): time on a
+ * CPU and time runnable but waiting for one, in ms since the thread started (sched-stats.rst).
+ */
+export function mainThreadSchedstat(): { runMs: number; waitMs: number } {
+  const [run, wait] = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+  return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
 }
 
 const WORKER = String.raw`

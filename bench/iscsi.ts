@@ -37,7 +37,7 @@ import { listSessions, parsePortal } from '../src/host/iscsiadm.js';
 import { scsiDevicesUnder } from '../src/host/scsi.js';
 import { mapForWwid, flushMap } from '../src/host/multipath.js';
 import { setProcessNice } from '../src/host/priority.js';
-import { OsBrickWorker, REPS, USER_HZ, counterDelta, hostCounters, median, processTreeTicks, ratio, settle, spread, traceExecs, type RunFigures } from './_common.js';
+import { OsBrickWorker, REPS, mainThreadSchedstat, USER_HZ, counterDelta, hostCounters, median, processTreeTicks, ratio, settle, spread, traceExecs, type RunFigures } from './_common.js';
 
 const ctx = createHostContext();
 type Props = Record<string, unknown>;
@@ -66,6 +66,7 @@ async function brick(list: Props[], multipath: boolean, runCtx = ctx): Promise<R
   const c = connectorFor('ISCSI', { useMultipath: multipath, ctx: runCtx });
   const c0 = hostCounters();
   const own0 = processTreeTicks();
+  const s0 = mainThreadSchedstat();
   const t0 = performance.now();
   const perVolumeMs: number[] = [];
   const infos: DeviceInfo[] = await Promise.all(
@@ -77,13 +78,14 @@ async function brick(list: Props[], multipath: boolean, runCtx = ctx): Promise<R
     }),
   );
   const connectMs = performance.now() - t0;
+  const s1 = mainThreadSchedstat();
   await (c as { settled?: () => Promise<void> }).settled?.();
   await settle();
   const d = counterDelta(c0, hostCounters());
   const ownCpuS = (processTreeTicks() - own0) / USER_HZ;
   const t1 = performance.now();
   await Promise.all(list.map((p, i) => c.disconnectVolume(p, infos[i]!)));
-  return { connectMs, disconnectMs: performance.now() - t1, ...d, ownCpuS, perVolumeMs };
+  return { connectMs, disconnectMs: performance.now() - t1, ...d, ownCpuS, perVolumeMs, mainRunMs: s1.runMs - s0.runMs, mainWaitMs: s1.waitMs - s0.waitMs };
 }
 
 /** The raw floor: node records (with CHAP when the profile has it), parallel logins (automatic scan), the devices or maps appearing; then a plain teardown. */
@@ -305,6 +307,8 @@ async function main(): Promise<void> {
     lines.push('', `profile ${profile}:`, ...HEADER);
     for (const r of rows.filter((x) => x.profile === profile)) lines.push(`| ${rowLine(r)} |`);
   }
+  lines.push('', "Brick's main thread during the connect, medians: runnable but waiting for a CPU / on a CPU / connect");
+  for (const r of rows) lines.push(`${r.profile}, ${r.scenario}: ${(median(pick(r.brick, 'mainWaitMs')) / 1000).toFixed(2)} s / ${(median(pick(r.brick, 'mainRunMs')) / 1000).toFixed(2)} s / ${(median(pick(r.brick, 'connectMs')) / 1000).toFixed(2)} s`);
   lines.push('', ...goals(rows));
   const errs = rows.flatMap((r) => r.errors.map((e) => `${r.profile}/${r.scenario}: ${e}`));
   if (errs.length) lines.push('', `errors (${errs.length}): ${errs.slice(0, 5).join(' | ')}`);
