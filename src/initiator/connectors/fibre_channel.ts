@@ -13,8 +13,8 @@
  * - the returned path is the by-path link (`/dev/disk/by-path/pci-<pci>-fc-0x<wwpn>-lun-<lun>`,
  *   LUNs of 256 and above in os-brick's `0x%04x%04x00000000` form) when udev made it, else
  *   `/dev/sdX`; with multipath, the dm device of the map multipathd builds over the paths
- *   (`/dev/dm-N`, `multipath_id` = WWID), falling back to a single path when no map appears
- *   (os-brick bug 2097388);
+ *   (`/dev/dm-N`, `multipath_id` = WWID), built by Brick with device-mapper when multipathd has
+ *   not after a second, falling back to a single path when no map appears (os-brick bug 2097388);
  * - disconnect is the shared SCSI teardown (`host/scsi-teardown.ts`, os-brick's
  *   `remove_connection`): flush the map (`multipath -f`) or the single paths, delete every path's
  *   SCSI device at its address, wait for them to go, remove the map (`multipathd del map` /
@@ -37,7 +37,7 @@ import { listDir, pathExists, resolvePath } from '../../host/sysfs.js';
 import { openJournalScope, runJournaled, type AttachmentIdentity, type JournalScope } from '../../host/journal.js';
 import { journalMaps, recordScsiRemovals } from '../../host/scsi-journal.js';
 import { deletePinnedDevice, deviceWwid, formatHctl, lunForAddressing, pinDevice, type RemovableDevice, rescanDevice, sysfsSizeBytes } from '../../host/scsi.js';
-import { mapForDevice, mapForPath, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
+import { addPath, addWwid, createMap, isMultipathdRunning, mapForDevice, mapForPath, resizeMap, waitForMap, type MultipathMap } from '../../host/multipath.js';
 import { ErrorChain } from '../../host/error-chain.js';
 import { finishDisconnect, removeConnection } from '../../host/scsi-teardown.js';
 import { fcBlockDevice, fcByPathName, findFcTarget, listFcHbas, normaliseWwn, onlineFcHbas, planFcScans, runFcScans, type FcHba, type FcScan } from '../../host/fc.js';
@@ -145,7 +145,13 @@ export interface FcTimings {
   morePathsWaitMs: number;
   /** How long to wait for the WWID in sysfs. Default 10 000. */
   wwidWaitMs: number;
-  /** How long to wait for multipathd's map. Default 10 000. */
+  /**
+   * How long to wait for multipathd to make the map on its own before Brick builds it with
+   * device-mapper ({@link createMap}, which multipathd adopts) and then forces it (`multipath -a`
+   * + `multipathd add path`). Default 1 000.
+   */
+  directMapAfterMs: number;
+  /** How long, in all, to wait for the map before falling back to a single path. Default 10 000. */
   mapWaitMs: number;
   /** How long disconnect waits for deleted devices to leave sysfs. Default 30 000 (os-brick). */
   removalWaitMs: number;
@@ -160,7 +166,7 @@ export class FibreChannelConnector implements Connector {
     private readonly ctx: HostContext,
     private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<FcTimings> },
   ) {
-    this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, mapWaitMs: 10_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
+    this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, directMapAfterMs: 1_000, mapWaitMs: 10_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
   }
 
   private lockName(v: FcVolume): string {
@@ -274,7 +280,7 @@ export class FibreChannelConnector implements Connector {
       const info: DeviceInfo = { type: 'block', path: single, scsi_wwn: wwid };
       if (this.options.useMultipath) {
         await journal.intent('multipath-map', wwid); // multipathd makes it from the paths Brick scanned in
-        const map = await waitForMap(this.ctx, wwid, { timeoutMs: this.timings.mapWaitMs, paths: paths.map((p) => p.device!) }).catch(() => undefined);
+        const map = await this.multipathMap(wwid, paths.map((p) => p.device!));
         if (map) {
           info.path = `/dev/${map.dm}`;
           info.multipath_id = map.wwid;
@@ -288,6 +294,37 @@ export class FibreChannelConnector implements Connector {
       await cleanup(paths);
       throw e;
     }
+  }
+
+  /**
+   * The multipath map over block devices `devices` (`['sdb', 'sdc']`) of WWID `wwid`, or
+   * `undefined` when none holds one of them within `mapWaitMs`. multipathd normally makes it from
+   * the paths' uevents; when it has not after `directMapAfterMs` (udev's queue is long while
+   * other devices attach, or a uevent was lost), the map is built with device-mapper directly
+   * ({@link createMap}) and failing that forced as os-brick's iSCSI connector does (`multipath -a
+   * WWID`, `multipathd add path` per device) before waiting out the rest; both only while
+   * multipathd runs, so that it adopts the map and checks the paths. os-brick's FC connector only
+   * looks for the map once and falls back to the single path (`_discover_mpath_device`); the
+   * lab showed that fallback under load (FCoE over two links, map missing after 10 s).
+   * @throws nothing; a map that never appears is `undefined`
+   */
+  private async multipathMap(wwid: string, devices: string[]): Promise<MultipathMap | undefined> {
+    const started = Date.now();
+    const holding = (m: MultipathMap | undefined) => (m && m.paths.some((d) => devices.includes(d)) ? m : undefined);
+    const wait = (timeoutMs: number) => waitForMap(this.ctx, wwid, { timeoutMs: Math.max(0, timeoutMs), paths: devices }).catch(() => undefined);
+    const early = await wait(Math.min(this.timings.directMapAfterMs, this.timings.mapWaitMs));
+    if (early) return early;
+    if (await isMultipathdRunning(this.ctx)) {
+      const built = holding(await createMap(this.ctx, wwid, devices));
+      if (built) {
+        this.ctx.logger.debug({ wwid, map: built.dm, paths: built.paths }, 'fc: built the multipath map directly');
+        return built;
+      }
+      this.ctx.logger.debug({ wwid, devices }, 'fc: forcing the multipath map');
+      await addWwid(this.ctx, wwid);
+      for (const d of devices) await addPath(this.ctx, `/dev/${d}`);
+    }
+    return wait(this.timings.mapWaitMs - (Date.now() - started));
   }
 
   /**

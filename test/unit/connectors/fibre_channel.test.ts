@@ -120,6 +120,34 @@ test('multipath over two HBAs and two array ports: narrow scans only, map return
   }
 });
 
+test('multipath: multipathd runs but has made no map after directMapAfterMs: Brick loads it with device-mapper; without multipathd the single path is returned', async () => {
+  for (const running of [true, false]) {
+    const k = kernel([{ lun: 2, wwpns: [A1, A2] }], false);
+    try {
+      k.setMultipathdProcess(running);
+      const c = new FibreChannelConnector(k.ctx, { useMultipath: true, deviceScanAttempts: 2, timings: { ...FAST, directMapAfterMs: 50 } });
+      const props = { target_wwns: [A1, A2], target_lun: 2 };
+      const info = await c.connectVolume(props);
+      const creates = k.executor.commands().filter((x) => x.startsWith('dmsetup create'));
+      if (running) {
+        assert.equal(info.path, '/dev/dm-0', 'the map Brick loaded');
+        assert.equal(info.multipath_id, `3${NAA}`);
+        assert.equal(creates.length, 1, 'one dmsetup create');
+        assert.match(creates[0]!, new RegExp(`^dmsetup create --noudevsync --concise 3${NAA},mpath-3${NAA},,,0 2097152 multipath 0 0 1 1 service-time 0 3 2 `));
+      } else {
+        assert.match(info.path, /^\/dev\/disk\/by-path\/.*-fc-0x[0-9a-f]{16}-lun-2$/, `a single path: ${info.path}`);
+        assert.equal(info.multipath_id, undefined);
+        assert.deepEqual(creates, [], 'no map loaded that no multipathd would check');
+        assert.ok(!k.executor.commands().some((x) => x.startsWith('multipath')), 'nothing forced');
+      }
+      await c.disconnectVolume(props, info);
+      assert.deepEqual(k.disks(), []);
+    } finally {
+      k.dispose();
+    }
+  }
+});
+
 test('a failing map flush follows os-brick: without force it raises at once (ignoreErrors too) and removes nothing; force goes on and raises the collected failures unless ignoreErrors', async () => {
   const k = kernel([{ lun: 2, wwpns: [A1, A2] }], true);
   try {
