@@ -30,6 +30,16 @@ import type { BrickContext } from './context.js';
 /** The `admin_metadata` key holding the owner marker `<host>:<pid>` during a transitional status. */
 export const BUSY_KEY = 'brick_busy_owner';
 
+/**
+ * The `admin_metadata` key a volume record carries (value `creating`) from the moment it is first
+ * saved until its creation (new, clone or from a snapshot) has succeeded. A volume still marking
+ * it had its create fail or interrupted: its storage may be missing or hold part of a copy, so it
+ * is not connected, attached, extended, snapshotted or cloned (Cinder likewise only reserves an
+ * `available` or `in-use` volume); it can be deleted. Records written before this key existed do
+ * not carry it.
+ */
+export const CREATE_INCOMPLETE_KEY = 'brick_create_incomplete';
+
 /** The statuses that mean "a process is working on this object now" (Cinder's `-ing` statuses). */
 export const TRANSITIONAL: ReadonlySet<string> = new Set(['creating', 'deleting', 'extending', 'attaching', 'detaching']);
 

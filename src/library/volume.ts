@@ -21,7 +21,7 @@ import type { BrickContext } from './context.js';
 import { Connection } from './connection.js';
 import { copyVolumeKey, deleteVolumeKey } from './encryption.js';
 import { nameAndDescription, validateSize } from './input.js';
-import { BUSY_KEY, DriverObject, TRANSITIONAL, busyOwner, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
+import { BUSY_KEY, CREATE_INCOMPLETE_KEY, DriverObject, TRANSITIONAL, busyOwner, identityMapped, newBaseRecord, objectKey, ownerIsDead } from './record.js';
 import { Snapshot } from './snapshot.js';
 
 const GiB = 1024 ** 3;
@@ -123,13 +123,18 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
   /**
    * @internal Create a new volume on `backend`: a `creating` record entered in the identity map,
    * then `available` once `driverCreate` succeeds (cinderlib's error contract otherwise), and
-   * listed in the backend's volumes.
+   * listed in the backend's volumes. The record carries {@link CREATE_INCOMPLETE_KEY} until the
+   * success is saved, so a failed or interrupted create stays unusable (deletable only).
    * @throws whatever `driverCreate` throws, the volume then saved in `error`
    */
   static async createOn(backend: Backend, fields: NewVolumeFields, driverCreate: (vol: Volume) => Promise<ModelUpdate | void>): Promise<Volume> {
     const vol = new Volume(backend, Volume.newRecord(backend.id, fields));
+    vol.adminMetadata[CREATE_INCOMPLETE_KEY] = 'creating';
     backend.context.objects.set(objectKey('volume', vol.id), vol);
-    await vol.runDriver('creating', 'available', () => driverCreate(vol));
+    await vol.runDriver('creating', () => {
+      delete vol.adminMetadata[CREATE_INCOMPLETE_KEY];
+      return 'available';
+    }, () => driverCreate(vol));
     backend.remember(vol);
     return vol;
   }
@@ -329,10 +334,15 @@ export class Volume extends DriverObject<VolumeRecord, VolumeStatus> {
     return identityMapped(this.backend.context, 'connection', rec, () => new Connection(this, rec));
   }
 
-  /** @throws {@link InvalidStateError} for a deleted volume or one in a transitional status */
+  /** @throws {@link InvalidStateError} for a deleted volume, one in a transitional status, or one whose create never finished ({@link CREATE_INCOMPLETE_KEY}) */
   private ensureUsable(action: string): void {
     if (this.status === 'deleted') throw new InvalidStateError(`volume ${this.id} is deleted; cannot ${action}`, { details: { volume_id: this.id } });
     if (TRANSITIONAL.has(this.status)) throw new InvalidStateError(`volume ${this.id} is ${this.status}; cannot ${action} now`, { details: { volume_id: this.id, status: this.status } });
+    if (this.adminMetadata[CREATE_INCOMPLETE_KEY] !== undefined) {
+      throw new InvalidStateError(`volume ${this.id} was never completely created (${this.status}${this.error ? `: ${this.error}` : ''}); cannot ${action} it, only delete it`, {
+        details: { volume_id: this.id, status: this.status },
+      });
+    }
   }
 
   /**

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { BackendError, InsufficientCapacityError, VolumeDeviceNotFoundError } from '../../../src/errors.js';
+import { BackendError, InsufficientCapacityError, InvalidStateError, VolumeDeviceNotFoundError } from '../../../src/errors.js';
 import { nowIso } from '../../../src/persistence/store.js';
 import { consumer, fakeBackend, fakeConnector } from './fake-driver.js';
 
@@ -179,4 +179,50 @@ test('a transitional record whose owner process on this host is gone is marked e
   assert.match(vol.error ?? '', new RegExp(`^interrupted while extending: the process that was working on it \\(unit-host:${dead}\\) is gone$`));
   assert.equal(vol.adminMetadata[BUSY_KEY], undefined);
   assert.equal((await ctx.store.getVolumes({ id: vol.id }))[0]?.status, 'error');
+});
+
+test('a volume whose create failed or was interrupted is never connected, attached, extended, snapshotted or cloned, only deleted; a failed attach does not block the next one', async (t) => {
+  const { ctx, backend, driver } = await fakeBackend(t);
+  const INCOMPLETE = 'brick_create_incomplete';
+  // The torture test's case: a create killed before its storage existed, recovered as error.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid;
+  const now = nowIso();
+  const base = { version: 0, created_at: now, updated_at: now, backend: backend.id, description: '', size: 1, provider_location: null, provider_auth: null, provider_id: null, multiattach: false, snapshot_id: null, source_volid: null, error: null };
+  await ctx.store.setVolume({ ...base, id: '00000000-0000-4000-8000-000000000002', name: 'killed', status: 'creating', admin_metadata: { [BUSY_KEY]: `unit-host:${dead}`, [INCOMPLETE]: 'creating' } });
+  const killed = await backend.getVolume('00000000-0000-4000-8000-000000000002');
+  assert.equal(killed.status, 'error');
+  driver.failNext('createVolume', new BackendError('the fake pool broke'));
+  await assert.rejects(backend.createVolume({ size: 1, name: 'failed' }), /the fake pool broke/);
+  const failed = (await backend.getVolumes()).find((v) => v.name === 'failed')!;
+  assert.equal(failed.adminMetadata[INCOMPLETE], 'creating', 'a failed create keeps the mark');
+  const before = driver.calls.length;
+  for (const vol of [killed, failed]) {
+    for (const [what, op] of [
+      ['attach', () => vol.attach()],
+      ['connect', () => vol.connect(consumer('consumer-1'))],
+      ['extend', () => vol.extend(2)],
+      ['snapshot', () => vol.createSnapshot()],
+      ['clone', () => vol.clone()],
+    ] as const) {
+      await assert.rejects(op(), (e: unknown) => e instanceof InvalidStateError && e.message.includes('never completely created') && e.message.includes(`cannot ${what}`), `${vol.name}: ${what}`);
+    }
+  }
+  assert.deepEqual(driver.calls.slice(before), [], 'no driver call for a refused operation');
+  assert.deepEqual(await ctx.store.getConnections({}), [], 'no connection record');
+  assert.equal((await ctx.store.getVolumes({ id: killed.id }))[0]?.status, 'error', 'a refusal changes nothing');
+  await killed.delete();
+  await failed.delete();
+  assert.deepEqual((await ctx.store.getVolumes({})).map((v) => v.name), []);
+
+  // A volume created normally drops the mark; a failed attach leaves it in error but attachable.
+  const ok = await backend.createVolume({ size: 1 });
+  assert.equal(ok.adminMetadata[INCOMPLETE], undefined);
+  assert.equal((await ctx.store.getVolumes({ id: ok.id }))[0]?.admin_metadata[INCOMPLETE], undefined);
+  fakeConnector.failNextConnect(new VolumeDeviceNotFoundError('fake device never appeared'));
+  await assert.rejects(ok.attach(), VolumeDeviceNotFoundError);
+  assert.equal(ok.status, 'error');
+  await ok.attach();
+  assert.equal(ok.status, 'in-use');
+  await ok.detach();
+  assert.equal(ok.status, 'available');
 });
