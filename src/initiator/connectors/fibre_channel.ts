@@ -14,7 +14,7 @@
  *   LUNs of 256 and above in os-brick's `0x%04x%04x00000000` form) when udev made it, else
  *   `/dev/sdX`; with multipath, the dm device of the map multipathd builds over the paths
  *   (`/dev/dm-N`, `multipath_id` = WWID), built by Brick with device-mapper when multipathd has
- *   not after a second, falling back to a single path when no map appears (os-brick bug 2097388);
+ *   not after 10 s, falling back to a single path when no map appears (os-brick bug 2097388);
  * - disconnect is the shared SCSI teardown (`host/scsi-teardown.ts`, os-brick's
  *   `remove_connection`): flush the map (`multipath -f`) or the single paths, delete every path's
  *   SCSI device at its address, wait for them to go, remove the map (`multipathd del map` /
@@ -148,10 +148,13 @@ export interface FcTimings {
   /**
    * How long to wait for multipathd to make the map on its own before Brick builds it with
    * device-mapper ({@link createMap}, which multipathd adopts) and then forces it (`multipath -a`
-   * + `multipathd add path`). Default 1 000.
+   * + `multipathd add path`). Default 10 000: in the lab multipathd makes the map within about a
+   * second, and a map Brick loads while multipathd is about to make its own made the FCoE lab
+   * test flaky (2 runs in 4 with 1 000: the condition read a path missing during multipathd's
+   * reload, or the flush found the map in use).
    */
   directMapAfterMs: number;
-  /** How long, in all, to wait for the map before falling back to a single path. Default 10 000. */
+  /** How long, in all, to wait for the map before falling back to a single path. Default 20 000. */
   mapWaitMs: number;
   /** How long disconnect waits for deleted devices to leave sysfs. Default 30 000 (os-brick). */
   removalWaitMs: number;
@@ -166,7 +169,7 @@ export class FibreChannelConnector implements Connector {
     private readonly ctx: HostContext,
     private readonly options: Pick<ResolvedConnectorOptions, 'useMultipath' | 'deviceScanAttempts'> & { timings?: Partial<FcTimings> },
   ) {
-    this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, directMapAfterMs: 1_000, mapWaitMs: 10_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
+    this.timings = { scanWaitMs: 2_000, morePathsWaitMs: 2_000, wwidWaitMs: 10_000, directMapAfterMs: 10_000, mapWaitMs: 20_000, removalWaitMs: 30_000, ...(options.timings ?? {}) };
   }
 
   private lockName(v: FcVolume): string {
