@@ -282,7 +282,7 @@ export class FibreChannelConnector implements Connector {
       const single = byPath && (await pathExists(this.ctx, byPath)) ? byPath : `/dev/${first.device}`;
       const info: DeviceInfo = { type: 'block', path: single, scsi_wwn: wwid };
       if (this.options.useMultipath) {
-        await journal.intent('multipath-map', wwid); // multipathd makes it from the paths Brick scanned in
+        await journal.intent('multipath-map', wwid); // multipathd makes it from the paths Brick scanned in, or Brick does when multipathd is late
         const map = await this.multipathMap(wwid, paths.map((p) => p.device!));
         if (map) {
           info.path = `/dev/${map.dm}`;
